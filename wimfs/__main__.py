@@ -1,0 +1,5 @@
+import sys
+
+from wimfs.cli import main
+
+sys.exit(main())

@@ -1,0 +1,188 @@
+"""The metadata resource of an image: security data and the dentry tree.
+
+Layout (uncompressed metadata resource):
+  security data   u32 total_length, u32 num_entries, u64 sizes[num_entries],
+                  then the self-relative security descriptors; padded to 8.
+  root dentry     at the 8-aligned end of the security data.
+  dentry lists    each directory's children are a run of dentries at the
+                  directory's subdir_offset, ended by an 8-byte zero length.
+Each dentry is followed (8-aligned) by its extra stream entries.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass, field
+
+from wimfs.errors import WimCorruptError
+from wimfs.format import structs as S
+
+log = logging.getLogger(__name__)
+
+_u32 = struct.Struct("<I")
+_u64 = struct.Struct("<Q")
+_dentry = S.DENTRY_STRUCT
+_stream = S.EXTRA_STREAM_STRUCT
+_reparse = S.REPARSE_UNION_STRUCT
+_link = S.LINK_UNION_STRUCT
+DIR_ATTRS = S.FILE_ATTRIBUTE_DIRECTORY
+
+
+def align8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+@dataclass(slots=True)
+class ExtraStream:
+    name: str
+    hash: bytes
+
+
+@dataclass(slots=True, eq=False)
+class DiskDentry:
+    """One dentry as stored, before hard links are grouped into inodes."""
+
+    name: str
+    short_name: str
+    attributes: int
+    security_id: int
+    subdir_offset: int
+    creation_time: int
+    last_access_time: int
+    last_write_time: int
+    main_hash: bytes
+    unknown_0x54: int
+    reparse_tag: int
+    rp_reserved: int
+    rp_flags: int
+    hard_link_group_id: int
+    tagged_items: bytes
+    extra_streams: list[ExtraStream]
+    offset: int
+    children: list[DiskDentry] = field(default_factory=list)
+
+    @property
+    def is_directory(self) -> bool:
+        return bool(self.attributes & DIR_ATTRS) and \
+            not self.attributes & S.FILE_ATTRIBUTE_REPARSE_POINT
+
+
+def parse_security_data(buf: bytes | memoryview) -> tuple[list[bytes], int]:
+    """Return (descriptors, offset of the root dentry)."""
+    if len(buf) < 8:
+        raise WimCorruptError("metadata resource too short for its security data")
+    total_length, num_entries = struct.unpack_from("<II", buf, 0)
+    if total_length == 0:
+        total_length = 8  # some writers leave it 0 for an empty table
+    if total_length < 8 or total_length > len(buf) or num_entries > (total_length - 8) // 8:
+        raise WimCorruptError(f"bad security data (length {total_length}, "
+                              f"{num_entries} entries)")
+    sizes = struct.unpack_from(f"<{num_entries}Q", buf, 8)
+    pos = 8 + 8 * num_entries
+    sds: list[bytes] = []
+    for size in sizes:
+        if size > total_length - pos:
+            raise WimCorruptError("security descriptor runs past the security data")
+        sds.append(bytes(buf[pos:pos + size]))
+        pos += size
+    return sds, align8(total_length)
+
+
+def _utf16(raw: bytes | memoryview, where: int) -> str:
+    try:
+        return bytes(raw).decode("utf-16-le")
+    except UnicodeDecodeError:
+        # Unpaired surrogates occur in real images; keep them round-trippable.
+        return bytes(raw).decode("utf-16-le", "surrogatepass")
+
+
+def _read_dentry(buf: bytes | memoryview, off: int) -> tuple[DiskDentry | None, int]:
+    """Read the dentry at `off`; return it (None at a list end) and the offset after it
+    and its extra stream entries."""
+    end_buf = len(buf)
+    if off + 8 > end_buf:
+        raise WimCorruptError(f"dentry at {off} is outside the metadata resource")
+    length = _u64.unpack_from(buf, off)[0]
+    if length == 0:
+        return None, off + 8
+    if length < S.DENTRY_DISK_SIZE or off + length > end_buf:
+        raise WimCorruptError(f"dentry at {off} has invalid length {length}")
+    (length, attributes, security_id, subdir_offset, _u1, _u2, ctime, atime, mtime, main_hash,
+     unknown, rp_union, num_extra, short_nbytes, name_nbytes) = _dentry.unpack_from(buf, off)
+    p = off + S.DENTRY_DISK_SIZE
+    names_end = p + (name_nbytes + 2 if name_nbytes else 0) + \
+        (short_nbytes + 2 if short_nbytes else 0)
+    if names_end > off + length or name_nbytes & 1 or short_nbytes & 1:
+        raise WimCorruptError(f"dentry at {off}: names do not fit in the entry")
+    name = _utf16(buf[p:p + name_nbytes], off) if name_nbytes else ""
+    if name_nbytes:
+        p += name_nbytes + 2
+    short_name = _utf16(buf[p:p + short_nbytes], off) if short_nbytes else ""
+    tag_start = align8(names_end)
+    tagged = bytes(buf[tag_start:off + length]) if tag_start < off + length else b""
+    if attributes & S.FILE_ATTRIBUTE_REPARSE_POINT:
+        rp_tag, rp_reserved, rp_flags = _reparse.unpack(rp_union)
+        link_id = 0
+    else:
+        rp_tag = rp_reserved = rp_flags = 0
+        link_id = _link.unpack(rp_union)[0]
+    nxt = off + align8(length)
+    streams: list[ExtraStream] = []
+    for _ in range(num_extra):
+        if nxt + S.EXTRA_STREAM_DISK_SIZE > end_buf:
+            raise WimCorruptError(f"dentry at {off}: stream entries run past the resource")
+        slen, _res, shash, snbytes = _stream.unpack_from(buf, nxt)
+        if slen < S.EXTRA_STREAM_DISK_SIZE + snbytes or nxt + slen > end_buf or snbytes & 1:
+            raise WimCorruptError(f"dentry at {off}: invalid stream entry")
+        sp = nxt + S.EXTRA_STREAM_DISK_SIZE
+        streams.append(ExtraStream(_utf16(buf[sp:sp + snbytes], off) if snbytes else "", shash))
+        nxt += align8(slen)
+    d = DiskDentry(name, short_name, attributes, security_id, subdir_offset, ctime, atime, mtime,
+                   main_hash, unknown, rp_tag, rp_reserved, rp_flags, link_id, tagged, streams,
+                   off)
+    return d, nxt
+
+
+def parse_dentry_tree(buf: bytes | memoryview, root_offset: int) -> DiskDentry:
+    """Parse the whole tree. Raises WimCorruptError on cycles or out-of-range entries."""
+    root, _ = _read_dentry(buf, root_offset)
+    if root is None:
+        raise WimCorruptError("image has no root directory")
+    seen_lists: set[int] = set()
+    stack = [root]
+    max_entries = len(buf) // 8 + 1
+    count = 0
+    while stack:
+        d = stack.pop()
+        if not d.is_directory or d.subdir_offset == 0:
+            continue
+        off = d.subdir_offset
+        if off in seen_lists:
+            raise WimCorruptError(f"directory {d.name!r} is cyclic (its entries at {off} "
+                                  "are reachable twice)")
+        seen_lists.add(off)
+        while True:
+            child, off = _read_dentry(buf, off)
+            if child is None:
+                break
+            count += 1
+            if count > max_entries:
+                raise WimCorruptError("dentry tree does not terminate")
+            d.children.append(child)
+            stack.append(child)
+    return root
+
+
+def parse_tagged_items(data: bytes) -> dict[int, bytes]:
+    """Tagged metadata items: u32 tag, u32 length, data, padded to 8."""
+    items: dict[int, bytes] = {}
+    p = 0
+    while p + 8 <= len(data):
+        tag, length = struct.unpack_from("<II", data, p)
+        full = 8 + align8(length)
+        if p + 8 + length > len(data):
+            break
+        items.setdefault(tag, data[p + 8:p + 8 + length])
+        p += full
+    return items

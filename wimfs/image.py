@@ -1,0 +1,270 @@
+"""The in-memory image tree: dentries (names) pointing at inodes (files).
+
+Built from the parsed metadata resource. Hard links (dentries sharing a
+hard-link group id) share one Inode. A stream is one data stream of an inode
+(the unnamed one has name ""); its content is a blob, or nothing if empty.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from wimfs.errors import WimCorruptError
+from wimfs.format import structs as S
+from wimfs.format.blobtable import BlobDescriptor
+from wimfs.format.metadata import DiskDentry, parse_tagged_items
+from wimfs.format.reparse import LinkReparsePoint, parse_link
+
+log = logging.getLogger(__name__)
+
+ZERO_HASH = bytes(20)
+
+
+@dataclass(slots=True)
+class UnixData:
+    uid: int
+    gid: int
+    mode: int
+    rdev: int
+
+
+class Stream:
+    __slots__ = ("name", "hash", "blob", "size")
+
+    def __init__(self, name: str, hash_: bytes, blob: BlobDescriptor | None, size: int):
+        self.name = name
+        self.hash = hash_
+        self.blob = blob
+        self.size = size
+
+    @property
+    def missing(self) -> bool:
+        """The stream has content, but its blob is not in this WIM (or its parts)."""
+        return self.blob is None and self.hash != ZERO_HASH
+
+    def __repr__(self) -> str:
+        return f"Stream({self.name!r}, size={self.size})"
+
+
+class Inode:
+    __slots__ = ("ino", "attributes", "security_id", "creation_time", "last_access_time",
+                 "last_write_time", "reparse_tag", "rp_reserved", "rp_flags", "data",
+                 "named_streams", "reparse", "unix", "tagged_items", "dentries",
+                 "_link", "missing_blobs", "nlink")
+
+    def __init__(self, ino: int, d: DiskDentry):
+        self.ino = ino
+        self.attributes = d.attributes
+        self.security_id = d.security_id
+        self.creation_time = d.creation_time
+        self.last_access_time = d.last_access_time
+        self.last_write_time = d.last_write_time
+        self.reparse_tag = d.reparse_tag
+        self.rp_reserved = d.rp_reserved
+        self.rp_flags = d.rp_flags
+        self.data: Stream | None = None          # unnamed data stream
+        self.named_streams: dict[str, Stream] = {}
+        self.reparse: Stream | None = None       # reparse point data (without header)
+        self.unix: UnixData | None = None
+        self.tagged_items = d.tagged_items
+        self.dentries: list[Dentry] = []
+        self._link: LinkReparsePoint | None | bool = False
+        self.missing_blobs = 0
+        self.nlink = 0
+
+    @property
+    def is_directory(self) -> bool:
+        return bool(self.attributes & S.FILE_ATTRIBUTE_DIRECTORY) and \
+            not self.attributes & S.FILE_ATTRIBUTE_REPARSE_POINT
+
+    @property
+    def is_reparse_point(self) -> bool:
+        return bool(self.attributes & S.FILE_ATTRIBUTE_REPARSE_POINT)
+
+    @property
+    def size(self) -> int:
+        return self.data.size if self.data else 0
+
+    def link(self, read_blob) -> LinkReparsePoint | None:
+        """The parsed symlink/junction, or None if this is not a link."""
+        if self._link is False:
+            self._link = None
+            if self.is_reparse_point and self.reparse_tag in (S.IO_REPARSE_TAG_SYMLINK,
+                                                              S.IO_REPARSE_TAG_MOUNT_POINT):
+                data = read_blob(self.reparse.blob) if self.reparse and self.reparse.blob else b""
+                self._link = parse_link(self.reparse_tag, data)
+        return self._link  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"Inode({self.ino}, attrs={self.attributes:#x})"
+
+
+class Dentry:
+    __slots__ = ("name", "short_name", "inode", "parent", "children", "_ci")
+
+    def __init__(self, name: str, short_name: str, inode: Inode, parent: Dentry | None):
+        self.name = name
+        self.short_name = short_name
+        self.inode = inode
+        self.parent = parent
+        self.children: dict[str, Dentry] | None = {} if inode.is_directory else None
+        self._ci: dict[str, Dentry] | None = None
+
+    def lookup(self, name: str, case_insensitive: bool = False) -> Dentry | None:
+        if self.children is None:
+            return None
+        d = self.children.get(name)
+        if d is not None or not case_insensitive:
+            return d
+        if self._ci is None:
+            ci: dict[str, Dentry] = {}
+            for n, c in self.children.items():
+                ci.setdefault(n.upper(), c)  # Windows compares upper-cased names
+            self._ci = ci
+        return self._ci.get(name.upper())
+
+    @property
+    def path(self) -> str:
+        parts = []
+        d: Dentry | None = self
+        while d is not None and d.parent is not None:
+            parts.append(d.name)
+            d = d.parent
+        return "/" + "/".join(reversed(parts))
+
+    def __repr__(self) -> str:
+        return f"Dentry({self.path!r})"
+
+
+def _name_is_valid(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\x00" not in name
+
+
+class Image:
+    """One image of a WIM: its tree, inodes and security descriptors."""
+
+    def __init__(self, index: int, security: list[bytes], root: Dentry,
+                 inodes: list[Inode]) -> None:
+        self.index = index
+        self.security = security
+        self.root = root
+        self.inodes = inodes
+
+    @classmethod
+    def build(cls, index: int, security: list[bytes], disk_root: DiskDentry,
+              blobs: dict[bytes, BlobDescriptor], ino_start: int = 1) -> Image:
+        inodes: list[Inode] = []
+        groups: dict[int, Inode] = {}
+        next_ino = ino_start
+        skipped = 0
+
+        def make_inode(d: DiskDentry) -> Inode:
+            nonlocal next_ino
+            ino = Inode(next_ino, d)
+            next_ino += 1
+            _assign_streams(ino, d, blobs)
+            if d.tagged_items:
+                items = parse_tagged_items(d.tagged_items)
+                ud = items.get(S.TAG_WIMLIB_UNIX_DATA)
+                if ud is not None and len(ud) >= 16:
+                    ino.unix = UnixData(*S.UNIX_DATA_STRUCT.unpack_from(ud))
+            inodes.append(ino)
+            return ino
+
+        def inode_for(d: DiskDentry) -> Inode:
+            gid = d.hard_link_group_id
+            if gid and not d.is_directory:
+                ino = groups.get(gid)
+                if ino is not None and ino.attributes == d.attributes:
+                    return ino
+                ino = make_inode(d)
+                groups.setdefault(gid, ino)
+                return ino
+            return make_inode(d)
+
+        if not disk_root.is_directory:
+            raise WimCorruptError("the root of the image is not a directory")
+        root = Dentry("", disk_root.short_name, make_inode(disk_root), None)
+        root.inode.dentries.append(root)
+        stack = [(disk_root, root)]
+        while stack:
+            dd, parent = stack.pop()
+            children = parent.children
+            assert children is not None
+            for c in dd.children:
+                if not _name_is_valid(c.name):
+                    skipped += 1
+                    log.warning("image %d: ignoring entry with invalid name %r in %s",
+                                index, c.name, parent.path)
+                    continue
+                if c.name in children:
+                    skipped += 1
+                    log.warning("image %d: ignoring duplicate name %r in %s", index, c.name,
+                                parent.path)
+                    continue
+                node = Dentry(c.name, c.short_name, inode_for(c), parent)
+                node.inode.dentries.append(node)
+                children[c.name] = node
+                if node.children is not None:
+                    stack.append((c, node))
+        for ino in inodes:
+            ino.nlink = len(ino.dentries) if not ino.is_directory else 2 + sum(
+                1 for c in (ino.dentries[0].children or {}).values() if c.inode.is_directory)
+        return cls(index, security, root, inodes)
+
+    def walk(self) -> Iterator[Dentry]:
+        stack = [self.root]
+        while stack:
+            d = stack.pop()
+            yield d
+            if d.children:
+                stack.extend(reversed(list(d.children.values())))
+
+    def lookup_path(self, path: str, case_insensitive: bool = False) -> Dentry | None:
+        d: Dentry | None = self.root
+        for part in path.replace("\\", "/").split("/"):
+            if not part or part == ".":
+                continue
+            if d is None:
+                return None
+            d = d.lookup(part, case_insensitive)
+        return d
+
+    def security_descriptor(self, inode: Inode) -> bytes | None:
+        sid = inode.security_id
+        if 0 <= sid < len(self.security):
+            return self.security[sid]
+        return None
+
+
+def _assign_streams(ino: Inode, d: DiskDentry, blobs: dict[bytes, BlobDescriptor]) -> None:
+    """Decide which stream is the unnamed data, which the reparse data, which named ones
+    (the rules wimlib documents in assign_stream_types_unencrypted())."""
+    is_rp = ino.is_reparse_point
+    found_rp = found_data = False
+    entries = [("", d.main_hash, True)] + [(s.name, s.hash, False) for s in d.extra_streams]
+    for i, (name, hash_, is_main) in enumerate(entries):
+        if name:
+            if name not in ino.named_streams:
+                ino.named_streams[name] = _stream(ino, name, hash_, blobs)
+            continue
+        if is_main and hash_ == ZERO_HASH:
+            continue
+        if is_rp and not found_rp:
+            found_rp = True
+            ino.reparse = _stream(ino, "", hash_, blobs)
+        elif not found_data:
+            found_data = True
+            ino.data = _stream(ino, "", hash_, blobs)
+
+
+def _stream(ino: Inode, name: str, hash_: bytes, blobs: dict[bytes, BlobDescriptor]) -> Stream:
+    if hash_ == ZERO_HASH:
+        return Stream(name, hash_, None, 0)
+    blob = blobs.get(hash_)
+    if blob is None:
+        ino.missing_blobs += 1
+        return Stream(name, hash_, None, 0)
+    return Stream(name, hash_, blob, blob.size)

@@ -1,0 +1,157 @@
+"""A WIM file opened for reading: header, blob table, XML and images."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from wimfs.errors import ImageNotFoundError, NotAWimError, WimCorruptError, WimfsError
+from wimfs.format import structs as S
+from wimfs.format.blobtable import BlobTable, parse_blob_table
+from wimfs.format.header import WimHeader
+from wimfs.format.integrity import IntegrityTable
+from wimfs.format.integrity import verify as verify_integrity
+from wimfs.format.metadata import parse_dentry_tree, parse_security_data
+from wimfs.format.xmlinfo import ImageInfo, parse_xml
+from wimfs.image import Image
+from wimfs.resource import ResourceReader
+
+log = logging.getLogger(__name__)
+
+
+class Wim:
+    """Read access to one WIM file. Thread-safe for reads."""
+
+    def __init__(self, path: str, cache_size: int = 256 << 20, threads: int = 0,
+                 verify_blobs: bool = True) -> None:
+        self.path = os.path.abspath(path)
+        try:
+            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except IsADirectoryError:
+            raise NotAWimError(f"{path}: is a directory, not a WIM file") from None
+        try:
+            st = os.fstat(self.fd)
+            raw = os.pread(self.fd, S.WIM_HEADER_DISK_SIZE, 0)
+            try:
+                self.header = WimHeader.parse(raw, st.st_size)
+            except WimfsError as exc:
+                raise type(exc)(f"{path}: {exc}") from None
+            self.reader = ResourceReader(self.fd, cache_size, threads, verify_blobs)
+            self.blob_table = self._read_blob_table()
+            self.xml_root, self.infos, self.total_bytes = parse_xml(self._read_xml())
+            self._images: dict[int, Image] = {}
+            self._load_lock = threading.Lock()
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            self.reader.close()
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> Wim:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- structure --------------------------------------------------------------
+
+    def _read_reshdr(self, rh, what: str) -> bytes:
+        from wimfs.format.blobtable import BlobDescriptor, ResourceDescriptor
+
+        if rh.size_in_wim == 0:
+            return b""
+        ctype = self.header.compression_type if rh.is_compressed else S.COMPRESSION_NONE
+        rdesc = ResourceDescriptor(rh.offset_in_wim, rh.size_in_wim, rh.uncompressed_size,
+                                   rh.flags, ctype, self.header.chunk_size)
+        if not rh.is_compressed and rh.size_in_wim != rh.uncompressed_size:
+            raise WimCorruptError(f"{self.path}: {what} has inconsistent sizes")
+        blob = BlobDescriptor(bytes(20), rh.uncompressed_size, 1, rdesc, verified=True)
+        try:
+            return self.reader.read_all(blob)
+        except WimCorruptError as exc:
+            raise WimCorruptError(f"{self.path}: cannot read the {what}: {exc}") from None
+
+    def _read_blob_table(self) -> BlobTable:
+        data = self._read_reshdr(self.header.blob_table_reshdr, "blob table")
+        return parse_blob_table(data, self.header, lambda off, n: self.reader.pread(n, off))
+
+    def _read_xml(self) -> bytes:
+        return self._read_reshdr(self.header.xml_data_reshdr, "XML data")
+
+    @property
+    def image_count(self) -> int:
+        return self.header.image_count
+
+    @property
+    def compression_name(self) -> str:
+        return S.COMPRESSION_NAMES[self.header.compression_type]
+
+    def info(self, index: int) -> ImageInfo:
+        return self.infos.get(index) or ImageInfo(index=index)
+
+    def resolve_image(self, index: int | str | None = None, name: str | None = None) -> int:
+        """Turn --index/--name into a 1-based index, as DISM and wimlib do."""
+        n = self.image_count
+        if name is not None:
+            for i in range(1, n + 1):
+                if self.info(i).name == name:
+                    return i
+            raise ImageNotFoundError(f"{self.path}: no image named {name!r}")
+        if index is None:
+            if n == 1:
+                return 1
+            if n == 0:
+                raise ImageNotFoundError(f"{self.path}: the WIM contains no images")
+            raise ImageNotFoundError(f"{self.path} contains {n} images: choose one with "
+                                     "--index N, --name NAME or --index all")
+        try:
+            i = int(index)
+        except (TypeError, ValueError):
+            raise ImageNotFoundError(f"invalid image index {index!r}") from None
+        if not 1 <= i <= n:
+            raise ImageNotFoundError(f"{self.path}: no image {i} (the WIM has {n} "
+                                     f"image{'s' if n != 1 else ''})")
+        return i
+
+    def image(self, index: int, ino_start: int = 1) -> Image:
+        with self._load_lock:
+            img = self._images.get(index)
+            if img is not None:
+                return img
+            if self.header.part_number != 1:
+                raise ImageNotFoundError(f"{self.path} is part {self.header.part_number} of a "
+                                         "split WIM; open part 1 instead")
+            md = self.blob_table.metadata
+            if not 1 <= index <= len(md):
+                raise WimCorruptError(f"{self.path}: image {index} has no metadata resource")
+            blob = md[index - 1]
+            try:
+                buf = self.reader.read_all(blob)
+            except WimCorruptError as exc:
+                raise WimCorruptError(f"{self.path}: image {index}: metadata resource: "
+                                      f"{exc}") from None
+            try:
+                security, root_off = parse_security_data(buf)
+                root = parse_dentry_tree(buf, root_off)
+            except WimCorruptError as exc:
+                raise WimCorruptError(f"{self.path}: image {index}: {exc}") from None
+            img = Image.build(index, security, root, self.blob_table.blobs, ino_start)
+            self._images[index] = img
+            return img
+
+    def read_blob(self, blob) -> bytes:
+        return self.reader.read_all(blob)
+
+    def verify_integrity(self) -> list[int] | None:
+        """None if the WIM has no integrity table, else the list of bad chunks."""
+        rh = self.header.integrity_table_reshdr
+        if rh.size_in_wim == 0:
+            return None
+        table = IntegrityTable.parse(self._read_reshdr(rh, "integrity table"))
+        end = self.header.blob_table_reshdr.end
+        return verify_integrity(table, lambda off, n: self.reader.pread(n, off), end)
