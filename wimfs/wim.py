@@ -107,8 +107,8 @@ class Wim:
                 return 1
             if n == 0:
                 raise ImageNotFoundError(f"{self.path}: the WIM contains no images")
-            raise ImageNotFoundError(f"{self.path} contains {n} images: choose one with "
-                                     "--index N, --name NAME or --index all")
+            raise ImageNotFoundError(f"{self.path} contains {n} images: choose one by index "
+                                     "or name (IMAGE:N, --index N, --name NAME)")
         try:
             i = int(index)
         except (TypeError, ValueError):

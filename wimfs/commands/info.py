@@ -1,0 +1,95 @@
+"""`wimfs info`: header, images and XML fields (text or JSON)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from wimfs.format.xmlinfo import ImageInfo, filetime_to_datetime
+from wimfs.wim import Wim
+
+
+def _iso(ft: int) -> str | None:
+    return filetime_to_datetime(ft).strftime("%Y-%m-%dT%H:%M:%SZ") if ft else None
+
+
+def image_dict(info: ImageInfo) -> dict:
+    return {
+        "index": info.index, "name": info.name, "description": info.description,
+        "display_name": info.display_name, "display_description": info.display_description,
+        "dir_count": info.dir_count, "file_count": info.file_count,
+        "total_bytes": info.total_bytes, "hard_link_bytes": info.hard_link_bytes,
+        "creation_time": _iso(info.creation_time),
+        "last_modification_time": _iso(info.last_modification_time),
+        "flags": info.flags, "wimboot": info.wimboot, "windows": info.windows,
+    }
+
+
+def wim_dict(wim: Wim, index: int | None = None) -> dict:
+    h = wim.header
+    indexes = [index] if index else range(1, wim.image_count + 1)
+    return {
+        "path": wim.path,
+        "header": {
+            "version": h.wim_version, "flags": h.flags, "flag_names": h.flag_names,
+            "compression": wim.compression_name, "chunk_size": h.chunk_size,
+            "part_number": h.part_number, "total_parts": h.total_parts,
+            "image_count": h.image_count, "boot_index": h.boot_idx, "guid": h.guid.hex(),
+            "has_integrity_table": h.integrity_table_reshdr.size_in_wim > 0,
+            "size": wim.reader.file_size,
+        },
+        "images": [image_dict(wim.info(i)) for i in indexes],
+    }
+
+
+def _windows_lines(win: dict, prefix: str = "") -> list[tuple[str, str]]:
+    out = []
+    for k, v in win.items():
+        if isinstance(v, dict):
+            out += _windows_lines(v, f"{prefix}{k}/")
+        elif isinstance(v, list):
+            out.append((prefix + k, ", ".join(x if isinstance(x, str) else json.dumps(x)
+                                              for x in v)))
+        else:
+            out.append((prefix + k, v))
+    return out
+
+
+def run(args) -> int:
+    with Wim(args.image) as wim:
+        index = wim.resolve_image(args.index) if args.index is not None else None
+        d = wim_dict(wim, index)
+    if args.json:
+        json.dump(d, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return 0
+    h = d["header"]
+    w = sys.stdout.write
+    if index is None or args.header:
+        w("WIM Information:\n----------------\n")
+        for k, v in (("Path", d["path"]), ("GUID", "0x" + h["guid"]),
+                     ("Version", f"{h['version']} ({h['version']:#x})"),
+                     ("Image Count", h["image_count"]), ("Compression", h["compression"].upper()),
+                     ("Chunk Size", f"{h['chunk_size']} bytes"),
+                     ("Part Number", f"{h['part_number']}/{h['total_parts']}"),
+                     ("Boot Index", h["boot_index"]), ("Size", f"{h['size']} bytes"),
+                     ("Flags", ", ".join(h["flag_names"]) or "none"),
+                     ("Integrity table", "yes" if h["has_integrity_table"] else "no")):
+            w(f"{k + ":":<18}{v}\n")
+        w("\nAvailable Images:\n-----------------\n")
+    for img in d["images"]:
+        rows = [("Index", img["index"]), ("Name", img["name"] or ""),
+                ("Description", img["description"] or ""),
+                ("Directory Count", img["dir_count"]), ("File Count", img["file_count"]),
+                ("Total Bytes", img["total_bytes"]), ("Hard Link Bytes", img["hard_link_bytes"]),
+                ("Creation Time", img["creation_time"] or ""),
+                ("Last Modification Time", img["last_modification_time"] or ""),
+                ("WIMBoot compatible", "yes" if img["wimboot"] else "no")]
+        if img["flags"]:
+            rows.append(("Flags", img["flags"]))
+        if img["windows"]:
+            rows += [("Windows " + k, v) for k, v in _windows_lines(img["windows"])]
+        for k, v in rows:
+            w(f"{k + ':':<24}{v}\n")
+        w("\n")
+    return 0

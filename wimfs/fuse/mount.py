@@ -1,0 +1,61 @@
+"""Mount lifecycle: init the FUSE session, serve until unmounted or signalled,
+always close the session."""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import signal
+from collections.abc import Callable
+
+import pyfuse3
+import trio
+
+from wimfs.errors import MountError
+from wimfs.fuse.ops import WimOperations
+
+log = logging.getLogger(__name__)
+
+
+def fuse_options(fsname: str, allow_other: bool) -> set[str]:
+    opts = set(pyfuse3.default_options)
+    opts |= {"ro", "subtype=wimfs", "fsname=" + fsname.replace(",", "_").replace(" ", "_")}
+    if allow_other:
+        opts.add("allow_other")
+    return opts
+
+
+def serve(ops: WimOperations, mountpoint: str, options: set[str],
+          on_ready: Callable[[], None] | None = None) -> None:
+    """Mount and serve until unmounted. Raises MountError if the mount fails."""
+    try:
+        pyfuse3.init(ops, mountpoint, options)
+    except RuntimeError as exc:
+        raise MountError(f"cannot mount on {mountpoint}: {exc}") from None
+    try:
+        faulthandler.register(signal.SIGUSR1)
+    except (AttributeError, ValueError):
+        pass
+    try:
+        if on_ready:
+            on_ready()
+        trio.run(_main)
+    finally:
+        # After main() returns the kernel has unmounted (or we were signalled).
+        pyfuse3.close(unmount=True)
+    log.debug("served %d inodes; reader stats %s", ops.total_inodes, ops.reader.stats)
+
+
+async def _main() -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_signals, nursery.cancel_scope)
+        await pyfuse3.main(min_tasks=2, max_tasks=64)
+        nursery.cancel_scope.cancel()
+
+
+async def _signals(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as sigs:
+        async for sig in sigs:
+            log.info("signal %d: unmounting", sig)
+            pyfuse3.terminate()
+            return

@@ -1,0 +1,433 @@
+"""pyfuse3 Operations over the image model: inodes, attributes and errnos in,
+FUSEErrors out. No format knowledge lives here.
+
+Error boundary: every handler runs inside `_guard`; FUSEError passes through,
+WimfsError/OSError map to their errno, anything else is logged with its
+traceback and becomes EIO. No exception ever ends pyfuse3.main().
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import stat
+import struct
+from dataclasses import dataclass
+
+import pyfuse3
+import trio
+
+from wimfs.errors import WimfsError
+from wimfs.format import structs as S
+from wimfs.format.metadata import DiskDentry
+from wimfs.format.reparse import full_reparse_buffer, link_target
+from wimfs.format.xmlinfo import filetime_to_unix_ns
+from wimfs.image import Dentry, Image, Inode, Stream
+from wimfs.wim import Wim
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = 3600.0            # read-only: the tree never changes under the kernel
+XATTR_MAX = 65536           # Linux limit for one xattr value
+NTFS_XATTRS = (b"system.ntfs_attrib", b"system.ntfs_attrib_be", b"system.ntfs_acl",
+               b"system.ntfs_dos_name", b"system.ntfs_reparse_data", b"system.ntfs_times",
+               b"system.ntfs_times_be")
+
+
+def _guard(fn):
+    """The one error boundary between pyfuse3 and our code."""
+
+    @functools.wraps(fn)
+    async def wrapper(self, *args):
+        try:
+            return await fn(self, *args)
+        except pyfuse3.FUSEError:
+            raise
+        except WimfsError as exc:
+            log.error("%s: %s", fn.__name__, exc)
+            raise pyfuse3.FUSEError(exc.errno) from None
+        except OSError as exc:
+            log.error("%s: %s", fn.__name__, exc)
+            raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
+        except Exception:
+            log.exception("internal error in %s%r", fn.__name__, args)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return wrapper
+
+
+@dataclass(slots=True)
+class Handle:
+    inode: Inode
+    stream: Stream | None
+    path: str
+
+
+class WimOperations(pyfuse3.Operations):
+    """Read-only view of one image, or of every image as numbered top-level folders."""
+
+    supports_dot_lookup = True
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(self, wim: Wim, images: list[Image], all_images: bool = False,
+                 case_insensitive: bool = False, threads: int = 0,
+                 mountpoint: str = "") -> None:
+        super().__init__()
+        self.wim = wim
+        self.reader = wim.reader
+        self.case_insensitive = case_insensitive
+        self.mountpoint = os.path.abspath(mountpoint) if mountpoint else ""
+        self.limiter = trio.CapacityLimiter(threads or os.cpu_count() or 2)
+        self.uid = os.getuid()
+        self.gid = os.getgid()
+        self.inodes: dict[int, Inode] = {}
+        self.image_of: dict[int, Image] = {}
+        self.parent_of: dict[int, Dentry] = {}
+        self.lookup_counts: dict[int, int] = {}
+        self.handles: dict[int, Handle | list] = {}
+        self._next_fh = 1
+        self._rw_flags = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
+        if all_images:
+            fake = DiskDentry("", "", S.FILE_ATTRIBUTE_DIRECTORY, -1, 0, 0, 0, 0, bytes(20), 0,
+                              0, 0, 0, 0, b"", [], 0)
+            root_inode = Inode(pyfuse3.ROOT_INODE, fake)
+            self.root = Dentry("", "", root_inode, None)
+            root_inode.dentries.append(self.root)
+            for img in images:
+                assert self.root.children is not None
+                self.root.children[str(img.index)] = img.root
+            root_inode.nlink = 2 + len(images)
+            self.inodes[root_inode.ino] = root_inode
+            self.rel_root: dict[int, str] = {}
+        else:
+            self.root = images[0].root
+        for img in images:
+            for ino in img.inodes:
+                if ino.ino in self.inodes:
+                    raise ValueError(f"inode number {ino.ino} assigned twice")
+                self.inodes[ino.ino] = ino
+                self.image_of[ino.ino] = img
+        self.all_images = all_images
+        self.total_inodes = len(self.inodes)
+        self.total_bytes = sum(i.size for i in self.inodes.values())
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _inode(self, ino: int) -> Inode:
+        try:
+            return self.inodes[ino]
+        except KeyError:
+            raise pyfuse3.FUSEError(errno.ENOENT) from None
+
+    def _dentry(self, inode: Inode) -> Dentry:
+        return inode.dentries[0]
+
+    def _path(self, inode: Inode) -> str:
+        d = inode.dentries[0] if inode.dentries else None
+        if d is None:
+            return f"<inode {inode.ino}>"
+        if self.all_images and inode.ino in self.image_of:
+            return f"/{self.image_of[inode.ino].index}{d.path}".rstrip("/") or "/"
+        return d.path
+
+    def _is_link(self, inode: Inode) -> bool:
+        return inode.is_reparse_point and inode.reparse_tag in (S.IO_REPARSE_TAG_SYMLINK,
+                                                                S.IO_REPARSE_TAG_MOUNT_POINT)
+
+    async def _link_target(self, inode: Inode) -> bytes | None:
+        """UNIX target of a symlink/junction inode, or None if it is not a valid link."""
+        if inode._link is False:
+            await trio.to_thread.run_sync(inode.link, self._read_small_blob,
+                                          limiter=self.limiter)
+        link = inode._link
+        if not link:
+            return None
+        root = self.mountpoint
+        if self.all_images and inode.ino in self.image_of:
+            root = f"{root}/{self.image_of[inode.ino].index}"
+        return os.fsencode(link_target(link, inode.rp_flags, root))
+
+    def _read_small_blob(self, blob) -> bytes:
+        try:
+            return self.reader.read_all(blob)
+        except WimfsError as exc:
+            log.error("cannot read reparse data: %s", exc)
+            return b""
+
+    async def _attr(self, inode: Inode) -> pyfuse3.EntryAttributes:
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = inode.ino
+        a.generation = 0
+        a.entry_timeout = TIMEOUT
+        a.attr_timeout = TIMEOUT
+        size = inode.size
+        if inode.unix is not None:
+            mode = inode.unix.mode
+            a.st_uid, a.st_gid, a.st_rdev = inode.unix.uid, inode.unix.gid, inode.unix.rdev
+            if stat.S_ISLNK(mode) or (not stat.S_IFMT(mode)):
+                target = await self._link_target(inode) if self._is_link(inode) else None
+                if target is not None:
+                    mode = stat.S_IFLNK | stat.S_IMODE(mode)
+                    size = len(target)
+                elif not stat.S_IFMT(mode):
+                    mode |= stat.S_IFDIR if inode.is_directory else stat.S_IFREG
+        else:
+            a.st_uid, a.st_gid, a.st_rdev = self.uid, self.gid, 0
+            target = await self._link_target(inode) if self._is_link(inode) else None
+            if inode.is_directory:
+                mode = stat.S_IFDIR | 0o755
+            elif target is not None:
+                mode = stat.S_IFLNK | 0o777
+                size = len(target)
+            else:
+                mode = stat.S_IFREG | 0o644
+                if inode.attributes & S.FILE_ATTRIBUTE_READONLY:
+                    mode &= ~0o222
+        a.st_mode = mode
+        a.st_nlink = inode.nlink or 1
+        a.st_size = 0 if inode.is_directory else size
+        a.st_blksize = 4096
+        a.st_blocks = (a.st_size + 511) // 512
+        mtime = filetime_to_unix_ns(inode.last_write_time)
+        a.st_atime_ns = filetime_to_unix_ns(inode.last_access_time)
+        a.st_mtime_ns = mtime
+        a.st_ctime_ns = mtime
+        return a
+
+    # -- lookups and attributes --------------------------------------------------
+
+    def _name(self, name: bytes) -> str | None:
+        try:
+            return name.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return None
+
+    def _child(self, parent: Inode, name: bytes) -> Dentry | None:
+        d = self._dentry(parent)
+        if name == b".":
+            return d
+        if name == b"..":
+            if parent.ino == pyfuse3.ROOT_INODE:
+                return self.root
+            if self.all_images and d.parent is None:
+                return self.root
+            return d.parent or self.root
+        s = self._name(name)
+        if s is None:
+            return None
+        if parent.ino == pyfuse3.ROOT_INODE and d is not self.root:
+            d = self.root
+        return (d.lookup(s, self.case_insensitive) if d.children is not None else None)
+
+    @_guard
+    async def lookup(self, parent_inode, name, ctx=None):
+        parent = self._inode(parent_inode)
+        if not parent.is_directory:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        child = self._child(parent, name)
+        if child is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        attr = await self._attr(child.inode)
+        if name not in (b".", b".."):
+            self.lookup_counts[child.inode.ino] = self.lookup_counts.get(child.inode.ino, 0) + 1
+        return attr
+
+    async def forget(self, inode_list):
+        # Must not raise (pyfuse3 contract). Inodes of a read-only image are never freed.
+        for ino, n in inode_list:
+            left = self.lookup_counts.get(ino, 0) - n
+            if left > 0:
+                self.lookup_counts[ino] = left
+            else:
+                self.lookup_counts.pop(ino, None)
+
+    @_guard
+    async def getattr(self, inode, ctx=None):
+        return await self._attr(self._inode(inode))
+
+    @_guard
+    async def setattr(self, inode, attr, fields, fh, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    @_guard
+    async def readlink(self, inode, ctx):
+        target = await self._link_target(self._inode(inode))
+        if target is None:
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        return target
+
+    @_guard
+    async def access(self, inode, mode, ctx):
+        self._inode(inode)
+        if mode & os.W_OK:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        return True
+
+    # -- directories -------------------------------------------------------------
+
+    def _new_fh(self, value) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        self.handles[fh] = value
+        return fh
+
+    @_guard
+    async def opendir(self, inode, ctx):
+        ino = self._inode(inode)
+        if not ino.is_directory:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        d = self.root if inode == pyfuse3.ROOT_INODE else self._dentry(ino)
+        return self._new_fh(list((d.children or {}).items()))
+
+    @_guard
+    async def readdir(self, fh, start_id, token):
+        entries = self.handles.get(fh)
+        if not isinstance(entries, list):
+            raise pyfuse3.FUSEError(errno.EBADF)
+        for pos in range(start_id, len(entries)):
+            name, child = entries[pos]
+            attr = await self._attr(child.inode)
+            if not pyfuse3.readdir_reply(token, name.encode("utf-8", "surrogatepass"), attr,
+                                         pos + 1):
+                break
+            self.lookup_counts[child.inode.ino] = self.lookup_counts.get(child.inode.ino, 0) + 1
+
+    @_guard
+    async def releasedir(self, fh):
+        self.handles.pop(fh, None)
+
+    # -- files -------------------------------------------------------------------
+
+    @_guard
+    async def open(self, inode, flags, ctx):
+        ino = self._inode(inode)
+        if flags & self._rw_flags:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        if ino.is_directory:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        fh = self._new_fh(Handle(ino, ino.data, self._path(ino)))
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+
+    @_guard
+    async def read(self, fh, off, size):
+        h = self.handles.get(fh)
+        if not isinstance(h, Handle):
+            raise pyfuse3.FUSEError(errno.EBADF)
+        stream = h.stream
+        if stream is None:
+            return b""
+        if stream.missing:
+            log.error("%s: data is missing from the WIM (blob %s; split WIM without --ref?)",
+                      h.path, stream.hash.hex())
+            raise pyfuse3.FUSEError(errno.EIO)
+        blob = stream.blob
+        if blob is None or off >= blob.size:
+            return b""
+        try:
+            data = self.reader.read_cached(blob, off, size)
+            if data is None:
+                if blob.rdesc.is_compressed:
+                    data = await trio.to_thread.run_sync(self.reader.read, blob, off, size,
+                                                         limiter=self.limiter)
+                else:
+                    data = self.reader.read(blob, off, size)
+        except WimfsError as exc:
+            log.error("%s: %s", h.path, exc)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+        return data
+
+    @_guard
+    async def release(self, fh):
+        self.handles.pop(fh, None)
+
+    @_guard
+    async def flush(self, fh):
+        return None
+
+    # -- extended attributes -----------------------------------------------------
+
+    @_guard
+    async def listxattr(self, inode, ctx):
+        ino = self._inode(inode)
+        # Like ntfs-3g, the system.ntfs_* names are readable but not listed, so that
+        # cp -a and tar --xattrs do not try to copy them onto other filesystems.
+        return [b"user." + n.encode("utf-8", "surrogatepass") for n in ino.named_streams]
+
+    @_guard
+    async def getxattr(self, inode, name, ctx):
+        ino = self._inode(inode)
+        if name.startswith(b"user."):
+            sname = self._name(name[5:])
+            stream = ino.named_streams.get(sname) if sname is not None else None
+            if stream is None:
+                raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+            if stream.size > XATTR_MAX:
+                raise pyfuse3.FUSEError(errno.E2BIG)
+            if stream.missing:
+                raise pyfuse3.FUSEError(errno.EIO)
+            if stream.blob is None:
+                return b""
+            try:
+                return await trio.to_thread.run_sync(self.reader.read_all, stream.blob,
+                                                     limiter=self.limiter)
+            except WimfsError as exc:
+                log.error("%s: stream %s: %s", self._path(ino), sname, exc)
+                raise pyfuse3.FUSEError(errno.EIO) from None
+        value = await self._ntfs_xattr(ino, name)
+        if value is None:
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return value
+
+    async def _ntfs_xattr(self, ino: Inode, name: bytes) -> bytes | None:
+        if name == b"system.ntfs_attrib":
+            return struct.pack("<I", ino.attributes)
+        if name == b"system.ntfs_attrib_be":
+            return struct.pack(">I", ino.attributes)
+        if name == b"system.ntfs_acl":
+            img = self.image_of.get(ino.ino)
+            return img.security_descriptor(ino) if img else None
+        if name == b"system.ntfs_dos_name":
+            for d in ino.dentries:
+                if d.short_name:
+                    return d.short_name.encode("utf-8", "surrogatepass")
+            return None
+        if name == b"system.ntfs_reparse_data":
+            if not ino.is_reparse_point:
+                return None
+            data = b""
+            if ino.reparse is not None and ino.reparse.blob is not None:
+                data = await trio.to_thread.run_sync(self.reader.read_all, ino.reparse.blob,
+                                                     limiter=self.limiter)
+            return full_reparse_buffer(ino.reparse_tag, ino.rp_reserved, data)
+        if name in (b"system.ntfs_times", b"system.ntfs_times_be"):
+            fmt = "<4Q" if name.endswith(b"times") else ">4Q"
+            return struct.pack(fmt, ino.creation_time, ino.last_write_time,
+                               ino.last_access_time, ino.last_write_time)
+        return None
+
+    @_guard
+    async def setxattr(self, inode, name, value, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    @_guard
+    async def removexattr(self, inode, name, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    # -- file system -------------------------------------------------------------
+
+    @_guard
+    async def statfs(self, ctx):
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = 4096
+        s.f_frsize = 4096
+        s.f_blocks = max(1, -(-self.total_bytes // 4096))
+        s.f_bfree = 0
+        s.f_bavail = 0
+        s.f_files = self.total_inodes
+        s.f_ffree = 0
+        s.f_favail = 0
+        s.f_namemax = 1024
+        return s
