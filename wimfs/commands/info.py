@@ -75,7 +75,7 @@ def run(args) -> int:
                      ("Boot Index", h["boot_index"]), ("Size", f"{h['size']} bytes"),
                      ("Flags", ", ".join(h["flag_names"]) or "none"),
                      ("Integrity table", "yes" if h["has_integrity_table"] else "no")):
-            w(f"{k + ":":<18}{v}\n")
+            w(f"{k + ':':<18}{v}\n")
         w("\nAvailable Images:\n-----------------\n")
     for img in d["images"]:
         rows = [("Index", img["index"]), ("Name", img["name"] or ""),
