@@ -87,6 +87,12 @@ class Inode:
     def size(self) -> int:
         return self.data.size if self.data else 0
 
+    def stream_hashes(self) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+        """(unnamed data hash, reparse data hash, [(name, hash)]) for the metadata writer."""
+        data = self.data.hash if self.data else ZERO_HASH
+        rp = self.reparse.hash if self.reparse else ZERO_HASH
+        return data, rp, [(n, s.hash) for n, s in self.named_streams.items()]
+
     def link(self, read_blob) -> LinkReparsePoint | None:
         """The parsed symlink/junction, or None if this is not a link."""
         if self._link is False:

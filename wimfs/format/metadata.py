@@ -186,3 +186,103 @@ def parse_tagged_items(data: bytes) -> dict[int, bytes]:
         items.setdefault(tag, data[p + 8:p + 8 + length])
         p += full
     return items
+
+
+# --- Writing ---------------------------------------------------------------------
+#
+# The serializer takes duck-typed trees (wimfs.image.Dentry/Inode satisfy it):
+#   dentry: .name, .short_name, .inode, .children (dict name -> dentry, or None)
+#   inode:  .attributes, .security_id, .creation_time, .last_access_time,
+#           .last_write_time, .reparse_tag, .rp_reserved, .rp_flags, .tagged_items,
+#           .nlink, .ino, .stream_hashes() -> (data_hash, reparse_hash, [(name, hash)])
+
+
+def _encode_name(name: str) -> bytes:
+    return name.encode("utf-16-le", "surrogatepass")
+
+
+def build_security_data(sds: list[bytes]) -> bytes:
+    body = b"".join(sds)
+    total = 8 + 8 * len(sds) + len(body)
+    out = struct.pack(f"<II{len(sds)}Q", total, len(sds), *(len(s) for s in sds)) + body
+    return out + bytes(align8(total) - total)
+
+
+def _dentry_bytes(d, subdir_offset: int, is_root: bool) -> bytes:
+    ino = d.inode
+    name = b"" if is_root else _encode_name(d.name)
+    short = _encode_name(d.short_name) if d.short_name else b""
+    if ino.attributes & S.FILE_ATTRIBUTE_REPARSE_POINT:
+        union = _reparse.pack(ino.reparse_tag, ino.rp_reserved, ino.rp_flags)
+    else:
+        union = _link.pack(ino.ino if ino.nlink > 1 and not ino.attributes & DIR_ATTRS else 0)
+    data_hash, reparse_hash, named = ino.stream_hashes()
+    unnamed: list[bytes] = []
+    if ino.attributes & S.FILE_ATTRIBUTE_REPARSE_POINT:
+        unnamed.append(reparse_hash)
+    if not ino.attributes & DIR_ATTRS:
+        unnamed.append(data_hash)
+    extra: list[tuple[str, bytes]] = []
+    if len(unnamed) <= 1 and not named:
+        main_hash = unnamed[0] if unnamed else bytes(20)
+    else:
+        main_hash = bytes(20)
+        extra = [("", h) for h in unnamed] + list(named)
+    var = b""
+    if name:
+        var += name + b"\0\0"
+    if short:
+        var += short + b"\0\0"
+    fixed_len = S.DENTRY_DISK_SIZE + len(var)
+    pad = align8(fixed_len) - fixed_len
+    tagged = ino.tagged_items or b""
+    tagged += bytes(align8(len(tagged)) - len(tagged))
+    length = fixed_len + pad + len(tagged)
+    head = _dentry.pack(length, ino.attributes, ino.security_id, subdir_offset, 0, 0,
+                        ino.creation_time, ino.last_access_time, ino.last_write_time,
+                        main_hash, 0, union, len(extra), len(short), len(name))
+    parts = [head, var, bytes(pad), tagged]
+    for sname, h in extra:
+        n = _encode_name(sname)
+        slen = S.EXTRA_STREAM_DISK_SIZE + (len(n) + 2 if n else 0)
+        parts.append(_stream.pack(align8(slen), 0, h, len(n)))
+        if n:
+            parts.append(n + b"\0\0")
+        parts.append(bytes(align8(slen) - slen))
+    return b"".join(parts)
+
+
+def _is_dir(d) -> bool:
+    return d.children is not None
+
+
+def build_metadata(security: list[bytes], root) -> bytes:
+    """Serialise security data and the dentry tree: the root, an end marker, then each
+    directory's children in breadth-first order, each list ended by 8 zero bytes."""
+    sec = build_security_data(security)
+    root_raw = bytearray(_dentry_bytes(root, 0, True))
+    lists: list[tuple[object, list[bytearray], list]] = []
+    queue = [root]
+    while queue:
+        nxt = []
+        for d in queue:
+            if _is_dir(d):
+                kids = list(d.children.values())
+                lists.append((d, [bytearray(_dentry_bytes(c, 0, False)) for c in kids], kids))
+                nxt.extend(kids)
+        queue = nxt
+    pos = len(sec) + len(root_raw) + 8
+    raw_of: dict[int, bytearray] = {id(root): root_raw}
+    for _d, raws, kids in lists:
+        for c, r in zip(kids, raws):
+            raw_of[id(c)] = r
+    for d, raws, _kids in lists:
+        struct.pack_into("<Q", raw_of[id(d)], 16, pos)     # subdir_offset
+        pos += sum(len(r) for r in raws) + 8
+    out = [sec, root_raw, bytes(8)]
+    for _d, raws, _kids in lists:
+        out.extend(raws)
+        out.append(bytes(8))
+    data = b"".join(out)
+    assert len(data) == pos, (len(data), pos)
+    return data
