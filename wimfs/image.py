@@ -31,13 +31,15 @@ class UnixData:
 
 
 class Stream:
-    __slots__ = ("name", "hash", "blob", "size")
+    __slots__ = ("name", "hash", "blob", "size", "source")
 
-    def __init__(self, name: str, hash_: bytes, blob: BlobDescriptor | None, size: int):
+    def __init__(self, name: str, hash_: bytes, blob: BlobDescriptor | None, size: int,
+                 source=None):
         self.name = name
         self.hash = hash_
         self.blob = blob
         self.size = size
+        self.source = source      # a writer BlobSource for content not yet in this WIM
 
     @property
     def missing(self) -> bool:

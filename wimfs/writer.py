@@ -1,0 +1,428 @@
+"""The one WIM writer behind capture, export, optimize and commit.
+
+`ResourceWriter` appends resources to a file: blobs (one resource each, or packed
+into solid resources), metadata resources, the blob table, XML and the integrity
+table. Chunks are compressed by libwim in worker threads (it releases the GIL),
+kept in order, and each chunk is stored raw when it does not shrink; a whole
+resource is stored uncompressed when compression does not pay.
+
+Dedup: every blob is hashed with SHA-1 as it is written; a blob whose hash is
+already known (in the WIM being appended to, or written earlier in this run) is
+dropped and the file position rolled back, so each file is read once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import struct
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from wimfs.codec import Compressor
+from wimfs.errors import WimfsError
+from wimfs.format import structs as S
+from wimfs.format.blobtable import build_blob_table
+from wimfs.format.header import ResourceHeader
+
+log = logging.getLogger(__name__)
+
+ZERO_HASH = bytes(20)
+DEFAULT_CHUNK_SIZE = {S.COMPRESSION_NONE: 32768, S.COMPRESSION_XPRESS: 32768,
+                      S.COMPRESSION_LZX: 32768, S.COMPRESSION_LZMS: 131072}
+SOLID_CHUNK_SIZE = 64 << 20
+WINDOW_BYTES = 64 << 20           # compressed-chunk pipeline depth per writer
+
+
+class BlobSource:
+    """Where a blob's bytes come from. Re-iterable (a resource that does not compress
+    is written again raw)."""
+
+    size: int
+
+    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return "<data>"
+
+
+class BytesSource(BlobSource):
+    def __init__(self, data: bytes):
+        self.data = data
+        self.size = len(data)
+
+    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+        mv = memoryview(self.data)
+        for off in range(0, self.size, chunk_size):
+            yield bytes(mv[off:off + chunk_size])
+
+
+class FileSource(BlobSource):
+    def __init__(self, path: str, size: int | None = None, stream: str | None = None):
+        self.path = path
+        self.size = os.path.getsize(path) if size is None else size
+
+    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+        with open(self.path, "rb", buffering=0) as f:
+            left = self.size
+            while left > 0:
+                data = f.read(min(chunk_size, left))
+                if not data:
+                    raise WimfsError(f"{self.path}: file shrank while being read")
+                # Files may be read in pieces smaller than asked for.
+                while len(data) < min(chunk_size, left):
+                    more = f.read(min(chunk_size, left) - len(data))
+                    if not more:
+                        raise WimfsError(f"{self.path}: file shrank while being read")
+                    data += more
+                left -= len(data)
+                yield data
+
+    def describe(self) -> str:
+        return self.path
+
+
+class WimBlobSource(BlobSource):
+    """A blob of another (or the same) WIM, read through its ResourceReader."""
+
+    def __init__(self, reader, blob):
+        self.reader = reader
+        self.blob = blob
+        self.size = blob.size
+
+    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+        for off in range(0, self.size, chunk_size):
+            yield self.reader.read(self.blob, off, chunk_size)
+
+    def describe(self) -> str:
+        return f"blob {self.blob.hex}"
+
+
+class XattrSource(BlobSource):
+    """A named stream read from an xattr (ntfs-3g/wimfs `user.*` interface)."""
+
+    def __init__(self, path: str, name: str):
+        self.path = path
+        self.name = name
+        self.value = os.getxattr(path, name, follow_symlinks=False)
+        self.size = len(self.value)
+
+    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+        return BytesSource(self.value).chunks(chunk_size)
+
+
+@dataclass(slots=True)
+class WrittenBlob:
+    """A blob as it will appear in the new blob table."""
+
+    hash: bytes
+    size: int
+    reshdr: ResourceHeader
+    refcnt: int = 1
+    part_number: int = 1
+    solid_group: int = -1          # index into ResourceWriter.solid_resources, or -1
+
+
+@dataclass
+class Progress:
+    total: int = 0
+    done: int = 0
+    quiet: bool = True
+    label: str = "writing"
+    start: float = field(default_factory=time.monotonic)
+    _last: float = 0.0
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.5 and self.done < self.total:
+            return
+        self._last = now
+        el = max(now - self.start, 1e-6)
+        rate = self.done / el
+        eta = (self.total - self.done) / rate if rate > 0 and self.total else 0
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        sys.stderr.write(f"\r{self.label}: {self.done >> 20} MiB of {self.total >> 20} MiB "
+                         f"({pct:.0f}%) at {rate / 1e6:.1f} MB/s, ETA {eta:.0f} s   ")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if not self.quiet:
+            self.add(0)
+            sys.stderr.write("\n")
+
+
+class ResourceWriter:
+    """Appends resources to `fd` starting at `offset`."""
+
+    def __init__(self, fd: int, offset: int, ctype: int, chunk_size: int, threads: int = 0,
+                 progress: Progress | None = None, level: int = 0) -> None:
+        self.fd = fd
+        self.pos = offset
+        self.ctype = ctype
+        self.chunk_size = chunk_size
+        self.level = level
+        self.threads = threads or os.cpu_count() or 2
+        self.progress = progress or Progress()
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="wimfs-compress") \
+            if ctype != S.COMPRESSION_NONE else None
+        self._compressors: dict = {}
+        self.solid_resources: list[ResourceHeader] = []
+        self.solid_usizes: list[int] = []
+
+    def close(self) -> None:
+        if self._pool:
+            self._pool.shutdown(wait=True)
+
+    # -- low level ------------------------------------------------------------
+
+    def _write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self.fd, view, self.pos)
+            self.pos += n
+            view = view[n:]
+
+    def _compressor(self, ctype: int, chunk_size: int) -> Compressor:
+        import threading
+
+        key = (threading.get_ident(), ctype, chunk_size)
+        c = self._compressors.get(key)
+        if c is None:
+            c = self._compressors[key] = Compressor(ctype, chunk_size, self.level)
+        return c
+
+    def _compress_chunk(self, ctype: int, chunk_size: int, data: bytes) -> bytes:
+        out = self._compressor(ctype, chunk_size).compress(data)
+        return data if out is None else out
+
+    # -- plain (non-solid) resources -------------------------------------------
+
+    def write_buffer(self, data: bytes, compress: bool = True,
+                     flags: int = 0) -> tuple[ResourceHeader, bytes]:
+        """Write one resource from memory; return its header and SHA-1."""
+        rh, digest = self.write_blobs([BytesSource(data)], compress=compress, flags=flags)[0]
+        return rh, digest
+
+    def write_blobs(self, sources: list[BlobSource], compress: bool = True, flags: int = 0,
+                    known: Callable[[bytes], bool] | None = None,
+                    on_error: Callable[[BlobSource, Exception], bool] | None = None
+                    ) -> list[tuple[ResourceHeader | None, bytes | None]]:
+        """Write each source as its own resource, in order, compressing chunks of several
+        blobs at once. A blob whose hash satisfies `known` is not kept (position rolled
+        back). `on_error(source, exc)` returning True skips an unreadable source;
+        otherwise the error propagates. Returns (reshdr or None if deduplicated/skipped,
+        sha1 or None if skipped) per source."""
+        ctype = self.ctype if compress else S.COMPRESSION_NONE
+        cs = self.chunk_size
+        results: list[tuple[ResourceHeader | None, bytes | None]] = []
+        outer_known = known
+        seen: set[bytes] = set()
+
+        def known(digest: bytes) -> bool:  # noqa: F811 - also dedup within this call
+            if digest in seen or (outer_known is not None and outer_known(digest)):
+                return True
+            seen.add(digest)
+            return False
+
+        if ctype == S.COMPRESSION_NONE or self._pool is None:
+            for src in sources:
+                results.append(self._write_uncompressed(src, flags, known, on_error))
+            return results
+
+        window: deque[tuple[int, Future | bytes | BaseException]] = deque()
+        window_bytes = 0
+        gen = self._chunk_jobs(sources, cs, ctype)
+        state = {"exhausted": False}
+
+        def fill() -> None:
+            nonlocal window_bytes
+            while not state["exhausted"] and window_bytes < WINDOW_BYTES:
+                try:
+                    item = next(gen)
+                except StopIteration:
+                    state["exhausted"] = True
+                    return
+                window.append(item)
+                window_bytes += cs
+
+        # Per-source accumulation, consumed strictly in order.
+        for i, src in enumerate(sources):
+            fill()
+            chunks_raw: list[bytes] = []
+            chunks_out: list[bytes] = []
+            sha = hashlib.sha1()
+            failed: BaseException | None = None
+            nchunks = -(-src.size // cs)
+            for _ in range(nchunks):
+                if not window:
+                    fill()
+                idx, raw, fut = window.popleft()
+                window_bytes -= cs
+                assert idx == i
+                if isinstance(fut, BaseException):
+                    failed = fut
+                    break
+                sha.update(raw)
+                chunks_raw.append(raw)
+                chunks_out.append(fut.result())
+                fill()
+                self.progress.add(len(raw))
+            if failed is not None:
+                if on_error is not None and on_error(src, failed):
+                    results.append((None, None))
+                    continue
+                raise failed
+            digest = sha.digest() if src.size else ZERO_HASH
+            if src.size == 0 or (known is not None and known(digest)):
+                results.append((None, digest))
+                continue
+            results.append((self._emit_chunked(src, chunks_raw, chunks_out, flags), digest))
+        return results
+
+    def _chunk_jobs(self, sources: list[BlobSource], cs: int, ctype: int):
+        """Yield (source index, raw chunk, future of compressed chunk) in order; a read
+        error yields the exception in place of the future and ends that source."""
+        for i, src in enumerate(sources):
+            if src.size == 0:
+                continue
+            n = 0
+            try:
+                for raw in src.chunks(cs):
+                    n += 1
+                    yield i, raw, self._pool.submit(self._compress_chunk, ctype, cs, raw)
+                if n != -(-src.size // cs):
+                    raise WimfsError(f"{src.describe()}: size changed while being read")
+            except (OSError, WimfsError) as exc:
+                yield i, b"", exc  # ends this source; the consumer stops reading it
+
+    def _emit_chunked(self, src: BlobSource, raws: list[bytes], outs: list[bytes],
+                      flags: int) -> ResourceHeader:
+        usize = src.size
+        n = len(raws)
+        esize = 4 if usize <= 0xFFFFFFFF else 8
+        table_size = (n - 1) * esize
+        csize = sum(len(c) for c in outs)
+        if csize + table_size >= usize:
+            # Compression does not pay: store the resource uncompressed.
+            start = self.pos
+            for raw in raws:
+                self._write(raw)
+            return ResourceHeader(usize, flags, start, usize)
+        offsets = []
+        pos = 0
+        for c in outs[:-1]:
+            pos += len(c)
+            offsets.append(pos)
+        start = self.pos
+        self._write(struct.pack(f"<{n - 1}{'I' if esize == 4 else 'Q'}", *offsets))
+        for c in outs:
+            self._write(c)
+        return ResourceHeader(self.pos - start, flags | S.RESHDR_FLAG_COMPRESSED, start, usize)
+
+    def _write_uncompressed(self, src, flags, known, on_error):
+        start = self.pos
+        sha = hashlib.sha1()
+        try:
+            for raw in src.chunks(1 << 20):
+                sha.update(raw)
+                self._write(raw)
+                self.progress.add(len(raw))
+            if self.pos - start != src.size:
+                raise WimfsError(f"{src.describe()}: size changed while being read")
+        except (OSError, WimfsError) as exc:
+            self.pos = start
+            if on_error is not None and on_error(src, exc):
+                return None, None
+            raise
+        digest = sha.digest() if src.size else ZERO_HASH
+        if src.size == 0 or (known is not None and known(digest)):
+            self.pos = start
+            return None, digest
+        return ResourceHeader(src.size, flags, start, src.size), digest
+
+    # -- solid resources ---------------------------------------------------------
+
+    def write_solid(self, sources: list[tuple[bytes, BlobSource]], ctype: int = S.COMPRESSION_LZMS,
+                    chunk_size: int = SOLID_CHUNK_SIZE) -> list[tuple[bytes, ResourceHeader]]:
+        """Pack already-hashed blobs into one solid resource. Returns (hash, blob reshdr)
+        where the blob reshdr's offset is inside the resource's uncompressed data; the
+        resource itself is appended to `solid_resources`."""
+        total = sum(s.size for _, s in sources)
+        if total == 0:
+            return []
+        nchunks = -(-total // chunk_size)
+        start = self.pos
+        header = S.SOLID_HEADER_STRUCT.pack(total, chunk_size, ctype)
+        table_pos = start + len(header)
+        self.pos = table_pos + 4 * nchunks
+        pool = self._pool or ThreadPoolExecutor(self.threads)
+        sizes: list[int] = []
+        futs: deque[Future] = deque()
+        max_inflight = max(2, self.threads + 1)
+
+        def stream() -> Iterator[bytes]:
+            buf = bytearray()
+            for _h, s in sources:
+                for piece in s.chunks(min(chunk_size, 1 << 22)):
+                    buf += piece
+                    self.progress.add(len(piece))
+                    while len(buf) >= chunk_size:
+                        yield bytes(buf[:chunk_size])
+                        del buf[:chunk_size]
+            if buf:
+                yield bytes(buf)
+
+        def drain(limit: int) -> None:
+            while len(futs) > limit:
+                c = futs.popleft().result()
+                sizes.append(len(c))
+                self._write(c)
+
+        for chunk in stream():
+            futs.append(pool.submit(self._compress_chunk, ctype, chunk_size, chunk))
+            drain(max_inflight)
+        drain(0)
+        if pool is not self._pool:
+            pool.shutdown()
+        end = self.pos
+        self.pos = start
+        self._write(header + struct.pack(f"<{nchunks}I", *sizes))
+        self.pos = end
+        self.solid_resources.append(ResourceHeader(end - start, S.RESHDR_FLAG_SOLID, start,
+                                                   S.SOLID_RESOURCE_MAGIC_NUMBER))
+        self.solid_usizes.append(total)
+        out = []
+        off = 0
+        for h, s in sources:
+            out.append((h, ResourceHeader(s.size, S.RESHDR_FLAG_SOLID, off, s.size)))
+            off += s.size
+        return out
+
+
+def blob_table_bytes(entries: list[WrittenBlob], solid: list[ResourceHeader],
+                     solid_usizes: list[int], metadata: list[WrittenBlob]) -> bytes:
+    """Serialise the blob table: plain blobs, then metadata entries in image order, then
+    each solid resource entry followed by its blobs, whose offsets count through all solid
+    resources as if they were one (what WIMGAPI expects)."""
+    rows = [(e.reshdr, e.part_number, e.refcnt, e.hash) for e in entries if e.solid_group < 0]
+    rows += [(m.reshdr, m.part_number, m.refcnt, m.hash) for m in metadata]
+    logical = 0
+    for gi, rh in enumerate(solid):
+        rows.append((rh, 1, 1, ZERO_HASH))
+        for e in entries:
+            if e.solid_group == gi:
+                r = e.reshdr
+                rows.append((ResourceHeader(r.size_in_wim, r.flags, r.offset_in_wim + logical,
+                                            r.uncompressed_size), e.part_number, e.refcnt,
+                             e.hash))
+        logical += solid_usizes[gi]
+    return build_blob_table(rows)
