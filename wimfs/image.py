@@ -56,6 +56,16 @@ class Inode:
                  "named_streams", "reparse", "unix", "tagged_items", "dentries",
                  "_link", "missing_blobs", "nlink")
 
+    @classmethod
+    def new(cls, ino: int, attributes: int, security_id: int = -1, creation_time: int = 0,
+            last_access_time: int = 0, last_write_time: int = 0, reparse_tag: int = 0,
+            rp_flags: int = 0, tagged_items: bytes = b"") -> Inode:
+        """A fresh inode (capture, mkdir/create on a read-write mount)."""
+        d = DiskDentry("", "", attributes, security_id, 0, creation_time, last_access_time,
+                       last_write_time, ZERO_HASH, 0, reparse_tag, 0, rp_flags, 0,
+                       tagged_items, [], 0)
+        return cls(ino, d)
+
     def __init__(self, ino: int, d: DiskDentry):
         self.ino = ino
         self.attributes = d.attributes
@@ -154,11 +164,14 @@ class Image:
     """One image of a WIM: its tree, inodes and security descriptors."""
 
     def __init__(self, index: int, security: list[bytes], root: Dentry,
-                 inodes: list[Inode]) -> None:
+                 inodes: list[Inode], invalid_names: list[str] | None = None) -> None:
         self.index = index
         self.security = security
         self.root = root
         self.inodes = inodes
+        # Entries skipped at load: names that are empty, '.', '..', contain '/' or NUL, or
+        # repeat a sibling's name (path of the parent + the raw name).
+        self.invalid_names: list[str] = invalid_names or []
 
     @classmethod
     def build(cls, index: int, security: list[bytes], disk_root: DiskDentry,
@@ -166,7 +179,7 @@ class Image:
         inodes: list[Inode] = []
         groups: dict[int, Inode] = {}
         next_ino = ino_start
-        skipped = 0
+        invalid: list[str] = []
 
         def make_inode(d: DiskDentry) -> Inode:
             nonlocal next_ino
@@ -203,12 +216,12 @@ class Image:
             assert children is not None
             for c in dd.children:
                 if not _name_is_valid(c.name):
-                    skipped += 1
+                    invalid.append(f"{parent.path.rstrip('/')}/{c.name!r}")
                     log.warning("image %d: ignoring entry with invalid name %r in %s",
                                 index, c.name, parent.path)
                     continue
                 if c.name in children:
-                    skipped += 1
+                    invalid.append(f"{parent.path.rstrip('/')}/{c.name!r} (duplicate)")
                     log.warning("image %d: ignoring duplicate name %r in %s", index, c.name,
                                 parent.path)
                     continue
@@ -220,7 +233,7 @@ class Image:
         for ino in inodes:
             ino.nlink = len(ino.dentries) if not ino.is_directory else 2 + sum(
                 1 for c in (ino.dentries[0].children or {}).values() if c.inode.is_directory)
-        return cls(index, security, root, inodes)
+        return cls(index, security, root, inodes, invalid)
 
     def walk(self) -> Iterator[Dentry]:
         stack = [self.root]
