@@ -390,9 +390,11 @@ class WimOperations(pyfuse3.Operations):
             img = self.image_of.get(ino.ino)
             return img.security_descriptor(ino) if img else None
         if name == b"system.ntfs_dos_name":
+            # DOS names are upper case on NTFS (ntfs-3g returns them so), even where a
+            # WIM stores one that differs from its long name only by case.
             for d in ino.dentries:
                 if d.short_name:
-                    return d.short_name.encode("utf-8", "surrogatepass")
+                    return d.short_name.upper().encode("utf-8", "surrogatepass")
             return None
         if name == b"system.ntfs_reparse_data":
             if not ino.is_reparse_point:
