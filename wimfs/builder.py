@@ -141,16 +141,25 @@ class WimBuilder:
         self.images: list[NewImage] = []
         self.boot_index: int | None = None
         self.on_skip: Callable[[str, Exception], bool] | None = None
+        # Take flock() on the WIM for an append (False when the caller holds it already).
+        self.lock = True
+        # Called with the final header after all data is on disk, before the header write
+        # (read-write mounts journal the commit there).
+        self.before_header: Callable[[WimHeader], None] | None = None
+        self._replace_index: int | None = None
 
     def add(self, new: NewImage) -> None:
         self.images.append(new)
 
     # -- the write --------------------------------------------------------------
 
-    def write(self, keep_images: list[int] | None = None) -> None:
+    def write(self, keep_images: list[int] | None = None,
+              replace_index: int | None = None) -> None:
         """Write. For a new file, `keep_images` are not used; for an append, the
-        existing images listed stay (default: all)."""
+        existing images listed stay (default: all). With `replace_index`, the first added
+        image takes the place of that existing image (commit of a read-write mount)."""
         if self.append_to is not None:
+            self._replace_index = replace_index
             self._append(keep_images)
         else:
             self._write_new()
@@ -195,7 +204,8 @@ class WimBuilder:
             raise WimfsError(f"{wim.path}: cannot write: {exc.strerror}") from None
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if self.lock:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise BusyError(f"{wim.path} is locked by another writer (a read-write "
                                 "mount?)") from None
@@ -247,7 +257,29 @@ class WimBuilder:
                 hdr.boot_idx = keep.index(hdr.boot_idx) + 1
             elif hdr.boot_idx:
                 hdr.boot_idx = 0
-            self._write_body(fd, end, hdr, xml_root, old_entries, solid, solid_usizes, old_meta)
+            header_written = []
+            user_hook = self.before_header
+
+            def hook(h: WimHeader) -> None:
+                if user_hook is not None:
+                    user_hook(h)
+                header_written.append(True)
+
+            self.before_header = hook
+            try:
+                self._write_body(fd, end, hdr, xml_root, old_entries, solid, solid_usizes,
+                                 old_meta)
+            except BaseException:
+                # Nothing points at the appended bytes yet: cut them off again so a
+                # failed append leaves the file as it was.
+                if not header_written:
+                    try:
+                        os.ftruncate(fd, end)
+                    except OSError:
+                        pass
+                raise
+            finally:
+                self.before_header = user_hook
         finally:
             os.close(fd)
 
@@ -274,15 +306,27 @@ class WimBuilder:
                     for s in _inode_streams(ino):
                         if s.hash != ZERO_HASH:
                             counts[s.hash] = counts.get(s.hash, 0) + len(ino.dentries)
+            if self._replace_index is not None and self.append_to is not None:
+                old = self.append_to.image(self._replace_index)
+                for ino in old.inodes:
+                    for s in _inode_streams(ino):
+                        if s.hash != ZERO_HASH:
+                            counts[s.hash] = counts.get(s.hash, 0) - len(ino.dentries)
             for e in entries:
-                e.refcnt += counts.get(e.hash, 0)
+                e.refcnt = max(0, e.refcnt + counts.get(e.hash, 0))
             # Metadata resources.
-            first_new = len(metadata) + 1
             for k, ni in enumerate(self.images):
                 raw = build_metadata(ni.image.security, ni.image.root)
                 rh, digest = rw.write_buffer(raw, compress=True, flags=S.RESHDR_FLAG_METADATA)
-                metadata.append(WrittenBlob(digest, len(raw), rh, 1))
-                self._xml_image(xml_root, ni, first_new + k)
+                wb = WrittenBlob(digest, len(raw), rh, 1)
+                if k == 0 and self._replace_index is not None:
+                    pos = self._replace_index - 1
+                    metadata[pos] = wb
+                    old_el = xml_root.findall("IMAGE")[pos]
+                    xml_root.replace(old_el, self._xml_image(ni, pos + 1))
+                else:
+                    metadata.append(wb)
+                    xml_root.append(self._xml_image(ni, len(metadata)))
             # Blob table, XML, integrity table, header.
             table = blob_table_bytes(entries, rw.solid_resources, rw.solid_usizes, metadata)
             hdr.blob_table_reshdr, _ = rw.write_buffer(table, compress=False,
@@ -306,6 +350,8 @@ class WimBuilder:
                 hdr.integrity_table_reshdr = ResourceHeader()
             os.ftruncate(fd, rw.pos)
             os.fsync(fd)
+            if self.before_header is not None:
+                self.before_header(hdr)
             os.pwrite(fd, hdr.build(), 0)
             os.fsync(fd)
             progress.finish()
@@ -389,7 +435,7 @@ class WimBuilder:
             return self.on_skip(src.describe(), exc)
         return False
 
-    def _xml_image(self, xml_root, ni: NewImage, index: int) -> None:
+    def _xml_image(self, ni: NewImage, index: int):
         el = copy.deepcopy(ni.xml_element) if ni.xml_element is not None else \
             etree.Element("IMAGE")
         el.set("INDEX", str(index))
@@ -414,7 +460,7 @@ class WimBuilder:
             _set_text(el, "FLAGS", ni.flags)
         for k, v in ni.extra_properties.items():
             set_property(el, k, v)
-        xml_root.append(el)
+        return el
 
 
 def _umask() -> int:
