@@ -1,0 +1,182 @@
+"""Transaction log replay ([regf] "Format of transaction log files").
+
+A primary file is *dirty* when its sequence numbers differ or its base block
+checksum is wrong.  Windows then recovers it from ``<hive>.LOG`` (NT 5.x),
+``<hive>.LOG1``/``<hive>.LOG2`` (Vista and later).  Two formats exist:
+
+* **Old format** ([regf] "Old format"): a 512-byte copy of the base block,
+  then at offset 512 the *dirty vector* -- ``DIRT`` and a bitmap with one bit
+  per 512-byte page of the hive bins data -- and, from the next 512-byte
+  boundary, the dirty pages in bitmap order.
+* **New format** ([regf] "New format", Windows 8.1+): the base block copy,
+  then from offset 512 a sequence of ``HvLE`` log entries: size, flags,
+  sequence number, hive bins data size, dirty page count, Hash-1 (Marvin32 of
+  the entry from offset 40) and Hash-2 (Marvin32 of the first 32 bytes), the
+  dirty page references (offset, size) and the pages.  Entries are applied
+  in sequence-number order starting at the primary's secondary sequence
+  number (or the log's when the primary base block is invalid); recovery
+  stops at the first entry with a bad hash, a non-4096-multiple bins size or
+  a gap in the sequence numbers.  Entries from both logs form one sequence.
+
+Logs are only consulted for a dirty primary: "If a hive isn't dirty ...
+subsequent log entries ... are ignored".
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from .errors import RegfCorruptError, RegfDirtyError, RegfError
+from .format import BASE_BLOCK_SIZE, U32, BaseBlock, checksum, marvin32
+
+LOG_SUFFIXES = (".LOG", ".LOG1", ".LOG2")
+HVLE_HDR = struct.Struct("<4sIIIII QQ")
+
+
+def find_logs(path: str) -> list[str]:
+    """Existing, non-empty log files next to *path* (case-insensitive)."""
+    d = os.path.dirname(os.path.abspath(path)) or "."
+    base = os.path.basename(path).upper()
+    want = {base + s for s in LOG_SUFFIXES}
+    out = []
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return []
+    for n in sorted(names):
+        if n.upper() in want:
+            p = os.path.join(d, n)
+            try:
+                if os.path.isfile(p) and os.path.getsize(p) > 0:
+                    out.append(p)
+            except OSError:
+                pass
+    return out
+
+
+def _log_base(raw: bytes) -> BaseBlock | None:
+    if len(raw) < 512 or raw[:4] != b"regf":
+        return None
+    hdr = bytearray(raw[:512]).ljust(BASE_BLOCK_SIZE, b"\0")
+    try:
+        bb = BaseBlock(hdr)
+    except RegfError:
+        return None
+    if U32.unpack_from(raw, 508)[0] != checksum(raw[:512]):
+        return None
+    return bb
+
+
+def _apply_old(bb: BaseBlock, raw: bytes, data: bytearray) -> bytearray:
+    size = bb.bins_size
+    if size % 4096 or size <= 0:
+        raise RegfCorruptError("old-format log: bad hive bins data size %d" % size)
+    nbits = size // 512
+    nbytes = (nbits + 7) // 8
+    if raw[512:516] != b"DIRT" or len(raw) < 516 + nbytes:
+        raise RegfCorruptError("old-format log: no dirty vector")
+    bitmap = raw[516:516 + nbytes]
+    pos = 512 + ((4 + nbytes + 511) // 512) * 512
+    out = bytearray(data[:size].ljust(size, b"\0"))
+    for i in range(nbits):
+        if bitmap[i >> 3] & (1 << (i & 7)):
+            page = raw[pos:pos + 512]
+            if len(page) < 512:
+                raise RegfCorruptError("old-format log: truncated dirty pages")
+            out[i * 512:(i + 1) * 512] = page
+            pos += 512
+    return out
+
+
+def _new_entries(raw: bytes) -> list[tuple[int, int, list[tuple[int, bytes]]]]:
+    """Valid HvLE entries of one log: (sequence, bins size, pages)."""
+    out = []
+    pos = 512
+    n = len(raw)
+    while pos + 40 <= n and raw[pos:pos + 4] == b"HvLE":
+        sig, size, _flags, seq, bins, count, h1, h2 = HVLE_HDR.unpack_from(raw, pos)
+        if size < 40 or size % 512 or pos + size > n or bins % 4096 or bins == 0:
+            break
+        entry = raw[pos:pos + size]
+        if marvin32(entry[:32]) != h2 or marvin32(entry[40:]) != h1:
+            break
+        if 40 + 8 * count > size:
+            break
+        refs = struct.unpack_from("<%dI" % (2 * count), entry, 40)
+        p = 40 + 8 * count
+        pages = []
+        ok = True
+        for i in range(count):
+            off, sz = refs[2 * i], refs[2 * i + 1]
+            if p + sz > size or off + sz > bins:
+                ok = False
+                break
+            pages.append((off, entry[p:p + sz]))
+            p += sz
+        if not ok:
+            break
+        out.append((seq, bins, pages))
+        pos += size
+    return out
+
+
+def replay(base: BaseBlock, data: bytearray, logs: list[str]) -> tuple[BaseBlock, bytearray, int]:
+    """Recover a dirty primary from its logs.
+
+    Returns the updated base block, hive bins data and the last sequence
+    number applied.  Raises :class:`RegfDirtyError` when no log can be used.
+    """
+    olds: list[tuple[BaseBlock, bytes]] = []
+    entries: dict[int, tuple[int, list]] = {}
+    log_bases: list[BaseBlock] = []
+    for p in logs:
+        try:
+            with open(p, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise RegfDirtyError("cannot read log %s: %s" % (p, e.strerror)) from None
+        bb = _log_base(raw)
+        if bb is None:
+            continue
+        if raw[512:516] == b"DIRT":
+            if bb.seq1 == bb.seq2:
+                olds.append((bb, raw))
+        elif raw[512:516] == b"HvLE":
+            log_bases.append(bb)
+            for seq, bins, pages in _new_entries(raw):
+                entries.setdefault(seq, (bins, pages))
+    if entries:
+        start = base.seq2 if base.checksum_ok else max(b.seq1 for b in log_bases)
+        cands = sorted(s for s in entries if s >= start)
+        if cands:
+            seq = cands[0]
+            last = None
+            while seq in entries:
+                bins, pages = entries[seq]
+                if len(data) < bins:
+                    data.extend(b"\0" * (bins - len(data)))
+                elif len(data) > bins:
+                    del data[bins:]
+                for off, page in pages:
+                    data[off:off + len(page)] = page
+                base.bins_size = bins
+                last = seq
+                seq += 1
+            if not base.checksum_ok:
+                lb = max(log_bases, key=lambda b: b.seq1)
+                base.root = lb.root
+                base.major, base.minor = lb.major, lb.minor
+            base.seq1 = base.seq2 = last
+            return base, data, last
+    if olds:
+        bb, raw = max(olds, key=lambda t: t[0].seq1)
+        if bb.seq1 >= base.seq2 or not base.checksum_ok:
+            data = _apply_old(bb, raw, data)
+            base.bins_size = bb.bins_size
+            base.root = bb.root
+            base.seq1 = base.seq2 = bb.seq1
+            return base, data, bb.seq1
+    raise RegfDirtyError(
+        "hive is dirty (sequence numbers %d/%d%s) and no usable transaction log "
+        "was found" % (base.seq1, base.seq2, "" if base.checksum_ok else ", bad checksum"))
