@@ -111,7 +111,13 @@ class Inode:
             self._link = None
             if self.is_reparse_point and self.reparse_tag in (S.IO_REPARSE_TAG_SYMLINK,
                                                               S.IO_REPARSE_TAG_MOUNT_POINT):
-                data = read_blob(self.reparse.blob) if self.reparse and self.reparse.blob else b""
+                rp = self.reparse
+                if rp is not None and rp.blob is not None:
+                    data = read_blob(rp.blob)
+                elif rp is not None and rp.source is not None:   # staged, not yet in the WIM
+                    data = b"".join(rp.source.chunks(1 << 16))
+                else:
+                    data = b""
                 self._link = parse_link(self.reparse_tag, data)
         return self._link  # type: ignore[return-value]
 

@@ -1,14 +1,25 @@
-"""`wimfs mount` and `wimfs unmount`."""
+"""`wimfs mount`, `unmount`, `commit`, `status`, `mounts`, `remount`, `cleanup`."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
+import shutil
 import subprocess
 import sys
 import time
 
-from wimfs.errors import EXIT_MOUNT, BusyError, MountError, PathNotFoundError, WimfsError
+from wimfs import mounts
+from wimfs.errors import (
+    EXIT_MOUNT,
+    EXIT_USAGE,
+    BusyError,
+    MountError,
+    PathNotFoundError,
+    WimfsError,
+)
 from wimfs.paths import find_mount, state_dir
 
 log = logging.getLogger(__name__)
@@ -18,6 +29,11 @@ READY_ENV = "WIMFS_READY_FD"
 
 def _check_mountdir(path: str) -> str:
     if not os.path.exists(path):
+        # A dead FUSE mount ("Transport endpoint is not connected") also lands here.
+        m = find_mount(path)
+        if m is not None:
+            raise BusyError(f"{path} is a dead {m['fstype']} mount; run 'wimfs cleanup' or "
+                            "'wimfs remount'")
         raise PathNotFoundError(f"mount directory {path} does not exist")
     if not os.path.isdir(path):
         raise MountError(f"{path} is not a directory")
@@ -36,6 +52,8 @@ def run(args) -> int:
     unknown = options - {"case_insensitive", "ro"}
     if unknown:
         raise MountError(f"unknown mount option(s): {', '.join(sorted(unknown))}")
+    if args.rw and args.index == "all":
+        raise MountError("--index all is read-only; mount one image read-write")
     if not args.foreground:
         return _daemonize(args)
     ready_fd = int(os.environ.pop(READY_ENV, "-1"))
@@ -55,6 +73,12 @@ def _tell(fd: int, msg: str) -> None:
             pass
 
 
+def _new_staging() -> str:
+    d = os.path.join(state_dir(), "staging", secrets.token_hex(8))
+    os.makedirs(d, mode=0o700)
+    return d
+
+
 def _serve(args, mountdir: str, options: set[str], ready_fd: int) -> int:
     if not os.path.exists("/dev/fuse"):
         raise MountError("/dev/fuse is missing: load the fuse module or run with --device "
@@ -64,6 +88,8 @@ def _serve(args, mountdir: str, options: set[str], ready_fd: int) -> int:
         from wimfs.fuse.ops import WimOperations
     except ImportError as exc:
         raise MountError(f"FUSE support is not installed ({exc}); run scripts/setup") from None
+    if args.rw:
+        return _serve_rw(args, mountdir, options, ready_fd)
     from wimfs.wim import Wim
 
     wim = Wim(args.image, cache_size=args.cache_size << 20, threads=args.threads)
@@ -81,10 +107,91 @@ def _serve(args, mountdir: str, options: set[str], ready_fd: int) -> int:
         ops = WimOperations(wim, images, all_images=all_images,
                             case_insensitive="case_insensitive" in options,
                             threads=args.threads, mountpoint=mountdir)
-        serve(ops, mountdir, fuse_options(f"wimfs:{wim.path}", args.allow_other),
-              on_ready=lambda: _tell(ready_fd, "READY"))
+        rec = {"wim": wim.path, "index": "all" if all_images else images[0].index,
+               "mountdir": mountdir, "rw": False, "pid": os.getpid(), "staging": None,
+               "started": time.time()}
+        rec_path = mounts.record_path(mountdir)   # before mounting: never stat our own mount
+
+        def ready() -> None:
+            mounts.write_record(rec, rec_path)
+            _tell(ready_fd, "READY")
+
+        try:
+            serve(ops, mountdir, fuse_options(f"wimfs:{wim.path}", args.allow_other),
+                  on_ready=ready)
+        finally:
+            mounts.remove_record(mountdir, rec_path)
     finally:
         wim.close()
+    return 0
+
+
+def _serve_rw(args, mountdir: str, options: set[str], ready_fd: int) -> int:
+    import trio
+
+    from wimfs.fuse import control
+    from wimfs.fuse.mount import fuse_options, serve
+    from wimfs.fuse.rwops import RwOperations
+    from wimfs.overlay import Overlay
+    from wimfs.wim import Wim
+
+    resume = bool(args.resume)
+    staging = args.staging
+    if staging is None:
+        staging = _new_staging()
+    elif not resume:
+        os.makedirs(staging, mode=0o700, exist_ok=True)
+        if os.path.exists(os.path.join(staging, "journal")):
+            raise MountError(f"{staging} already holds an overlay; use 'wimfs remount'")
+    if args.index is None and args.name is not None:
+        with Wim(args.image) as w:
+            index = w.resolve_image(None, args.name)
+    else:
+        index = args.index
+    overlay = Overlay(args.image, index if index is not None else None, staging,
+                      mountpoint=mountdir)
+    try:
+        replayed = overlay.start_journal(resume)
+        if resume:
+            log.info("replayed %d journal records", replayed)
+        ops = RwOperations(overlay, case_insensitive="case_insensitive" in options,
+                           threads=args.threads, mountpoint=mountdir)
+        state = {"exit_mode": "keep"}
+        rec = {"wim": overlay.wim_path, "index": overlay.index, "mountdir": mountdir,
+               "rw": True, "pid": os.getpid(), "staging": staging, "started": time.time(),
+               "options": sorted(options), "allow_other": bool(args.allow_other)}
+        rec_path = mounts.record_path(mountdir)   # before mounting: never stat our own mount
+
+        async def control_task(task_status=trio.TASK_STATUS_IGNORED):
+            await control.serve(ops, mounts.control_path(staging), state, task_status)
+
+        def ready() -> None:
+            mounts.write_record(rec, rec_path)
+            _tell(ready_fd, "READY")
+
+        serve(ops, mountdir, fuse_options(f"wimfs:{overlay.wim_path}", args.allow_other,
+                                          read_only=False),
+              on_ready=ready, control=control_task)
+    except BaseException:
+        overlay.close()
+        raise
+    mode = state["exit_mode"]
+    if mode == "discard":
+        overlay.discard()
+        mounts.remove_record(mountdir, rec_path)
+    elif mode == "clean":
+        overlay.close()
+        shutil.rmtree(staging, ignore_errors=True)
+        mounts.remove_record(mountdir, rec_path)
+    else:
+        # Unmounted without commit or discard: keep the overlay for 'wimfs remount'.
+        overlay.close()
+        try:
+            os.unlink(mounts.control_path(staging))
+        except FileNotFoundError:
+            pass
+        rec["pid"] = -1
+        mounts.write_record(rec, rec_path)
     return 0
 
 
@@ -100,6 +207,12 @@ def _daemonize(args) -> int:
         argv += ["--name", args.name]
     if args.allow_other:
         argv.append("--allow-other")
+    if args.rw:
+        argv.append("--rw")
+    if args.staging:
+        argv += ["--staging", args.staging]
+    if args.resume:
+        argv.append("--resume")
     for o in args.options:
         argv += ["-o", o]
     logdir = os.path.join(state_dir(), "log")
@@ -125,27 +238,243 @@ def _daemonize(args) -> int:
     return EXIT_MOUNT
 
 
+# -- unmount / commit ------------------------------------------------------------------
+
+
+def _record_for(mountdir: str) -> dict:
+    rec = mounts.read_record(mountdir)
+    if rec is None:
+        m = find_mount(mountdir)
+        if m is not None and m["fstype"] == "fuse.wimfs":
+            return {"mountdir": os.path.realpath(mountdir), "rw": False, "pid": None,
+                    "wim": m["source"].removeprefix("wimfs:")}
+        raise MountError(f"{mountdir} is not a wimfs mount")
+    return rec
+
+
+def _progress_printer(quiet: bool):
+    if quiet:
+        return None
+    start = time.monotonic()
+
+    def show(p: dict) -> None:
+        done, total = p.get("done", 0), p.get("total", 0)
+        el = max(time.monotonic() - start, 1e-6)
+        pct = 100.0 * done / total if total else 0.0
+        sys.stderr.write(f"\rcommitting: {done >> 20} MiB of {total >> 20} MiB ({pct:.0f}%) "
+                         f"at {done / el / 1e6:.1f} MB/s   ")
+        sys.stderr.flush()
+    return show
+
+
+def _commit(rec: dict, args) -> dict:
+    if getattr(args, "append", False) and not getattr(args, "name", None):
+        raise WimfsError("--append needs --name NAME for the new image")
+    show = _progress_printer(getattr(args, "quiet", False) or not sys.stderr.isatty())
+    res = mounts.request(rec, {"cmd": "commit", "append": getattr(args, "append", False),
+                               "name": getattr(args, "name", None),
+                               "description": getattr(args, "description", None),
+                               "check": getattr(args, "check", False),
+                               "force": getattr(args, "force", False)}, on_progress=show)
+    if show:
+        sys.stderr.write("\n")
+    return res
+
+
+def run_commit(args) -> int:
+    rec = _record_for(args.mountdir)
+    if mounts.status_of(rec) != "ok":
+        raise MountError(f"{args.mountdir}: the mount is not active "
+                         f"({mounts.status_of(rec)}); try 'wimfs remount'")
+    res = _commit(rec, args)
+    if not args.quiet:
+        print(f"committed to image {res['index']} of {rec['wim']} "
+              f"({res['written_bytes']} bytes appended, {res['seconds']} s)")
+    return 0
+
+
 def run_unmount(args) -> int:
     path = os.path.abspath(args.mountdir)
+    rec = _record_for(path)
+    if rec.get("rw"):
+        if args.commit == args.discard:
+            print("wimfs: error: a read-write mount needs --commit or --discard",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        status = mounts.status_of(rec)
+        if status == "needs remount":
+            raise MountError(f"{path}: the mount daemon is gone; 'wimfs remount' it first "
+                             "(or 'wimfs cleanup --purge' to drop its changes)")
+        if args.commit:
+            _commit(rec, args)
+        mounts.request(rec, {"cmd": "exit_mode",
+                             "mode": "clean" if args.commit else "discard"})
+    elif args.commit or args.discard:
+        if args.commit:
+            raise MountError(f"{path} is mounted read-only: nothing to commit")
+    _fusermount(path, lazy=args.lazy or args.force)
+    pid = rec.get("pid")
+    if not mounts.wait_gone(path, pid if isinstance(pid, int) and pid > 0 else None):
+        raise MountError(f"{path}: the daemon did not exit")
+    return 0
+
+
+def _fusermount(path: str, lazy: bool) -> None:
     m = find_mount(path)
     if m is None:
-        raise MountError(f"{path} is not mounted")
+        return
     if m["fstype"] != "fuse.wimfs":
         raise MountError(f"{path} is not a wimfs mount ({m['fstype']})")
-    cmd = ["fusermount3", "-u"] + (["-z"] if args.lazy else []) + [path]
+    cmd = ["fusermount3", "-u"] + (["-z"] if lazy else []) + [path]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True)
     except FileNotFoundError:
-        res = subprocess.run(["umount"] + (["-l"] if args.lazy else []) + [path],
+        res = subprocess.run(["umount"] + (["-l"] if lazy else []) + [path],
                              capture_output=True, text=True)
     if res.returncode != 0:
         msg = (res.stderr or res.stdout).strip().splitlines()
         text = msg[-1] if msg else f"exit code {res.returncode}"
         if "busy" in text.lower():
-            raise BusyError(f"{path} is busy (files are open on it); close them or use --lazy")
+            raise BusyError(f"{path} is busy (files are open on it); close them or use "
+                            "--force")
         raise MountError(f"cannot unmount {path}: {text}")
-    for _ in range(100):
-        if find_mount(path) is None:
-            break
-        time.sleep(0.05)
+
+
+# -- management ------------------------------------------------------------------------
+
+
+def _describe(rec: dict) -> dict:
+    st = mounts.status_of(rec)
+    return {"mountdir": rec["mountdir"], "wim": rec.get("wim"), "index": rec.get("index"),
+            "read_write": bool(rec.get("rw")), "status": st, "pid": rec.get("pid"),
+            "staging": rec.get("staging"),
+            "overlay_bytes": mounts.staging_size(rec.get("staging")) if rec.get("rw") else 0}
+
+
+def run_mounts(args) -> int:
+    rows = [_describe(r) for r in mounts.all_records()]
+    known = {r["mountdir"] for r in rows}
+    from wimfs.paths import mount_table
+
+    for m in mount_table():      # wimfs mounts without a record (e.g. made by older versions)
+        if m["fstype"] == "fuse.wimfs" and m["mountpoint"] not in known:
+            rows.append({"mountdir": m["mountpoint"], "wim": m["source"].removeprefix("wimfs:"),
+                         "index": None, "read_write": "ro" not in m["options"].split(","),
+                         "status": "ok", "pid": None, "staging": None, "overlay_bytes": 0})
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if not rows:
+        print("No mounted images.")
+    for r in rows:
+        print(f"Mount Dir : {r['mountdir']}\nImage File : {r['wim']}\n"
+              f"Image Index : {r['index']}\nMounted Read/Write : "
+              f"{'Yes' if r['read_write'] else 'No'}\nStatus : {r['status']}\n"
+              f"Overlay Size : {r['overlay_bytes']} bytes\n")
+    return 0
+
+
+def run_status(args) -> int:
+    rec = _record_for(args.mountdir)
+    if not rec.get("rw"):
+        info = {"mountdir": rec["mountdir"], "wim": rec.get("wim"), "index": rec.get("index"),
+                "read_write": False, "status": mounts.status_of(rec) if rec.get("pid")
+                else "ok", "changes": []}
+    else:
+        st = mounts.status_of(rec)
+        info = {"mountdir": rec["mountdir"], "wim": rec["wim"], "index": rec["index"],
+                "read_write": True, "status": st,
+                "overlay_bytes": mounts.staging_size(rec.get("staging"))}
+        if st == "ok":
+            res = mounts.request(rec, {"cmd": "status"})
+            info["changes"] = res["changes"]
+            info["open_for_write"] = res["open_for_write"]
+        else:
+            info["changes"] = None
+    if args.json:
+        json.dump(info, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"{info['mountdir']}: image {info['index']} of {info['wim']}, "
+          f"{'read-write' if info['read_write'] else 'read-only'}, {info['status']}")
+    changes = info.get("changes") or []
+    if info.get("changes") is None:
+        print("  (daemon not running: remount to see the changes)")
+    elif not changes:
+        print("  no changes")
+    for c in changes:
+        extra = f" (from {c['old_path']})" if c.get("old_path") else ""
+        size = f"  {c['size']} bytes" if args.diff and c["change"] != "deleted" else ""
+        print(f"  {c['change']:<9} {c['path']}{extra}{size}")
+    return 0
+
+
+def run_remount(args) -> int:
+    path = os.path.abspath(args.mountdir)
+    rec = mounts.read_record(path)
+    if rec is None or not rec.get("rw"):
+        raise MountError(f"no read-write overlay is recorded for {path}")
+    st = mounts.status_of(rec)
+    if st == "ok":
+        print(f"{path} is mounted and working; nothing to do")
+        return 0
+    if st == "invalid":
+        raise MountError(f"{path}: the overlay cannot be recovered (WIM or staging missing)")
+    # Clear a dead FUSE mount left by a killed daemon.
+    if find_mount(path) is not None:
+        subprocess.run(["fusermount3", "-uz", path], capture_output=True)
+    os.makedirs(path, exist_ok=True)
+
+    class A:  # the arguments of a mount
+        pass
+
+    a = A()
+    a.image, a.mountdir, a.index, a.name = rec["wim"], path, rec["index"], None
+    a.foreground, a.allow_other = False, rec.get("allow_other", False)
+    a.cache_size, a.threads, a.options = args.cache_size, 0, list(rec.get("options", []))
+    a.rw, a.staging, a.resume, a.debug = True, rec["staging"], True, args.debug
+    return _daemonize(a)
+
+
+def run_cleanup(args) -> int:
+    removed = 0
+    for rec in mounts.all_records():
+        st = mounts.status_of(rec)
+        if st == "ok":
+            continue
+        mdir = rec["mountdir"]
+        m = find_mount(mdir)
+        if m is not None and m["fstype"] == "fuse.wimfs" and not mounts.mount_alive(mdir):
+            subprocess.run(["fusermount3", "-uz", mdir], capture_output=True)
+            print(f"removed dead mount {mdir}")
+        if rec.get("rw") and st == "needs remount" and not args.purge:
+            print(f"kept the overlay of {mdir} ({rec['staging']}); 'wimfs remount {mdir}' "
+                  "brings it back, 'wimfs cleanup --purge' drops it")
+            continue
+        if rec.get("staging") and os.path.isdir(rec["staging"]):
+            shutil.rmtree(rec["staging"], ignore_errors=True)
+            print(f"purged the overlay of {mdir}")
+        mounts.remove_record(mdir)
+        removed += 1
+    # Dead wimfs mounts without records.
+    from wimfs.paths import mount_table
+
+    for m in mount_table():
+        if m["fstype"] == "fuse.wimfs" and not mounts.mount_alive(m["mountpoint"]):
+            if mounts.read_record(m["mountpoint"]) is None:
+                subprocess.run(["fusermount3", "-uz", m["mountpoint"]], capture_output=True)
+                print(f"removed dead mount {m['mountpoint']}")
+    # Orphaned staging directories (no record points at them).
+    sdir = os.path.join(state_dir(), "staging")
+    if os.path.isdir(sdir):
+        used = {r.get("staging") for r in mounts.all_records()}
+        for n in os.listdir(sdir):
+            p = os.path.join(sdir, n)
+            if p not in used:
+                if args.purge:
+                    shutil.rmtree(p, ignore_errors=True)
+                    print(f"purged orphaned overlay {p}")
+                else:
+                    print(f"orphaned overlay kept: {p} (use --purge to remove)")
     return 0

@@ -17,17 +17,20 @@ from wimfs.fuse.ops import WimOperations
 log = logging.getLogger(__name__)
 
 
-def fuse_options(fsname: str, allow_other: bool) -> set[str]:
+def fuse_options(fsname: str, allow_other: bool, read_only: bool = True) -> set[str]:
     opts = set(pyfuse3.default_options)
-    opts |= {"ro", "subtype=wimfs", "fsname=" + fsname.replace(",", "_").replace(" ", "_")}
+    opts |= {"subtype=wimfs", "fsname=" + fsname.replace(",", "_").replace(" ", "_")}
+    if read_only:
+        opts.add("ro")
     if allow_other:
         opts.add("allow_other")
     return opts
 
 
 def serve(ops: WimOperations, mountpoint: str, options: set[str],
-          on_ready: Callable[[], None] | None = None) -> None:
-    """Mount and serve until unmounted. Raises MountError if the mount fails."""
+          on_ready: Callable[[], None] | None = None, control=None) -> None:
+    """Mount and serve until unmounted. `control(nursery)` is an async function started
+    next to the FUSE loop (the control socket of read-write mounts)."""
     try:
         pyfuse3.init(ops, mountpoint, options)
     except RuntimeError as exc:
@@ -37,23 +40,25 @@ def serve(ops: WimOperations, mountpoint: str, options: set[str],
     except (AttributeError, ValueError):
         pass
     try:
-        if on_ready:
-            on_ready()
-        trio.run(_main)
+        trio.run(_main, on_ready, control)
     finally:
         # After main() returns the kernel has unmounted (or we were signalled).
         pyfuse3.close(unmount=True)
     log.debug("served %d inodes; reader stats %s", ops.total_inodes, ops.reader.stats)
 
 
-async def _main() -> None:
+async def _main(on_ready, control) -> None:
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_signals, nursery.cancel_scope)
+        nursery.start_soon(_signals)
+        if control is not None:
+            await nursery.start(control)
+        if on_ready:
+            on_ready()
         await pyfuse3.main(min_tasks=2, max_tasks=64)
         nursery.cancel_scope.cancel()
 
 
-async def _signals(scope: trio.CancelScope) -> None:
+async def _signals() -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as sigs:
         async for sig in sigs:
             log.info("signal %d: unmounting", sig)

@@ -63,6 +63,7 @@ class Handle:
     inode: Inode
     stream: Stream | None
     path: str
+    writable: bool = False
 
 
 class WimOperations(pyfuse3.Operations):
@@ -116,6 +117,9 @@ class WimOperations(pyfuse3.Operations):
 
     # -- helpers ----------------------------------------------------------------
 
+    def _image_for(self, ino: Inode) -> Image | None:
+        return self.image_of.get(ino.ino)
+
     def _inode(self, ino: int) -> Inode:
         try:
             return self.inodes[ino]
@@ -123,6 +127,8 @@ class WimOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOENT) from None
 
     def _dentry(self, inode: Inode) -> Dentry:
+        if not inode.dentries:
+            raise pyfuse3.FUSEError(errno.ENOENT)   # removed while still referenced
         return inode.dentries[0]
 
     def _path(self, inode: Inode) -> str:
@@ -316,7 +322,9 @@ class WimOperations(pyfuse3.Operations):
         h = self.handles.get(fh)
         if not isinstance(h, Handle):
             raise pyfuse3.FUSEError(errno.EBADF)
-        stream = h.stream
+        return await self._read_stream(h, h.stream, off, size)
+
+    async def _read_stream(self, h: Handle, stream: Stream | None, off: int, size: int):
         if stream is None:
             return b""
         if stream.missing:
@@ -387,7 +395,7 @@ class WimOperations(pyfuse3.Operations):
         if name == b"system.ntfs_attrib_be":
             return struct.pack(">I", ino.attributes)
         if name == b"system.ntfs_acl":
-            img = self.image_of.get(ino.ino)
+            img = self._image_for(ino)
             return img.security_descriptor(ino) if img else None
         if name == b"system.ntfs_dos_name":
             # DOS names are upper case on NTFS (ntfs-3g returns them so), even where a
