@@ -126,8 +126,9 @@ class WimBuilder:
                  solid: bool = False, solid_ctype: int = S.COMPRESSION_LZMS,
                  solid_chunk_size: int = SOLID_CHUNK_SIZE, threads: int = 0,
                  quiet: bool = True, append_to=None, check_integrity: bool = False,
-                 level: int = 0) -> None:
+                 level: int = 0, header_flags: int = 0) -> None:
         self.path = path
+        self.header_flags = header_flags    # extra WIM header flags, e.g. HDR_FLAG_RP_FIX
         self.append_to = append_to          # an open wimfs.wim.Wim for in-place appends
         self.ctype = ctype
         self.chunk_size = chunk_size or DEFAULT_CHUNK_SIZE[ctype]
@@ -147,6 +148,7 @@ class WimBuilder:
         # (read-write mounts journal the commit there).
         self.before_header: Callable[[WimHeader], None] | None = None
         self._replace_index: int | None = None
+        self.progress_cb: Callable[[int, int], None] | None = None
 
     def add(self, new: NewImage) -> None:
         self.images.append(new)
@@ -170,7 +172,7 @@ class WimBuilder:
         try:
             os.fchmod(fd, 0o644 & ~_umask())
             hdr = WimHeader(flags=COMPRESS_FLAGS[self.ctype if not self.solid else
-                                                  self.solid_ctype],
+                                                  self.solid_ctype] | self.header_flags,
                             chunk_size=self.chunk_size if self.ctype else 0,
                             guid=uuid.uuid4().bytes)
             if self.solid:
@@ -210,6 +212,7 @@ class WimBuilder:
                 raise BusyError(f"{wim.path} is locked by another writer (a read-write "
                                 "mount?)") from None
             hdr = copy.deepcopy(wim.header)
+            hdr.flags |= self.header_flags
             if hdr.total_parts != 1:
                 raise WimfsError("cannot modify a split WIM; join it first")
             self.ctype = hdr.compression_type
@@ -287,7 +290,7 @@ class WimBuilder:
                     entries: list[WrittenBlob], solid, solid_usizes,
                     metadata: list[WrittenBlob]) -> None:
         known: dict[bytes, WrittenBlob] = {e.hash: e for e in entries}
-        progress = Progress(quiet=self.quiet, label="writing")
+        progress = Progress(quiet=self.quiet, label="writing", callback=self.progress_cb)
         rw = ResourceWriter(fd, offset, self.ctype, self.chunk_size, self.threads, progress,
                             self.level)
         rw.solid_resources = list(solid)

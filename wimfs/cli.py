@@ -45,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--index", type=int)
     c.add_argument("--json", action="store_true")
     c.add_argument("--header", action="store_true", help="also print the raw header fields")
+    c.add_argument("--set-name", metavar="NAME", help="change the image's NAME (with --index)")
+    c.add_argument("--set-description", metavar="TEXT")
+    c.add_argument("--set-property", metavar="KEY=VALUE", action="append", default=[],
+                   help="set an XML field, e.g. WINDOWS/EDITIONID=Pro (repeatable; empty "
+                        "VALUE removes it)")
+    c.add_argument("--boot", type=int, metavar="N", help="make image N bootable (0: none)")
+    c.add_argument("--check", action="store_true", help="write an integrity table when editing")
+    c.add_argument("--ref", action="append", default=[], metavar="PART",
+                   help="other parts of a split WIM (repeatable, globs allowed)")
     c.set_defaults(func=_cmd("wimfs.commands.info:run"))
 
     c = sub.add_parser("ls", help="list files in an image")
@@ -53,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--long", "-l", action="store_true")
     c.set_defaults(func=_cmd("wimfs.commands.ls:run"))
 
-    c = sub.add_parser("mount", help="mount an image as a read-only FUSE volume")
+    c = sub.add_parser("mount", help="mount an image (read-only, or read-write with --rw)")
     c.add_argument("image")
     c.add_argument("mountdir")
     sel = c.add_mutually_exclusive_group()
@@ -66,17 +75,170 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int, default=0, help="decompression threads (default: cores)")
     c.add_argument("-o", dest="options", action="append", default=[],
                    help="mount options: case_insensitive")
+    c.add_argument("--rw", action="store_true",
+                   help="read-write: changes stay in an overlay until commit or discard")
+    c.add_argument("--staging", metavar="DIR",
+                   help="overlay directory (default: a private one under the state dir)")
+    c.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     c.set_defaults(func=_cmd("wimfs.commands.mount:run"))
 
     c = sub.add_parser("unmount", aliases=["umount"], help="unmount a wimfs mount")
     c.add_argument("mountdir")
-    c.add_argument("--lazy", action="store_true")
+    act = c.add_mutually_exclusive_group()
+    act.add_argument("--commit", action="store_true", help="save the changes, then unmount")
+    act.add_argument("--discard", action="store_true", help="drop the changes and unmount")
+    c.add_argument("--force", action="store_true",
+                   help="commit even with files open for writing; unmount lazily")
+    c.add_argument("--lazy", action="store_true", help="detach even if the mount is busy")
+    _commit_options(c)
     c.set_defaults(func=_cmd("wimfs.commands.mount:run_unmount"))
+
+    c = sub.add_parser("commit", help="save the changes of a read-write mount, stay mounted")
+    c.add_argument("mountdir")
+    c.add_argument("--force", action="store_true",
+                   help="commit even with files open for writing")
+    _commit_options(c)
+    c.set_defaults(func=_cmd("wimfs.commands.mount:run_commit"))
+
+    c = sub.add_parser("status", help="what the overlay of a mount holds")
+    c.add_argument("mountdir")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--diff", action="store_true", help="show sizes of changed files")
+    c.set_defaults(func=_cmd("wimfs.commands.mount:run_status"))
+
+    c = sub.add_parser("mounts", help="list wimfs mounts (DISM /Get-MountedImageInfo)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_cmd("wimfs.commands.mount:run_mounts"))
+
+    c = sub.add_parser("remount", help="bring back a read-write mount after a crash")
+    c.add_argument("mountdir")
+    c.add_argument("--cache-size", type=int, default=256, metavar="MB")
+    c.set_defaults(func=_cmd("wimfs.commands.mount:run_remount"))
+
+    c = sub.add_parser("cleanup", help="remove stale mount records and dead mounts")
+    c.add_argument("--purge", action="store_true", help="also delete orphaned overlays")
+    c.set_defaults(func=_cmd("wimfs.commands.mount:run_cleanup"))
+
+    _image_commands(sub)
 
     for name in DELEGATED:
         c = sub.add_parser(name, help=f"{name} commands (see 'wimfs {name} --help')", add_help=False)
         c.add_argument("rest", nargs=argparse.REMAINDER)
     return p
+
+
+def _image_commands(sub) -> None:
+    """capture, append, apply, export, delete, optimize, verify, split, join."""
+
+    def common(c, threads: bool = True) -> None:
+        c.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+        if threads:
+            c.add_argument("--threads", type=int, default=0,
+                           help="compression threads (default: cores)")
+
+    comp = "none|xpress|lzx|lzms"
+    for name, help_ in (("capture", "capture a directory into a new WIM"),
+                        ("append", "capture a directory as a new image of an existing WIM")):
+        c = sub.add_parser(name, help=help_)
+        c.add_argument("source", metavar="DIR")
+        c.add_argument("wim", metavar="IMAGE.wim")
+        c.add_argument("--name", help="image name (default: the directory's name)")
+        c.add_argument("--description")
+        c.add_argument("--flags", help="the image's FLAGS XML field (e.g. Professional)")
+        if name == "capture":
+            c.add_argument("--compress", default="lzx", metavar="TYPE", help=comp)
+            c.add_argument("--solid", action="store_true",
+                           help="pack all data into solid LZMS resources (ESD style)")
+            c.add_argument("--chunk-size", type=int, metavar="N")
+        c.add_argument("--boot", action="store_true", help="mark the new image bootable")
+        c.add_argument("--check", action="store_true", help="write an integrity table")
+        c.add_argument("--config", metavar="EXCLUSIONS",
+                       help="wimlib-style capture configuration ([ExclusionList] ...)")
+        c.add_argument("--unix-data", action="store_true",
+                       help="store UNIX owner, group, mode and device numbers")
+        c.add_argument("--norpfix", action="store_true",
+                       help="store absolute symlink targets as they are")
+        c.add_argument("--skip-errors", action="store_true",
+                       help="skip unreadable files (each one is reported)")
+        common(c)
+        c.set_defaults(func=_cmd("wimfs.commands.capture:run" if name == "capture"
+                                 else "wimfs.commands.capture:run_append"))
+
+    c = sub.add_parser("apply", help="extract an image to a directory")
+    c.add_argument("image", metavar="IMAGE[:N]")
+    c.add_argument("dir", metavar="DIR")
+    c.add_argument("--index", help="image index (or 'all')")
+    c.add_argument("--name", help="image name")
+    c.add_argument("--unix-data", action="store_true",
+                   help="restore UNIX owner, group, mode and special files")
+    c.add_argument("--ref", action="append", default=[], metavar="PART",
+                   help="other parts of a split WIM (repeatable, globs allowed)")
+    common(c, threads=False)
+    c.set_defaults(func=_cmd("wimfs.commands.apply:run"))
+
+    c = sub.add_parser("export", help="copy images into another (new or existing) WIM")
+    c.add_argument("source", metavar="SRC[:N|:all]")
+    c.add_argument("dest", metavar="DST")
+    c.add_argument("--index", help="image index, name or 'all'")
+    c.add_argument("--compress", metavar="TYPE", help=comp + "|recovery (new DST only)")
+    c.add_argument("--solid", action="store_true", help="solid LZMS (ESD) output")
+    c.add_argument("--chunk-size", type=int, metavar="N")
+    c.add_argument("--name", help="name of the exported image")
+    c.add_argument("--description")
+    c.add_argument("--boot", action="store_true")
+    c.add_argument("--check", action="store_true")
+    c.add_argument("--ref", action="append", default=[], metavar="PART")
+    common(c)
+    c.set_defaults(func=_cmd("wimfs.commands.export:run"))
+
+    c = sub.add_parser("delete", help="delete an image from a WIM")
+    c.add_argument("wim", metavar="IMAGE.wim")
+    c.add_argument("image", metavar="N", help="index, name or 'all'")
+    c.add_argument("--rebuild", action="store_true", help="rewrite the WIM to reclaim space")
+    c.add_argument("--check", action="store_true")
+    common(c, threads=False)
+    c.set_defaults(func=_cmd("wimfs.commands.delete:run"))
+
+    c = sub.add_parser("optimize", help="rewrite a WIM without unused space")
+    c.add_argument("wim", metavar="IMAGE.wim")
+    c.add_argument("--recompress", action="store_true",
+                   help="compress every resource again (always done currently)")
+    c.add_argument("--compress", metavar="TYPE", help=comp)
+    c.add_argument("--solid", action="store_true")
+    c.add_argument("--chunk-size", type=int, metavar="N")
+    c.add_argument("--check", action="store_true")
+    common(c)
+    c.set_defaults(func=_cmd("wimfs.commands.optimize:run"))
+
+    c = sub.add_parser("verify", help="check headers, metadata, every blob and the integrity table")
+    c.add_argument("wim", metavar="IMAGE.wim")
+    c.add_argument("--ref", action="append", default=[], metavar="PART")
+    common(c, threads=False)
+    c.set_defaults(func=_cmd("wimfs.commands.verify:run"))
+
+    c = sub.add_parser("split", help="split a WIM into parts (.swm)")
+    c.add_argument("wim", metavar="IMAGE.wim")
+    c.add_argument("part", metavar="PART.swm")
+    c.add_argument("--size", type=int, required=True, metavar="MB", help="maximum part size")
+    c.add_argument("--check", action="store_true")
+    common(c, threads=False)
+    c.set_defaults(func=_cmd("wimfs.commands.split:run"))
+
+    c = sub.add_parser("join", help="join the parts of a split WIM into one WIM")
+    c.add_argument("out", metavar="OUT.wim")
+    c.add_argument("parts", nargs="+", metavar="PART.swm")
+    c.add_argument("--check", action="store_true")
+    common(c, threads=False)
+    c.set_defaults(func=_cmd("wimfs.commands.join:run"))
+
+
+def _commit_options(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--append", action="store_true",
+                   help="commit the changes as a new image (needs --name)")
+    c.add_argument("--name", help="name of the new image (--append)")
+    c.add_argument("--description", help="description of the new image (--append)")
+    c.add_argument("--check", action="store_true", help="write an integrity table")
+    c.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
 
 def _cmd(target: str) -> Callable[[argparse.Namespace], int]:

@@ -137,26 +137,30 @@ class Progress:
     label: str = "writing"
     start: float = field(default_factory=time.monotonic)
     _last: float = 0.0
+    callback: Callable[[int, int], None] | None = None    # (done, total) on every add
 
-    def add(self, n: int) -> None:
+    def add(self, n: int, force: bool = False) -> None:
         self.done += n
+        if self.callback is not None:
+            self.callback(self.done, self.total)
         if self.quiet:
             return
         now = time.monotonic()
-        if now - self._last < 0.5 and self.done < self.total:
+        if now - self._last < 0.5 and not force:
             return
         self._last = now
         el = max(now - self.start, 1e-6)
         rate = self.done / el
-        eta = (self.total - self.done) / rate if rate > 0 and self.total else 0
-        pct = 100.0 * self.done / self.total if self.total else 100.0
-        sys.stderr.write(f"\r{self.label}: {self.done >> 20} MiB of {self.total >> 20} MiB "
+        total = max(self.total, self.done)
+        eta = max(total - self.done, 0) / rate if rate > 0 else 0
+        pct = 100.0 * self.done / total if total else 100.0
+        sys.stderr.write(f"\r{self.label}: {self.done >> 20} MiB of {total >> 20} MiB "
                          f"({pct:.0f}%) at {rate / 1e6:.1f} MB/s, ETA {eta:.0f} s   ")
         sys.stderr.flush()
 
     def finish(self) -> None:
         if not self.quiet:
-            self.add(0)
+            self.add(0, force=True)
             sys.stderr.write("\n")
 
 
@@ -421,8 +425,10 @@ def blob_table_bytes(entries: list[WrittenBlob], solid: list[ResourceHeader],
         for e in entries:
             if e.solid_group == gi:
                 r = e.reshdr
+                # A blob in a solid resource: its size is in size_in_wim; the
+                # uncompressed size field is 0, as WIMGAPI and wimlib write it (7-Zip
+                # refuses the blob otherwise).
                 rows.append((ResourceHeader(r.size_in_wim, r.flags, r.offset_in_wim + logical,
-                                            r.uncompressed_size), e.part_number, e.refcnt,
-                             e.hash))
+                                            0), e.part_number, e.refcnt, e.hash))
         logical += solid_usizes[gi]
     return build_blob_table(rows)
