@@ -121,6 +121,7 @@ class Overlay:
         os.chmod(self.staging, 0o700)
         self.journal_path = os.path.join(self.staging, "journal")
         self._journal = None
+        self._retired: list[Wim] = []
         self.replaying = False
         self.frozen = False
         self.unix_mode = any(i.unix is not None for i in self.image.inodes)
@@ -154,6 +155,9 @@ class Overlay:
             self._journal.close()
             self._journal = None
         self.wim.close()
+        for w in self._retired:
+            w.close()
+        self._retired.clear()
         if self.lock_fd >= 0:
             os.close(self.lock_fd)
             self.lock_fd = -1
@@ -827,8 +831,12 @@ class Overlay:
         # Switch to the new state: reload the WIM, point committed streams at their
         # new blobs and drop their staging files (unless still open for writing).
         busy = open_for_write()
-        self.wim.close()
+        # Readers may still be using the old Wim in other threads: retire it (closed at
+        # the end of the session) instead of closing it under them.
+        old_wim = self.wim
         self.wim = Wim(self.wim_path)
+        old_wim.reader._cache.clear()
+        self._retired.append(old_wim)
         if append:
             self.index = self.wim.image_count
         blobs = self.wim.blob_table.blobs
@@ -854,7 +862,6 @@ class Overlay:
                     nb = blobs.get(s.hash)
                     if nb is not None:
                         s.blob = nb
-        self.wim.reader = self.wim.reader
         self.generation = _generation(self.wim.header)
         self.base_paths = {d.path for d in self.image.walk()}
         self.origin = {}

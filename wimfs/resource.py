@@ -46,6 +46,8 @@ class ResourceReader:
                  verify: bool = True) -> None:
         self.fd = fd
         self.file_size = os.fstat(fd).st_size
+        # Other parts of a split WIM (--ref): part number -> (fd, file size).
+        self.part_fds: dict[int, tuple[int, int]] = {}
         self.cache_bytes = max(cache_bytes, 0)
         self.codecs = Codecs()
         self.verify = verify
@@ -66,13 +68,14 @@ class ResourceReader:
 
     # -- raw file access ----------------------------------------------------
 
-    def pread(self, size: int, offset: int) -> bytes:
-        if offset + size > self.file_size:
+    def pread(self, size: int, offset: int, part: int = 0) -> bytes:
+        fd, file_size = self.part_fds.get(part) or (self.fd, self.file_size)
+        if offset + size > file_size:
             raise WimCorruptError(f"resource at {offset}+{size} is past the end of the WIM "
-                                  f"({self.file_size} bytes): the file is truncated")
-        data = os.pread(self.fd, size, offset)
+                                  f"({file_size} bytes): the file is truncated")
+        data = os.pread(fd, size, offset)
         while len(data) < size:  # pread may return short on some filesystems
-            more = os.pread(self.fd, size - len(data), offset + len(data))
+            more = os.pread(fd, size - len(data), offset + len(data))
             if not more:
                 raise WimCorruptError(f"short read at {offset}: the WIM is truncated")
             data += more
@@ -93,7 +96,7 @@ class ResourceReader:
         if rdesc.is_solid:
             hdr = S.SOLID_HEADER_STRUCT.size
             table_bytes = nchunks * 4
-            raw = self.pread(table_bytes, rdesc.offset_in_wim + hdr)
+            raw = self.pread(table_bytes, rdesc.offset_in_wim + hdr, rdesc.part_number)
             sizes = array("I")
             sizes.frombytes(raw)
             offs = array("Q", [0]) * (nchunks + 1)
@@ -108,7 +111,8 @@ class ResourceReader:
             if table_bytes > rdesc.size_in_wim:
                 raise WimCorruptError(f"resource at {rdesc.offset_in_wim}: chunk table larger "
                                       "than the resource")
-            raw = self.pread(table_bytes, rdesc.offset_in_wim) if table_bytes else b""
+            raw = self.pread(table_bytes, rdesc.offset_in_wim, rdesc.part_number) \
+                if table_bytes else b""
             entries = array("I" if esize == 4 else "Q")
             entries.frombytes(raw)
             base = rdesc.offset_in_wim + table_bytes
@@ -122,7 +126,7 @@ class ResourceReader:
             if b < a or b > end or b - a > chunk_usize or (b == a and chunk_usize):
                 raise WimCorruptError(f"resource at {rdesc.offset_in_wim}: invalid chunk "
                                       f"table entry {i}")
-        if end > self.file_size:
+        if end > (self.part_fds.get(rdesc.part_number) or (0, self.file_size))[1]:
             raise WimCorruptError(f"resource at {rdesc.offset_in_wim} runs past the end of "
                                   "the WIM: the file is truncated")
         with self._lock:
@@ -134,7 +138,7 @@ class ResourceReader:
         offs, cs = self._chunk_table(rdesc)
         a, b = offs[idx], offs[idx + 1]
         usize = min(cs, rdesc.uncompressed_size - idx * cs)
-        raw = self.pread(b - a, a)
+        raw = self.pread(b - a, a, rdesc.part_number)
         self.stats["decompressed_chunks"] += 1
         if b - a == usize:          # stored raw: did not compress
             return raw
@@ -237,7 +241,8 @@ class ResourceReader:
         if not rdesc.is_compressed:
             if blob.offset_in_res + offset + size > rdesc.uncompressed_size:
                 raise WimCorruptError(f"blob {blob.hex} lies outside its resource")
-            data = self.pread(size, rdesc.offset_in_wim + blob.offset_in_res + offset)
+            data = self.pread(size, rdesc.offset_in_wim + blob.offset_in_res + offset,
+                              rdesc.part_number)
             return self._check_hash(blob, offset, data)
         rdesc, start, first, last, cs = self._chunk_range(blob, offset, size)
         nchunks = -(-rdesc.uncompressed_size // cs)

@@ -46,7 +46,40 @@ class Wim:
             os.close(self.fd)
             raise
 
+    def add_ref_parts(self, paths: list[str]) -> None:
+        """Make the blobs of other parts of this split WIM readable (--ref). Globs are
+        expanded; parts of other WIMs (another GUID) and this file itself are ignored."""
+        import glob
+
+        refs = getattr(self, "_refs", None)
+        if refs is None:
+            refs = self._refs = []
+        seen = {os.path.realpath(self.path)} | {os.path.realpath(r.path) for r in refs}
+        files: list[str] = []
+        for p in paths:
+            matches = sorted(glob.glob(p)) if any(c in p for c in "*?[") else [p]
+            if not matches:
+                raise WimfsError(f"--ref {p}: no such file")
+            files += matches
+        for p in files:
+            if os.path.realpath(p) in seen:
+                continue
+            seen.add(os.path.realpath(p))
+            part = Wim(p, cache_size=0, threads=1, verify_blobs=False)
+            if part.header.guid != self.header.guid:
+                part.close()
+                log.warning("%s: not a part of %s (another GUID); ignored", p, self.path)
+                continue
+            refs.append(part)
+            n = part.header.part_number
+            self.reader.part_fds[n] = (part.fd, part.reader.file_size)
+            for h, blob in part.blob_table.blobs.items():
+                self.blob_table.blobs.setdefault(h, blob)
+        self._images.clear()
+
     def close(self) -> None:
+        for r in getattr(self, "_refs", []):
+            r.close()
         if self.fd >= 0:
             self.reader.close()
             os.close(self.fd)

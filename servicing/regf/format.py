@@ -74,7 +74,12 @@ TYPE_NAMES = {
 }
 TYPE_BY_NAME = {v: k for k, v in TYPE_NAMES.items()}
 
-# Precompiled structures for the hot paths.
+# Precompiled structures for the hot paths; each is checked against its
+# construct declaration in servicing/regf/structs.py by
+# tests/servicing/test_regf_structs.py.
+#: base block fields at offset 4: sequence numbers, FILETIME, major, minor,
+#: file type, file format, root cell, bins size, clustering factor
+BASE_FIELDS = struct.Struct("<IIQIIIIIII")
 U16 = struct.Struct("<H")
 U32 = struct.Struct("<I")
 I32 = struct.Struct("<i")
@@ -224,7 +229,7 @@ class BaseBlock:
         self.raw = bytearray(raw[:BASE_BLOCK_SIZE].ljust(BASE_BLOCK_SIZE, b"\0"))
         (self.seq1, self.seq2, self.timestamp, self.major, self.minor,
          self.file_type, self.file_format, self.root, self.bins_size,
-         self.clustering) = struct.unpack_from("<IIQIIIIIII", self.raw, 4)
+         self.clustering) = BASE_FIELDS.unpack_from(self.raw, 4)
         self.checksum_ok = U32.unpack_from(self.raw, 508)[0] == checksum(self.raw)
 
     @property
@@ -232,7 +237,7 @@ class BaseBlock:
         return self.raw[48:112].decode("utf-16-le", "replace").split("\0", 1)[0]
 
     def pack(self) -> bytes:
-        struct.pack_into("<IIQIIIIIII", self.raw, 4, self.seq1, self.seq2,
+        BASE_FIELDS.pack_into(self.raw, 4, self.seq1, self.seq2,
                          self.timestamp, self.major, self.minor, self.file_type,
                          self.file_format, self.root, self.bins_size,
                          self.clustering)
@@ -244,7 +249,7 @@ class BaseBlock:
     def new(cls, root: int, bins_size: int, minor: int = 5, name: str = "") -> "BaseBlock":
         raw = bytearray(BASE_BLOCK_SIZE)
         raw[0:4] = b"regf"
-        struct.pack_into("<IIQIIIIIII", raw, 4, 1, 1, 0, 1, minor, 0, 1, root,
+        BASE_FIELDS.pack_into(raw, 4, 1, 1, 0, 1, minor, 0, 1, root,
                          bins_size, 1)
         nm = name.encode("utf-16-le")[:64]
         raw[48:48 + len(nm)] = nm

@@ -31,7 +31,11 @@ from .errors import RegfCorruptError, RegfDirtyError, RegfError
 from .format import BASE_BLOCK_SIZE, U32, BaseBlock, checksum, marvin32
 
 LOG_SUFFIXES = (".LOG", ".LOG1", ".LOG2")
-HVLE_HDR = struct.Struct("<4sIIIII QQ")
+#: HvLE entry header: signature, size, flags, sequence, bins size, dirty page
+#: count, Hash-1, Hash-2 (construct declaration: structs.HvLEHeader)
+HVLE_HDR = struct.Struct("<4sIIIIIQQ")
+#: dirty page reference of an HvLE entry: offset, size
+DIRTY_REF = struct.Struct("<II")
 
 
 def find_logs(path: str) -> list[str]:
@@ -103,12 +107,11 @@ def _new_entries(raw: bytes) -> list[tuple[int, int, list[tuple[int, bytes]]]]:
             break
         if 40 + 8 * count > size:
             break
-        refs = struct.unpack_from("<%dI" % (2 * count), entry, 40)
         p = 40 + 8 * count
         pages = []
         ok = True
         for i in range(count):
-            off, sz = refs[2 * i], refs[2 * i + 1]
+            off, sz = DIRTY_REF.unpack_from(entry, 40 + 8 * i)
             if p + sz > size or off + sz > bins:
                 ok = False
                 break
@@ -180,3 +183,28 @@ def replay(base: BaseBlock, data: bytearray, logs: list[str]) -> tuple[BaseBlock
     raise RegfDirtyError(
         "hive is dirty (sequence numbers %d/%d%s) and no usable transaction log "
         "was found" % (base.seq1, base.seq2, "" if base.checksum_ok else ", bad checksum"))
+
+
+def build_old_log(base512: bytes, data, runs: list[tuple[int, int]]) -> bytes:
+    """An old-format ([regf] "Old format") transaction log holding the
+    pages of *data* (the new hive bins data) covered by *runs* ((offset,
+    length) pairs, 512-byte aligned): *base512* (the log's base block, its
+    bins size = ``len(data)``), ``DIRT`` + the bitmap, the dirty pages."""
+    size = len(data)
+    nbits = size // 512
+    nbytes = (nbits + 7) // 8
+    bitmap = bytearray(nbytes)
+    pages = []
+    mv = memoryview(data)
+    try:
+        for off, ln in runs:
+            if off % 512 or (ln % 512 and off + ln != size):
+                raise ValueError("log runs must be 512-byte aligned")
+            for i in range(off // 512, (off + ln + 511) // 512):
+                bitmap[i >> 3] |= 1 << (i & 7)
+            pages.append(bytes(mv[off:off + ln]))
+    finally:
+        mv.release()
+    head = bytes(base512[:512]) + b"DIRT" + bytes(bitmap)
+    head += bytes(-len(head) % 512)
+    return head + b"".join(pages)

@@ -21,6 +21,15 @@ settings.register_profile("servicing", deadline=None, max_examples=40, derandomi
 settings.load_profile("servicing")
 
 
+@pytest.fixture(autouse=True)
+def _verify_commits(monkeypatch):
+    """Every commit re-reads the file and checks it equals the in-memory
+    hive, so the in-place (changed pages only) commit is verified by every
+    editing test."""
+    from servicing.regf.hive import Hive
+    monkeypatch.setattr(Hive, "_VERIFY_COMMIT", True)
+
+
 def corpus_dir() -> pathlib.Path | None:
     p = pathlib.Path(os.environ.get("WIMFS_CORPUS") or (REPO.parent / "shared" / "corpus"))
     return p if (p / "hives").is_dir() else None

@@ -55,8 +55,22 @@ def _windows_lines(win: dict, prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
+def _edits(args) -> bool:
+    return any(getattr(args, k, None) not in (None, []) for k in
+               ("set_name", "set_description", "set_property", "boot"))
+
+
 def run(args) -> int:
-    with Wim(args.image) as wim:
+    if _edits(args):
+        from wimfs.imaging import edit_info
+
+        edit_info(args.image, args.index, name=args.set_name, description=args.set_description,
+                  properties=args.set_property, boot=args.boot,
+                  check=True if getattr(args, "check", False) else None)
+        return 0
+    from wimfs.imaging import open_wim
+
+    with open_wim(args.image, getattr(args, "ref", None)) as wim:
         index = wim.resolve_image(args.index) if args.index is not None else None
         d = wim_dict(wim, index)
     if args.json:
