@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--name", help="image name")
     c.add_argument("--foreground", "-f", action="store_true", help="do not daemonize")
     c.add_argument("--allow-other", action="store_true")
-    c.add_argument("--cache-size", type=int, default=256, metavar="MB",
-                   help="decompressed chunk cache size (default 256 MiB)")
+    c.add_argument("--cache-size", type=int, default=None, metavar="MB",
+                   help="decompressed chunk cache (default: 16 MiB, or two solid chunks "
+                        "for ESD/solid WIMs)")
     c.add_argument("--threads", type=int, default=0, help="decompression threads (default: cores)")
     c.add_argument("-o", dest="options", action="append", default=[],
                    help="mount options: case_insensitive")
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("remount", help="bring back a read-write mount after a crash")
     c.add_argument("mountdir")
-    c.add_argument("--cache-size", type=int, default=256, metavar="MB")
+    c.add_argument("--cache-size", type=int, default=None, metavar="MB")
     c.set_defaults(func=_cmd("wimfs.commands.mount:run_remount"))
 
     c = sub.add_parser("cleanup", help="remove stale mount records and dead mounts")

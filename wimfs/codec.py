@@ -69,11 +69,14 @@ class Decompressor:
             raise WimCorruptError(f"cannot create {COMPRESSION_NAMES.get(ctype, ctype)} "
                                   f"decompressor for chunk size {max_block_size} (code {rc})")
 
-    def decompress(self, data: bytes, usize: int) -> bytes:
-        out = ctypes.create_string_buffer(usize)
-        if self.lib.wimlib_decompress(data, len(data), out, usize, self._h) != 0:
+    def decompress(self, data: bytes, usize: int) -> bytearray:
+        # Decompress straight into the buffer we hand out: no zero-fill-and-copy.
+        out = bytearray(usize)
+        target = (ctypes.c_char * usize).from_buffer(out)
+        if self.lib.wimlib_decompress(data, len(data), target, usize, self._h) != 0:
             raise WimCorruptError("invalid compressed data")
-        return out.raw
+        del target
+        return out
 
     def __del__(self):
         h, self._h = getattr(self, "_h", None), None

@@ -37,10 +37,77 @@ class _HashState:
         self.sha = hashlib.sha1()
 
 
+class SpillCache:
+    """Decompressed solid chunks (up to 64 MiB each) kept in an unlinked temporary file:
+    the bytes live in the kernel's page cache instead of the daemon, reads take just the
+    range they need, and random access over a multi-GB ESD does not decompress a chunk
+    again each time it is revisited. Slots are reused least-recently-used first once
+    `limit` bytes are in use; a slot's generation number lets readers detect that it
+    was reused under them."""
+
+    def __init__(self, directory: str | None, limit: int) -> None:
+        self.directory = directory
+        self.limit = limit
+        self.fd = -1
+        self.slots: OrderedDict[tuple[int, int], tuple[int, int, int]] = OrderedDict()
+        self.free: dict[int, list[int]] = {}
+        self.end = 0
+        self.used = 0
+        self.gen = 0
+
+    def _open(self) -> None:
+        import tempfile
+
+        d = self.directory
+        if d is None:
+            from wimfs.paths import state_dir
+
+            d = os.path.join(state_dir(), "cache")
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        f = tempfile.TemporaryFile(dir=d)
+        self.fd = os.dup(f.fileno())
+        f.close()
+
+    def reserve(self, key: tuple[int, int], size: int) -> tuple[int, int]:
+        """A slot for `key` (caller holds the reader's lock). Returns (offset, gen)."""
+        if self.fd < 0:
+            self._open()
+        free = self.free.get(size)
+        if free:
+            off = free.pop()
+        elif self.used + size <= self.limit or not self.slots:
+            off = self.end
+            self.end += size
+        else:
+            # Reuse the least recently used slot that is big enough.
+            for k, (o, n, _g) in self.slots.items():
+                if n >= size:
+                    del self.slots[k]
+                    self.used -= n
+                    off = o
+                    size = n
+                    break
+            else:
+                off = self.end
+                self.end += size
+        self.gen += 1
+        self.used += size
+        return off, self.gen
+
+    def commit(self, key: tuple[int, int], off: int, size: int, gen: int) -> None:
+        self.slots[key] = (off, size, gen)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 class ResourceReader:
     """Reads blobs of one WIM file (opened by path or fd)."""
 
     READAHEAD_BYTES = 1 << 20      # keep this much decompressed ahead of a sequential reader
+    TASK_CHUNKS = 8                # consecutive chunks decompressed by one worker task
 
     def __init__(self, fd: int, cache_bytes: int = 256 << 20, threads: int = 0,
                  verify: bool = True) -> None:
@@ -58,13 +125,25 @@ class ResourceReader:
         self._tables: dict[int, tuple[array, int]] = {}
         self._rdescs: dict[int, ResourceDescriptor] = {}
         self._last_chunk: dict[int, int] = {}
+        self._ra_high: dict[int, int] = {}     # highest chunk scheduled ahead, per resource
         self._hash_states: dict[int, _HashState] = {}
         n = threads or os.cpu_count() or 2
         self._pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="wimfs-readahead")
+        self.spill = SpillCache(os.environ.get("WIMFS_CACHE_DIR"),
+                                int(os.environ.get("WIMFS_SPILL_LIMIT_MB", "8192")) << 20)
         self.stats = {"decompressed_chunks": 0, "cache_hits": 0, "readahead": 0}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.spill.close()
+
+    SPILL_MIN_CHUNK = 1 << 20
+
+    def _spills(self, rdesc: ResourceDescriptor) -> bool:
+        return rdesc.chunk_size >= self.SPILL_MIN_CHUNK
+
+    def _have(self, key: tuple[int, int], spills: bool) -> bool:
+        return key in (self.spill.slots if spills else self._cache)
 
     # -- raw file access ----------------------------------------------------
 
@@ -148,8 +227,84 @@ class ResourceReader:
             raise WimCorruptError(f"chunk {idx} of resource at {rdesc.offset_in_wim}: "
                                   f"{exc}") from None
 
+    def _ensure_spilled(self, rdesc: ResourceDescriptor, idx: int) -> None:
+        """Decompress a big chunk into the spill file unless it is there already."""
+        key = (id(rdesc), idx)
+        with self._lock:
+            if key in self.spill.slots:
+                self.spill.slots.move_to_end(key)
+                self.stats["cache_hits"] += 1
+                return
+            fut = self._inflight.get(key)
+            owner = fut is None
+            if owner:
+                fut = self._inflight[key] = Future()
+        if not owner:
+            fut.result()
+            return
+        try:
+            data = self._load_chunk(rdesc, idx)
+            with self._lock:
+                off, gen = self.spill.reserve(key, len(data))
+            view = memoryview(data)
+            pos = 0
+            while pos < len(view):
+                pos += os.pwrite(self.spill.fd, view[pos:], off + pos)
+            del view, data
+        except BaseException as exc:
+            with self._lock:
+                del self._inflight[key]
+            fut.set_exception(exc)
+            raise
+        with self._lock:
+            del self._inflight[key]
+            self.spill.commit(key, off, pos, gen)
+        fut.set_result(None)
+
+    def _spill_read(self, key: tuple[int, int], skip: int, size: int) -> bytes | None:
+        """Bytes of a spilled chunk, or None if it is not (or no longer) there."""
+        with self._lock:
+            slot = self.spill.slots.get(key)
+            if slot is None:
+                return None
+            self.spill.slots.move_to_end(key)
+        off, _n, gen = slot
+        data = os.pread(self.spill.fd, size, off + skip)
+        with self._lock:
+            if self.spill.slots.get(key, (0, 0, -1))[2] != gen:
+                return None        # the slot was reused while we read it
+        return data
+
+    def _spilled_range(self, rdesc: ResourceDescriptor, start: int, size: int,
+                       load: bool) -> bytes | None:
+        cs = rdesc.chunk_size
+        rid = id(rdesc)
+        parts = []
+        pos, end = start, start + size
+        while pos < end:
+            idx = pos // cs
+            skip = pos - idx * cs
+            n = min(end - pos, cs - skip)
+            for _attempt in range(3):
+                if load:
+                    self._ensure_spilled(rdesc, idx)
+                piece = self._spill_read((rid, idx), skip, n)
+                if piece is not None or not load:
+                    break
+            if piece is None:
+                if load:
+                    raise WimCorruptError("spill cache thrashing: raise WIMFS_SPILL_LIMIT_MB")
+                return None
+            parts.append(piece)
+            pos += n
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
     def get_chunk(self, rdesc: ResourceDescriptor, idx: int) -> bytes:
         key = (id(rdesc), idx)
+        if self._spills(rdesc):
+            cs = rdesc.chunk_size
+            n = min(cs, rdesc.uncompressed_size - idx * cs)
+            return self._spilled_range(rdesc, idx * cs, n, load=True)  # type: ignore
         with self._lock:
             data = self._cache.get(key)
             if data is not None:
@@ -179,20 +334,72 @@ class ResourceReader:
         fut.set_result(data)
         return data
 
-    def _prefetch(self, rdesc: ResourceDescriptor, first: int, last: int) -> None:
-        for idx in range(first, last + 1):
-            key = (id(rdesc), idx)
-            with self._lock:
-                if key in self._cache or key in self._inflight:
-                    continue
-            self.stats["readahead"] += 1
-            self._pool.submit(self._prefetch_one, rdesc, idx)
+    def _load_group(self, rdesc: ResourceDescriptor, idxs: list[int]) -> None:
+        for idx in idxs:
+            if self._spills(rdesc):
+                self._ensure_spilled(rdesc, idx)
+            else:
+                self.get_chunk(rdesc, idx)
 
-    def _prefetch_one(self, rdesc: ResourceDescriptor, idx: int) -> None:
-        try:
-            self.get_chunk(rdesc, idx)
-        except Exception:  # the foreground read will report it
-            pass
+    def _submit(self, rdesc: ResourceDescriptor, idxs: list[int]) -> list[Future]:
+        """Queue decompression of the chunks not cached or under way, in tasks of up to
+        TASK_CHUNKS consecutive chunks; return their futures."""
+        rid = id(rdesc)
+        spills = self._spills(rdesc)
+        with self._lock:
+            todo = [i for i in idxs if not self._have((rid, i), spills) and
+                    (rid, i) not in self._inflight]
+        futs = []
+        step = self.TASK_CHUNKS if rdesc.chunk_size <= 1 << 20 else 1
+        for k in range(0, len(todo), step):
+            futs.append(self._pool.submit(self._load_group, rdesc, todo[k:k + step]))
+        return futs
+
+    def _readahead(self, blob: BlobDescriptor, rdesc: ResourceDescriptor, first: int,
+                   last: int) -> None:
+        """Keep READAHEAD_BYTES (at least one chunk) decompressed ahead of a sequential
+        reader: to the end of the blob, or for solid resources (whose blobs are read one
+        after the other) to the end of the resource."""
+        rid = id(rdesc)
+        cs = rdesc.chunk_size
+        prev = self._last_chunk.get(rid)
+        self._last_chunk[rid] = last
+        start_of_blob = first * cs <= blob.offset_in_res
+        if not (start_of_blob or (prev is not None and prev <= first <= prev + 1)):
+            return
+        if rdesc.is_solid:
+            limit = -(-rdesc.uncompressed_size // cs) - 1
+        else:
+            limit = (blob.offset_in_res + blob.size - 1) // cs
+        target = min(last + max(1, self.READAHEAD_BYTES // cs), limit)
+        high = self._ra_high.get(rid, -1)
+        if start_of_blob or high < last:
+            high = last
+        lo = high + 1
+        if lo > target:
+            return
+        self._ra_high[rid] = target
+        futs = self._submit(rdesc, list(range(lo, target + 1)))
+        self.stats["readahead"] += len(futs)
+
+    def schedule(self, blob: BlobDescriptor, offset: int, size: int) -> list[Future]:
+        """Start decompressing what a read needs (and read-ahead) on the worker threads.
+        Returns futures for the chunks not yet available; when they are done, `read`
+        is served from the cache."""
+        size = min(size, blob.size - offset)
+        if size <= 0 or not blob.rdesc.is_compressed:
+            return []
+        rdesc, start, first, last, cs = self._chunk_range(blob, offset, size)
+        if last >= -(-rdesc.uncompressed_size // cs):
+            raise WimCorruptError(f"blob {blob.hex} lies outside its resource")
+        rid = id(rdesc)
+        spills = self._spills(rdesc)
+        with self._lock:
+            missing = [i for i in range(first, last + 1) if not self._have((rid, i), spills)]
+            waits = [self._inflight[(rid, i)] for i in missing if (rid, i) in self._inflight]
+        futs = self._submit(rdesc, missing) + waits
+        self._readahead(blob, rdesc, first, last)
+        return futs
 
     # -- blob reads -------------------------------------------------------------
 
@@ -210,8 +417,16 @@ class ResourceReader:
         rdesc = blob.rdesc
         if not rdesc.is_compressed:
             return None
+        if blob.verified is False:
+            raise BlobHashError(f"blob {blob.hex} has a bad SHA-1")
         rdesc, start, first, last, cs = self._chunk_range(blob, offset, size)
         rid = id(rdesc)
+        if self._spills(rdesc):
+            data = self._spilled_range(rdesc, start, size, load=False)
+            if data is None:
+                return None
+            self._readahead(blob, rdesc, first, last)
+            return self._check_hash(blob, offset, data)
         with self._lock:
             parts = []
             for idx in range(first, last + 1):
@@ -221,14 +436,28 @@ class ResourceReader:
                 parts.append(c)
             for idx in range(first, last + 1):
                 self._cache.move_to_end((rid, idx))
+        self._readahead(blob, rdesc, first, last)
         data = self._slice(parts, start - first * cs, size)
         return self._check_hash(blob, offset, data)
 
     @staticmethod
-    def _slice(parts: list[bytes], skip: int, size: int) -> bytes:
+    def _slice(parts: list, skip: int, size: int) -> bytes:
+        """Copy exactly the requested bytes out of the chunks (one copy)."""
         if len(parts) == 1:
-            return parts[0][skip:skip + size]
-        return b"".join(parts)[skip:skip + size]
+            return bytes(memoryview(parts[0])[skip:skip + size])
+        out = []
+        for p in parts:
+            mv = memoryview(p)
+            if skip >= len(mv):
+                skip -= len(mv)
+                continue
+            take = mv[skip:skip + size]
+            out.append(take)
+            size -= len(take)
+            skip = 0
+            if size <= 0:
+                break
+        return b"".join(out)
 
     def read(self, blob: BlobDescriptor, offset: int, size: int) -> bytes:
         """Read `size` bytes at `offset` of the blob (short at its end)."""
@@ -248,14 +477,10 @@ class ResourceReader:
         nchunks = -(-rdesc.uncompressed_size // cs)
         if last >= nchunks:
             raise WimCorruptError(f"blob {blob.hex} lies outside its resource")
-        # Sequential access: keep READAHEAD_BYTES (at least one chunk) decompressed ahead.
-        rid = id(rdesc)
-        prev = self._last_chunk.get(rid)
-        self._last_chunk[rid] = last
-        blob_last_chunk = (blob.offset_in_res + blob.size - 1) // cs
-        if prev is not None and first in (prev, prev + 1) and last < blob_last_chunk:
-            ahead = max(1, self.READAHEAD_BYTES // cs)
-            self._prefetch(rdesc, last + 1, min(last + ahead, blob_last_chunk))
+        self._readahead(blob, rdesc, first, last)
+        if self._spills(rdesc):
+            return self._check_hash(blob, offset,
+                                    self._spilled_range(rdesc, start, size, load=True))
         parts = [self.get_chunk(rdesc, idx) for idx in range(first, last + 1)]
         data = self._slice(parts, start - first * cs, size)
         return self._check_hash(blob, offset, data)

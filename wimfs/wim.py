@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 class Wim:
     """Read access to one WIM file. Thread-safe for reads."""
 
-    def __init__(self, path: str, cache_size: int = 256 << 20, threads: int = 0,
+    def __init__(self, path: str, cache_size: int | None = None, threads: int = 0,
                  verify_blobs: bool = True) -> None:
         self.path = os.path.abspath(path)
         try:
@@ -37,8 +38,11 @@ class Wim:
                 self.header = WimHeader.parse(raw, st.st_size)
             except WimfsError as exc:
                 raise type(exc)(f"{path}: {exc}") from None
-            self.reader = ResourceReader(self.fd, cache_size, threads, verify_blobs)
+            self.reader = ResourceReader(self.fd, cache_size if cache_size is not None
+                                         else 64 << 20, threads, verify_blobs)
             self.blob_table = self._read_blob_table()
+            if cache_size is None:
+                self.reader.cache_bytes = self.default_cache_bytes()
             self.xml_root, self.infos, self.total_bytes = parse_xml(self._read_xml())
             self._images: dict[int, Image] = {}
             self._load_lock = threading.Lock()
@@ -116,6 +120,12 @@ class Wim:
     def _read_xml(self) -> bytes:
         return self._read_reshdr(self.header.xml_data_reshdr, "XML data")
 
+    def default_cache_bytes(self) -> int:
+        """Chunk cache when none is asked for: the kernel's page cache keeps file data,
+        so a little suffices."""
+        # Chunks of 1 MiB and more (solid resources) go to the spill file instead.
+        return 16 << 20
+
     @property
     def image_count(self) -> int:
         return self.header.image_count
@@ -168,12 +178,19 @@ class Wim:
             except WimCorruptError as exc:
                 raise WimCorruptError(f"{self.path}: image {index}: metadata resource: "
                                       f"{exc}") from None
+            # Building 100k+ objects: the cyclic GC would traverse them again and again.
+            gc_was_enabled = gc.isenabled()
+            gc.disable()
             try:
-                security, root_off = parse_security_data(buf)
-                root = parse_dentry_tree(buf, root_off)
-            except WimCorruptError as exc:
-                raise WimCorruptError(f"{self.path}: image {index}: {exc}") from None
-            img = Image.build(index, security, root, self.blob_table.blobs, ino_start)
+                try:
+                    security, root_off = parse_security_data(buf)
+                    root = parse_dentry_tree(buf, root_off)
+                except WimCorruptError as exc:
+                    raise WimCorruptError(f"{self.path}: image {index}: {exc}") from None
+                img = Image.build(index, security, root, self.blob_table.blobs, ino_start)
+            finally:
+                if gc_was_enabled:
+                    gc.enable()
             self._images[index] = img
             return img
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -92,7 +93,8 @@ def _serve(args, mountdir: str, options: set[str], ready_fd: int) -> int:
         return _serve_rw(args, mountdir, options, ready_fd)
     from wimfs.wim import Wim
 
-    wim = Wim(args.image, cache_size=args.cache_size << 20, threads=args.threads)
+    wim = Wim(args.image, cache_size=None if args.cache_size is None else
+              args.cache_size << 20, threads=args.threads)
     try:
         all_images = args.index == "all"
         if all_images:
@@ -104,6 +106,7 @@ def _serve(args, mountdir: str, options: set[str], ready_fd: int) -> int:
         else:
             idx = wim.resolve_image(args.index, args.name)
             images = [wim.image(idx, ino_start=1)]
+        gc.freeze()   # the tree lives as long as the mount: keep it out of GC passes
         ops = WimOperations(wim, images, all_images=all_images,
                             case_insensitive="case_insensitive" in options,
                             threads=args.threads, mountpoint=mountdir)
@@ -148,8 +151,13 @@ def _serve_rw(args, mountdir: str, options: set[str], ready_fd: int) -> int:
             index = w.resolve_image(None, args.name)
     else:
         index = args.index
-    overlay = Overlay(args.image, index if index is not None else None, staging,
-                      mountpoint=mountdir)
+    try:
+        overlay = Overlay(args.image, index if index is not None else None, staging,
+                          mountpoint=mountdir)
+    except BaseException:
+        if args.staging is None:      # ours and still empty: do not leave an orphan
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
     try:
         replayed = overlay.start_journal(resume)
         if resume:
@@ -200,7 +208,9 @@ def _daemonize(args) -> int:
     if args.debug:
         argv.append("--debug")
     argv += ["mount", "--foreground", args.image, args.mountdir,
-             "--cache-size", str(args.cache_size), "--threads", str(args.threads)]
+             "--threads", str(args.threads)]
+    if args.cache_size is not None:
+        argv += ["--cache-size", str(args.cache_size)]
     if args.index is not None:
         argv += ["--index", str(args.index)]
     if args.name is not None:

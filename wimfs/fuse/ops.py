@@ -58,6 +58,23 @@ def _guard(fn):
     return wrapper
 
 
+async def _wait_future(fut) -> None:
+    """Wait for a concurrent.futures.Future from trio without a worker thread."""
+    if fut.done():
+        return
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+
+    def wake(_f) -> None:
+        try:
+            token.run_sync_soon(done.set)
+        except trio.RunFinishedError:
+            pass
+
+    fut.add_done_callback(wake)
+    await done.wait()
+
+
 @dataclass(slots=True)
 class Handle:
     inode: Inode
@@ -338,10 +355,11 @@ class WimOperations(pyfuse3.Operations):
             data = self.reader.read_cached(blob, off, size)
             if data is None:
                 if blob.rdesc.is_compressed:
-                    data = await trio.to_thread.run_sync(self.reader.read, blob, off, size,
-                                                         limiter=self.limiter)
-                else:
-                    data = self.reader.read(blob, off, size)
+                    # Decompression runs on the reader's worker threads (libwim releases
+                    # the GIL); the event loop waits without a thread hop of its own.
+                    for fut in self.reader.schedule(blob, off, size):
+                        await _wait_future(fut)
+                data = self.reader.read(blob, off, size)
         except WimfsError as exc:
             log.error("%s: %s", h.path, exc)
             raise pyfuse3.FUSEError(errno.EIO) from None
@@ -351,9 +369,10 @@ class WimOperations(pyfuse3.Operations):
     async def release(self, fh):
         self.handles.pop(fh, None)
 
-    @_guard
     async def flush(self, fh):
-        return None
+        # Nothing is buffered here: ENOSYS makes the kernel stop sending FLUSH at all,
+        # which saves one request per close().
+        raise pyfuse3.FUSEError(errno.ENOSYS)
 
     # -- extended attributes -----------------------------------------------------
 
