@@ -9,6 +9,7 @@ whose daemon is gone but whose overlay remains is a mount that needs `remount`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -129,6 +130,24 @@ def control_path(staging: str) -> str:
     return os.path.join(staging, "control.sock")
 
 
+# sun_path holds 108 bytes; a deep state or staging directory makes a longer socket path.
+_SUN_PATH_MAX = 100
+
+
+@contextlib.contextmanager
+def unix_socket_path(path: str):
+    """A path to bind()/connect() `path` by: itself, or (when too long for sun_path) the
+    same file reached through /proc/self/fd/<fd of its directory>."""
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+        yield path
+        return
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield f"/proc/self/fd/{fd}/{os.path.basename(path)}"
+    finally:
+        os.close(fd)
+
+
 def request(rec: dict, req: dict, on_progress=None, timeout: float | None = None) -> dict:
     """Send one control request to the daemon of a read-write mount."""
     if not rec.get("rw"):
@@ -139,7 +158,8 @@ def request(rec: dict, req: dict, on_progress=None, timeout: float | None = None
         s.settimeout(timeout)
     try:
         try:
-            s.connect(path)
+            with unix_socket_path(path) as p:
+                s.connect(p)
         except OSError as exc:
             raise MountError(f"cannot reach the mount daemon of {rec['mountdir']} "
                              f"({exc.strerror}); try 'wimfs remount'") from None

@@ -129,7 +129,11 @@ class Overlay:
     def _lock_wim(self) -> None:
         try:
             self.lock_fd = os.open(self.wim_path, os.O_RDWR | os.O_CLOEXEC)
-        except PermissionError:
+        except OSError as exc:
+            # Not writable (permissions, read-only file system): mount anyway; a commit
+            # will fail and say why, the overlay stays.
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
             self.lock_fd = os.open(self.wim_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

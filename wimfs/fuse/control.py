@@ -28,7 +28,10 @@ async def serve(ops: RwOperations, path: str, state: dict, task_status=trio.TASK
     except FileNotFoundError:
         pass
     sock = trio.socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    await sock.bind(path)
+    from wimfs.mounts import unix_socket_path
+
+    with unix_socket_path(path) as p:
+        await sock.bind(p)
     os.chmod(path, 0o600)
     sock.listen(8)
     task_status.started()

@@ -13,6 +13,7 @@ import pyfuse3
 import trio
 
 from wimfs.errors import WimfsError
+from wimfs.format.reparse import full_reparse_buffer
 from wimfs.format.xmlinfo import unix_ns_to_filetime
 from wimfs.fuse.ops import Handle, WimOperations, _guard
 from wimfs.image import Dentry, Image, Inode, Stream
@@ -56,6 +57,8 @@ class RwOperations(WimOperations):
 
     async def _attr(self, inode: Inode) -> pyfuse3.EntryAttributes:
         a = await super()._attr(inode)
+        if not inode.dentries and not inode.is_directory:
+            a.st_nlink = 0          # unlinked but still open
         a.entry_timeout = RW_TIMEOUT
         a.attr_timeout = RW_TIMEOUT
         return a
@@ -182,9 +185,9 @@ class RwOperations(WimOperations):
             uid = attr.st_uid if fields.update_uid else None
             gid = attr.st_gid if fields.update_gid else None
             if ino.unix is None:
-                # No UNIX data: owners are not stored; accept a no-op chown to ourselves.
-                if (uid not in (None, self.uid)) or (gid not in (None, self.gid)):
-                    raise pyfuse3.FUSEError(errno.EPERM)
+                # No UNIX data: owners are not stored. Like ntfs-3g's default ("silent"),
+                # accept and ignore the change, so that `cp -a` / `tar x` as root work.
+                pass
             else:
                 self.overlay.chown(ino, uid, gid)
         if fields.update_atime or fields.update_mtime:
@@ -304,6 +307,11 @@ class RwOperations(WimOperations):
             if stream is not None and self.overlay.is_staged(stream):
                 return await trio.to_thread.run_sync(self.overlay.read, stream, 0,
                                                      stream.size + 1, limiter=self.limiter)
+        elif name == b"system.ntfs_reparse_data" and ino.is_reparse_point and \
+                self.overlay.is_staged(ino.reparse):
+            data = await trio.to_thread.run_sync(self.overlay.read, ino.reparse, 0,
+                                                 ino.reparse.size + 1, limiter=self.limiter)
+            return full_reparse_buffer(ino.reparse_tag, ino.rp_reserved, data)
         self.reader = self.overlay.wim.reader
         return await super().getxattr(inode, name, ctx)
 
