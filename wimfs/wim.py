@@ -115,7 +115,14 @@ class Wim:
 
     def _read_blob_table(self) -> BlobTable:
         data = self._read_reshdr(self.header.blob_table_reshdr, "blob table")
-        return parse_blob_table(data, self.header, lambda off, n: self.reader.pread(n, off))
+        gc_was_enabled = gc.isenabled()
+        gc.disable()     # one object pair per blob: keep the cyclic GC out of it
+        try:
+            return parse_blob_table(data, self.header,
+                                    lambda off, n: self.reader.pread(n, off))
+        finally:
+            if gc_was_enabled:
+                gc.enable()
 
     def _read_xml(self) -> bytes:
         return self._read_reshdr(self.header.xml_data_reshdr, "XML data")
