@@ -94,7 +94,9 @@ def mount_alive(mountdir: str) -> bool:
     if m is None or m["fstype"] != "fuse.wimfs":
         return False
     try:
-        os.stat(mountdir)
+        # statvfs, not stat: the kernel answers stat from its attribute cache for a while
+        # after the daemon died; statfs always reaches the daemon (ENOTCONN if it is gone).
+        os.statvfs(mountdir)
     except OSError:
         return False
     return True

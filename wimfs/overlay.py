@@ -39,7 +39,7 @@ from wimfs.format.header import WimHeader
 from wimfs.format.metadata import parse_dentry_tree, parse_security_data
 from wimfs.format.reparse import make_symlink
 from wimfs.format.security import SecurityDescriptor, inherit
-from wimfs.format.xmlinfo import unix_ns_to_filetime
+from wimfs.format.xmlinfo import filetime_to_unix_ns, unix_ns_to_filetime
 from wimfs.image import Dentry, Image, Inode, Stream, UnixData
 from wimfs.wim import Wim
 from wimfs.writer import FileSource
@@ -123,6 +123,10 @@ class Overlay:
         self._journal = None
         self._retired: list[Wim] = []
         self.replaying = False
+        # The time a tree edit gave its parent directories (journaled with the edit as "t",
+        # so that a replay gives them the same last-write time).
+        self._touch_time: int | None = None
+        self._replay_time: int | None = None
         self.frozen = False
         self.unix_mode = any(i.unix is not None for i in self.image.inodes)
 
@@ -182,9 +186,12 @@ class Overlay:
         return n
 
     def _record(self, op: str, **kw) -> None:
+        t, self._touch_time = self._touch_time, None
         if self.replaying or self._journal is None:
             return
         kw["op"] = op
+        if t is not None:
+            kw["t"] = t
         self._journal.write(json.dumps(kw, separators=(",", ":")) + "\n")
         self._journal.flush()
 
@@ -236,6 +243,7 @@ class Overlay:
         try:
             for r in records[1:]:
                 op = r.pop("op")
+                self._replay_time = r.pop("t", None)
                 if op == "commit":
                     continue
                 try:
@@ -245,7 +253,41 @@ class Overlay:
                     log.warning("journal: cannot replay %s %r: %s", op, r, exc)
         finally:
             self.replaying = False
+            self._replay_time = None
+        self._data_times_from_staging()
         return n
+
+    def _data_times_from_staging(self) -> None:
+        """A staged unnamed stream's staging file carries its last-write time (see
+        `note_data_write`): data writes are not journaled one by one."""
+        for ino in self._live_inodes():
+            s = ino.data
+            if s is not None and isinstance(s.source, StagedSource):
+                try:
+                    ino.last_write_time = unix_ns_to_filetime(
+                        os.stat(s.source.path).st_mtime_ns)
+                except OSError:
+                    pass
+
+    def note_data_write(self, ino: Inode) -> None:
+        """After a write or truncate of the unnamed stream: its last-write time is the
+        staging file's mtime (so that a replay after a crash restores it)."""
+        s = ino.data
+        if s is not None and isinstance(s.source, StagedSource):
+            ino.last_write_time = unix_ns_to_filetime(os.stat(s.source.path).st_mtime_ns)
+        else:
+            self._touch(ino)
+            self._touch_time = None
+
+    def _sync_staging_mtime(self, ino: Inode) -> None:
+        """Keep the staging file's mtime equal to an explicitly set last-write time."""
+        s = ino.data
+        if s is not None and isinstance(s.source, StagedSource) and not self.replaying:
+            ns = filetime_to_unix_ns(ino.last_write_time)
+            try:
+                os.utime(s.source.path, ns=(ns, ns))
+            except OSError:
+                pass
 
     # -- lookups -----------------------------------------------------------------
 
@@ -425,7 +467,11 @@ class Overlay:
 
     def _touch(self, ino: Inode) -> None:
         if not self.replaying:
-            ino.last_write_time = _now()
+            if self._touch_time is None:
+                self._touch_time = _now()
+            ino.last_write_time = self._touch_time
+        elif self._replay_time is not None:
+            ino.last_write_time = self._replay_time
 
     def _require_dir(self, d: Dentry) -> None:
         if d.children is None:
@@ -627,6 +673,7 @@ class Overlay:
             ino.last_access_time = atime
         if mtime is not None:
             ino.last_write_time = mtime
+            self._sync_staging_mtime(ino)
         if ctime_birth is not None:
             ino.creation_time = ctime_birth
         self._record_meta(ino)
@@ -730,6 +777,7 @@ class Overlay:
             ino.creation_time = t[0]
             if len(t) > 1:
                 ino.last_write_time = t[1]
+                self._sync_staging_mtime(ino)
             if len(t) > 2:
                 ino.last_access_time = t[2]
         elif name == "system.ntfs_reparse_data":

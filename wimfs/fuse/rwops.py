@@ -7,7 +7,6 @@ import errno
 import logging
 import os
 import stat
-import time
 
 import pyfuse3
 import trio
@@ -203,7 +202,7 @@ class RwOperations(WimOperations):
             stream = ino.data = Stream("", bytes(20), None, 0)
         await self._stage(ino, "", stream, keep=size > 0)
         self.overlay.truncate_staged(stream, size)
-        self.overlay._touch(ino)
+        self.overlay.note_data_write(ino)
 
     async def _stage(self, ino: Inode, sname: str, stream: Stream, keep: bool = True) -> None:
         """Copy-on-write: make sure the stream lives in a staging file."""
@@ -261,7 +260,7 @@ class RwOperations(WimOperations):
         h.stream = stream
         await self._stage(ino, "", stream)
         n = self.overlay.write(stream, off, buf)
-        ino.last_write_time = unix_ns_to_filetime(time.time_ns())
+        self.overlay.note_data_write(ino)
         return n
 
     @_guard
@@ -353,7 +352,9 @@ class RwOperations(WimOperations):
         return set(self.write_counts)
 
     def open_for_write_paths(self) -> list[str]:
-        return sorted(self._path(self.inodes[i]) for i in self.write_counts if i in self.inodes)
+        # An open but unlinked file is not part of the image: it does not block a commit.
+        return sorted(self._path(self.inodes[i]) for i in self.write_counts
+                      if i in self.inodes and self.inodes[i].dentries)
 
     async def commit(self, force: bool = False, **kw):
         """Freeze changes, commit in a worker thread, thaw. Raises WimfsError."""
