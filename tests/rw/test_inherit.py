@@ -153,8 +153,10 @@ def test_ci_np_reaches_only_direct_child_dir():
     child_dir = inherit(parent, True)
     assert child_dir == sd(ADMINS, SYSTEM, acl(ace(ALLOWED, ID, MODIFY, USERS))), \
         _diff(child_dir, b"")
-    assert inherit(parent, False) == sd(ADMINS, SYSTEM, acl())
-    assert inherit(child_dir, True) == sd(ADMINS, SYSTEM, acl())
+    # Nothing reaches a file or a grandchild directory: they get the default DACL.
+    default = acl(ace(ALLOWED, 0, FILE_ALL_ACCESS, SYSTEM), ace(ALLOWED, 0, FILE_ALL_ACCESS, ADMINS))
+    assert inherit(parent, False) == sd(ADMINS, SYSTEM, default)
+    assert inherit(child_dir, True) == sd(ADMINS, SYSTEM, default)
 
 
 def test_ci_np_with_creator_owner_and_generic_maps_without_split():
@@ -204,3 +206,14 @@ def test_parent_layout_owner_first_is_accepted():
     assert rev == 1 and ctrl & DACL_PRESENT and o_sacl == 0
     assert o_dacl == 20 and o_owner > o_dacl and o_group > o_owner
     assert child[o_owner:o_group] == sid(ADMINS)
+
+
+def test_nothing_inheritable_gives_default_dacl_not_an_empty_one():
+    """A parent whose DACL passes nothing on: the child gets the default DACL of the
+    SYSTEM token (SYSTEM and Administrators full control), never an empty DACL."""
+    parent = sd(ADMINS, SYSTEM, acl(ace(ALLOWED, 0, FILE_ALL_ACCESS, EVERYONE)))
+    want = sd(ADMINS, SYSTEM, acl(ace(ALLOWED, 0, FILE_ALL_ACCESS, SYSTEM),
+                                  ace(ALLOWED, 0, FILE_ALL_ACCESS, ADMINS)))
+    got = inherit(parent, False)
+    assert got == want, _diff(got, want)
+    assert inherit(parent, True) == want

@@ -210,6 +210,19 @@ def inherit_acl(parent: list[Ace], is_dir: bool, owner: bytes | None,
     return out
 
 
+SID_LOCAL_SYSTEM = b"\x01\x01\x00\x00\x00\x00\x00\x05\x12\x00\x00\x00"            # S-1-5-18
+SID_ADMINISTRATORS = b"\x01\x02\x00\x00\x00\x00\x00\x05\x20\x00\x00\x00\x20\x02\x00\x00"  # S-1-5-32-544
+FILE_ALL_ACCESS = 0x001F01FF
+
+
+def default_dacl() -> list[Ace]:
+    """What a new object gets when its parent passes nothing on: Windows uses the
+    creating token's default DACL; offline servicing runs as SYSTEM, whose default DACL
+    grants SYSTEM and Administrators full control. (An empty DACL would deny everyone.)"""
+    return [Ace(0, 0, struct.pack("<I", FILE_ALL_ACCESS) + SID_LOCAL_SYSTEM),
+            Ace(0, 0, struct.pack("<I", FILE_ALL_ACCESS) + SID_ADMINISTRATORS)]
+
+
 def inherit(parent_sd: bytes, is_dir: bool) -> bytes:
     """Security descriptor for a new child of a directory with `parent_sd`. Owner and
     group are the parent's (offline, there is no creator token)."""
@@ -218,7 +231,11 @@ def inherit(parent_sd: bytes, is_dir: bool) -> bytes:
     dacl = sacl = None
     if p.dacl is not None:
         dacl = inherit_acl(p.dacl, is_dir, p.owner, p.group)
-        control |= SE_DACL_PRESENT | (p.control & SE_DACL_AUTO_INHERITED)
+        if dacl:
+            control |= SE_DACL_PRESENT | (p.control & SE_DACL_AUTO_INHERITED)
+        else:
+            dacl = default_dacl()
+            control |= SE_DACL_PRESENT
     if p.sacl is not None:
         sacl = inherit_acl(p.sacl, is_dir, p.owner, p.group)
         control |= SE_SACL_PRESENT | (p.control & SE_SACL_AUTO_INHERITED)
