@@ -184,8 +184,12 @@ def request(rec: dict, req: dict, on_progress=None, timeout: float | None = None
 
 def wait_gone(mountdir: str, pid: int | None, timeout: float = 60.0) -> bool:
     end = time.monotonic() + timeout
+    rec = record_path(mountdir)
+    delay = 0.002
     while time.monotonic() < end:
-        if find_mount(mountdir) is None and (pid is None or not pid_alive(pid)):
+        if find_mount(mountdir) is None and (pid is None or not os.path.exists(rec)
+                                             or not pid_alive(pid)):
             return True
-        time.sleep(0.05)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
     return False

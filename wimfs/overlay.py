@@ -62,9 +62,12 @@ class StagedSource(FileSource):
 
     def __init__(self, path: str):
         self.path = path
+        self.fixed_size: int | None = None    # set while a commit reads it (no stat each time)
 
     @property
     def size(self) -> int:  # type: ignore[override]
+        if self.fixed_size is not None:
+            return self.fixed_size
         return os.path.getsize(self.path)
 
     @size.setter
@@ -852,7 +855,14 @@ class Overlay:
         layer holds off every change). On failure nothing in the WIM changes."""
         t0 = time.monotonic()
         size_before = os.path.getsize(self.wim_path)
+        if not append and not self.diff():
+            return CommitResult(self.index, 0, 0.0)     # nothing to write
         live = self._live_inodes()
+        staged = [x for ino in live
+                  for x in [*(y for _, y in self._streams_of(ino)), ino.reparse]
+                  if x is not None and isinstance(x.source, StagedSource)]
+        for x in staged:
+            x.source.fixed_size = os.path.getsize(x.source.path)
         img = Image(self.index, self.image.security, self.image.root, live)
         for ino in live:
             if not ino.is_directory:
@@ -880,6 +890,10 @@ class Overlay:
         except OSError as exc:
             raise WimfsError(f"commit failed: {exc.strerror or exc}"
                              f"{': ' + exc.filename if exc.filename else ''}") from None
+        finally:
+            for x in staged:
+                if isinstance(x.source, StagedSource):
+                    x.source.fixed_size = None
         # Switch to the new state: reload the WIM, point committed streams at their
         # new blobs and drop their staging files (unless still open for writing).
         busy = open_for_write()
@@ -892,6 +906,7 @@ class Overlay:
         if append:
             self.index = self.wim.image_count
         blobs = self.wim.blob_table.blobs
+        to_delete: list[str] = []
         for ino in live:
             for s in [*(x for _, x in self._streams_of(ino)), ino.reparse]:
                 if s is None or not isinstance(s.source, StagedSource):
@@ -901,12 +916,8 @@ class Overlay:
                 blob = blobs.get(s.hash) if s.hash != ZERO_HASH else None
                 if s.hash != ZERO_HASH and blob is None:
                     continue
-                path = s.source.path
+                to_delete.append(s.source.path)
                 s.source, s.blob = None, blob
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
         # Unchanged streams keep their blob descriptors: their bytes did not move.
         for ino in live:
             for s in [*(x for _, x in self._streams_of(ino)), ino.reparse]:
@@ -919,25 +930,33 @@ class Overlay:
         self.origin = {}
         for d in self.image.walk():
             if d.inode.ino not in self.origin:
-                self.origin[d.inode.ino] = (d.path, _content_key(d.inode))
+                key = _content_key(d.inode)
+                if any(isinstance(x.source, StagedSource) for x in
+                       [*(y for _, y in self._streams_of(d.inode)), d.inode.reparse]
+                       if x is not None):
+                    # Still open for writing (--force): it may change after this commit,
+                    # so the next commit must not be skipped as a no-op.
+                    key = ("uncommitted", key)
+                self.origin[d.inode.ino] = (d.path, key)
         self._rewrite_journal()
-        self._clean_unused_staging(live)
+        # The journal no longer names the committed staging files: delete them (and any
+        # other file nothing uses now) in the background, after the freeze is lifted;
+        # thousands of unlinks of flushed files take seconds.
+        to_delete += self._unused_staging_files()
+        threading.Thread(target=_unlink_all, args=(to_delete,), daemon=True,
+                         name="wimfs-staging-cleanup").start()
         return CommitResult(self.index, os.path.getsize(self.wim_path) - size_before,
                             time.monotonic() - t0)
 
-    def _clean_unused_staging(self, live: list[Inode]) -> None:
+    def _unused_staging_files(self) -> list[str]:
+        """Staging files no stream uses (computed while changes are frozen)."""
         used = set()
         for ino in self.inodes.values():
             for s in [*(x for _, x in self._streams_of(ino)), ino.reparse]:
                 if s is not None and isinstance(s.source, StagedSource):
                     used.add(os.path.basename(s.source.path))
         d = os.path.join(self.staging, "data")
-        for n in os.listdir(d):
-            if n not in used:
-                try:
-                    os.unlink(os.path.join(d, n))
-                except OSError:
-                    pass
+        return [os.path.join(d, n) for n in os.listdir(d) if n not in used]
 
     def discard(self) -> None:
         """Drop every change: remove the staging directory. The WIM is untouched."""
@@ -1005,10 +1024,19 @@ def _content_key(ino: Inode) -> tuple:
     # A directory's own write time changes with every entry added or removed below it;
     # those entries are reported themselves, so it does not make the directory "modified".
     mtime = None if ino.is_directory else ino.last_write_time
+    shorts = tuple(d.short_name for d in ino.dentries)
     return (sk(ino.data), sk(ino.reparse),
             tuple(sorted((n, sk(s)) for n, s in ino.named_streams.items())),
-            ino.attributes, ino.security_id, mtime, ino.creation_time,
+            ino.attributes, ino.security_id, mtime, ino.creation_time, shorts,
             (ino.unix.uid, ino.unix.gid, ino.unix.mode) if ino.unix else None)
+
+
+def _unlink_all(paths: list[str]) -> None:
+    for p in paths:
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
 
 
 def _unix_tag(u: UnixData) -> bytes:

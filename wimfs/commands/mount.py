@@ -184,13 +184,12 @@ def _serve_rw(args, mountdir: str, options: set[str], ready_fd: int) -> int:
         overlay.close()
         raise
     mode = state["exit_mode"]
-    if mode == "discard":
-        overlay.discard()
-        mounts.remove_record(mountdir, rec_path)
-    elif mode == "clean":
+    if mode in ("discard", "clean"):
+        # Release the WIM and the record first: the waiting CLI is done then; removing
+        # thousands of staging files may take a while longer.
         overlay.close()
-        shutil.rmtree(staging, ignore_errors=True)
         mounts.remove_record(mountdir, rec_path)
+        shutil.rmtree(staging, ignore_errors=True)
     else:
         # Unmounted without commit or discard: keep the overlay for 'wimfs remount'.
         overlay.close()

@@ -99,6 +99,7 @@ async def _dispatch(ops: RwOperations, conn, state: dict, req: dict) -> None:
 
         result = None
         error = None
+        finished = trio.Event()
 
         async def run():
             nonlocal result, error
@@ -112,14 +113,15 @@ async def _dispatch(ops: RwOperations, conn, state: dict, req: dict) -> None:
                 error = exc
             except OSError as exc:
                 error = WimfsError(f"commit failed: {exc}")
+            finally:
+                finished.set()
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run)
             while True:
                 with trio.move_on_after(0.5):
-                    while result is None and error is None:
-                        await trio.sleep(0.05)
-                if result is not None or error is not None:
+                    await finished.wait()
+                if finished.is_set():
                     break
                 try:
                     await _send(conn, {"progress": dict(progress)})
