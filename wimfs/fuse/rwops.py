@@ -322,8 +322,23 @@ class RwOperations(WimOperations):
             self.overlay.set_named_stream(ino, self._str(name[5:]), bytes(value))
         elif name.startswith(b"system.ntfs_"):
             self.overlay.set_ntfs_xattr(ino, name.decode("ascii", "replace"), bytes(value))
+            if name in (b"system.ntfs_reparse_data", b"system.ntfs_attrib",
+                        b"system.ntfs_attrib_be"):
+                self._invalidate_names(ino)
         else:
             raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
+
+    def _invalidate_names(self, ino: Inode) -> None:
+        """The file's type or mode changed (reparse point set or removed): make the kernel
+        look its names up again instead of trusting its cached attributes."""
+        for d in ino.dentries:
+            if d.parent is None:
+                continue
+            try:
+                pyfuse3.invalidate_entry_async(d.parent.inode.ino,
+                                               d.name.encode("utf-8", "surrogatepass"))
+            except Exception:  # best effort; the cache expires within a second anyway
+                log.debug("invalidate_entry_async failed", exc_info=True)
 
     @_guard
     async def removexattr(self, inode, name, ctx):
@@ -333,6 +348,8 @@ class RwOperations(WimOperations):
             self.overlay.remove_named_stream(ino, self._str(name[5:]))
         elif name.startswith(b"system.ntfs_"):
             self.overlay.remove_ntfs_xattr(ino, name.decode("ascii", "replace"))
+            if name == b"system.ntfs_reparse_data":
+                self._invalidate_names(ino)
         else:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
 
