@@ -203,7 +203,7 @@ def _image_commands(sub) -> None:
     c = sub.add_parser("optimize", help="rewrite a WIM without unused space")
     c.add_argument("wim", metavar="IMAGE.wim")
     c.add_argument("--recompress", action="store_true",
-                   help="compress every resource again (always done currently)")
+                   help="compress every resource again (default: copy them as stored)")
     c.add_argument("--compress", metavar="TYPE", help=comp)
     c.add_argument("--solid", action="store_true")
     c.add_argument("--chunk-size", type=int, metavar="N")

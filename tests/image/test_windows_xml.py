@@ -1,0 +1,102 @@
+"""The XML WINDOWS element of a captured Windows tree, against wimlib's capture."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from lxml import etree
+
+from tests.helpers.wimlib import wimlib_capture, wimlib_xml
+from tests.image.conftest import wimfs
+
+pytestmark = pytest.mark.usefixtures("need_wimlib")
+
+
+def _pe(machine: int) -> bytes:
+    mz = bytearray(0x40)
+    mz[0:2] = b"MZ"
+    struct.pack_into("<I", mz, 0x3C, 0x40)
+    return bytes(mz) + b"PE\0\0" + struct.pack("<H", machine) + bytes(200)
+
+
+def _windows_tree(root, *, legacy: bool = False):
+    regf = pytest.importorskip("servicing.regf")
+    s32 = root / "Windows" / "System32"
+    (s32 / "config").mkdir(parents=True)
+    (s32 / "kernel32.dll").write_bytes(_pe(0x8664))
+    (root / "Program Files").mkdir()
+    (root / "Program Files" / "x.txt").write_text("x")
+    with regf.Hive.create(s32 / "config" / "SOFTWARE") as h:
+        k = h.root.create_key("Microsoft\\Windows NT\\CurrentVersion")
+        k.set_value("ProductName", regf.REG_SZ, "Windows 10 Pro")
+        k.set_value("EditionID", regf.REG_SZ, "Professional")
+        k.set_value("InstallationType", regf.REG_SZ, "Client")
+        if legacy:
+            k.set_value("CurrentVersion", regf.REG_SZ, "6.1")
+            k.set_value("CurrentBuild", regf.REG_SZ, "1.511.1 () (Obsolete data - do not use)")
+            k.set_value("CurrentBuildNumber", regf.REG_SZ, "7601")
+        else:
+            k.set_value("CurrentVersion", regf.REG_SZ, "6.3")
+            k.set_value("CurrentMajorVersionNumber", regf.REG_DWORD, 10)
+            k.set_value("CurrentMinorVersionNumber", regf.REG_DWORD, 0)
+            k.set_value("CurrentBuild", regf.REG_SZ, "19041")
+    with regf.Hive.create(s32 / "config" / "SYSTEM") as h:
+        h.root.create_key("Select").set_value("Current", regf.REG_DWORD, 1)
+        c = "ControlSet001\\Control"
+        w = h.root.create_key(c + "\\Windows")
+        w.set_value("CSDBuildNumber", regf.REG_DWORD, 1)
+        w.set_value("CSDVersion", regf.REG_DWORD, 0x100 if legacy else 0)
+        po = h.root.create_key(c + "\\ProductOptions")
+        po.set_value("ProductType", regf.REG_SZ, "WinNT")
+        po.set_value("ProductSuite", regf.REG_MULTI_SZ, ["Terminal Server"])
+        h.root.create_key(c + "\\Class\\{4D36E966-E325-11CE-BFC1-08002BE10318}\\0000") \
+            .set_value("MatchingDeviceId", regf.REG_SZ, "acpiapic")
+        h.root.create_key(c + "\\MUI\\UILanguages\\en-US")
+        h.root.create_key(c + "\\MUI\\UILanguages\\de-DE")
+        h.root.create_key(c + "\\Nls\\Language").set_value("InstallLanguage", regf.REG_SZ,
+                                                          "0409")
+    return root
+
+
+def _image_el(xml: str):
+    root = etree.fromstring(xml.encode())
+    return root.find("IMAGE")
+
+
+def _canon(el) -> dict:
+    def walk(e, prefix=""):
+        out = {}
+        for c in e:
+            key = prefix + c.tag
+            if len(c):
+                out.update(walk(c, key + "/"))
+            else:
+                out.setdefault(key, []).append((c.text or "").strip())
+        return out
+    return walk(el)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["win10", "win7"])
+def test_windows_element_matches_wimlib(tmp_path, legacy):
+    src = _windows_tree(tmp_path / "src", legacy=legacy)
+    ours, theirs = tmp_path / "ours.wim", tmp_path / "theirs.wim"
+    wimfs("capture", src, ours, "--name", "W", "-q")
+    wimlib_capture(src, theirs, name="W")
+    a, b = _image_el(wimlib_xml(ours)), _image_el(wimlib_xml(theirs))
+    wa, wb = a.find("WINDOWS"), b.find("WINDOWS")
+    assert wb is not None and wa is not None
+    ca, cb = _canon(wa), _canon(wb)
+    # LANGUAGE order follows the hive's subkey order in both
+    ca["LANGUAGES/LANGUAGE"] = sorted(ca.get("LANGUAGES/LANGUAGE", []))
+    cb["LANGUAGES/LANGUAGE"] = sorted(cb.get("LANGUAGES/LANGUAGE", []))
+    assert ca == cb
+    for tag in ("FLAGS", "DISPLAYNAME", "DISPLAYDESCRIPTION"):
+        assert a.findtext(tag) == b.findtext(tag), tag
+
+
+def test_no_windows_element_for_plain_trees(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_text("x")
+    wimfs("capture", tmp_path / "src", tmp_path / "p.wim", "-q")
+    assert _image_el(wimlib_xml(tmp_path / "p.wim")).find("WINDOWS") is None
