@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("image", metavar="IMAGE[:N]")
     c.add_argument("path", nargs="?", default="/")
     c.add_argument("--long", "-l", action="store_true")
+    c.add_argument("--ref", action="append", default=[], metavar="PART",
+                   help="other parts of a split WIM (repeatable, globs allowed)")
     c.set_defaults(func=_cmd("wimfs.commands.ls:run"))
 
     c = sub.add_parser("mount", help="mount an image (read-only, or read-write with --rw)")
@@ -76,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int, default=0, help="decompression threads (default: cores)")
     c.add_argument("-o", dest="options", action="append", default=[],
                    help="mount options: case_insensitive")
+    c.add_argument("--ref", action="append", default=[], metavar="PART",
+                   help="other parts of a split WIM (read-only mounts; globs allowed)")
     c.add_argument("--rw", action="store_true",
                    help="read-write: changes stay in an overlay until commit or discard")
     c.add_argument("--staging", metavar="DIR",

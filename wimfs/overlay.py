@@ -869,8 +869,10 @@ class Overlay:
                 ino.nlink = len(ino.dentries)
         old_el = self.wim.xml_root.findall("IMAGE")
         el = old_el[self.index - 1] if self.index - 1 < len(old_el) else None
+        win, props = _windows_xml(img, self)
         ni = NewImage(img, name=name, description=description,
-                      xml_element=None if append else el)
+                      xml_element=None if append else el, windows=win,
+                      extra_properties=props)
         b = WimBuilder(self.wim_path, self.wim.header.compression_type,
                        append_to=self.wim, check_integrity=check, quiet=quiet)
         b.lock = False                  # our lock_fd holds the flock
@@ -1029,6 +1031,30 @@ def _content_key(ino: Inode) -> tuple:
             tuple(sorted((n, sk(s)) for n, s in ino.named_streams.items())),
             ino.attributes, ino.security_id, mtime, ino.creation_time, shorts,
             (ino.unix.uid, ino.unix.gid, ino.unix.mode) if ino.unix else None)
+
+
+def _windows_xml(img: Image, ov: Overlay):
+    """The XML WINDOWS element (and FLAGS etc.) DISM writes for a Windows tree, read from
+    the committed tree's SOFTWARE/SYSTEM hives; (None, {}) for other trees."""
+    try:
+        from wimfs.windows import windows_info
+    except ImportError:
+        return None, {}
+
+    def read(s: Stream) -> bytes:
+        if isinstance(s.source, StagedSource):
+            with open(s.source.path, "rb") as f:
+                return f.read()
+        if s.blob is not None:
+            return ov.wim.read_blob(s.blob)
+        return b""
+
+    try:
+        found = windows_info(img, read)
+    except Exception as exc:    # a damaged hive must not make the commit fail
+        log.warning("cannot read Windows version information: %s", exc)
+        return None, {}
+    return found if found is not None else (None, {})
 
 
 def _unlink_all(paths: list[str]) -> None:

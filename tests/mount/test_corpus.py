@@ -219,3 +219,33 @@ def test_no_path_escapes(name, corpus_root, pool, tmp_path):
         exp = {k: v["type"] for k, v in snapshot(dest, xattrs=False).items()}
         assert got == exp
     assert not (mnt / ".." / ".." / "etc" / "passwd").resolve().is_relative_to(mnt.resolve())
+
+
+def test_split_set_mounts_with_ref(corpus_root, tmp_path):
+    """The 2-part split set mounts with --ref and reads like `wimlib-imagex apply --ref`;
+    without --ref the mount works but data in the missing part gives EIO."""
+    if WIMLIB_MOUNT:
+        pytest.skip("wimfs-specific option")
+    require_fuse()
+    require_tool("wimlib-imagex")
+    part1 = corpus_root / "wim/pebakery/Split.swm"
+    part2 = corpus_root / "wim/pebakery/Split2.swm"
+    dest = tmp_path / "apply"
+    dest.mkdir()
+    wimlib_apply(part1, 1, dest, extra=[f"--ref={part2}"])
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    with mounted(part1, mnt, "--ref", str(part2)):
+        assert_same_tree(snapshot(mnt, xattrs=False), snapshot(dest, xattrs=False),
+                         "mount --ref", "apply --ref")
+    with mounted(part1, mnt):
+        errors = 0
+        for name in os.listdir(mnt):
+            p = mnt / name
+            if p.is_file():
+                try:
+                    p.read_bytes()
+                except OSError as exc:
+                    assert exc.errno == errno.EIO
+                    errors += 1
+        assert errors > 0, "files stored in part 2 must not read as empty"

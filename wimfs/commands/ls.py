@@ -50,6 +50,8 @@ def _line(wim: Wim, d: Dentry, long: bool) -> str:
 def run(args) -> int:
     path, sel = _parse_image_spec(args.image)
     with Wim(path) as wim:
+        if args.ref:
+            wim.add_ref_parts(args.ref)
         index = wim.resolve_image(None if sel is None else sel)
         img = wim.image(index)
         d = img.lookup_path(args.path)

@@ -55,6 +55,8 @@ def run(args) -> int:
         raise MountError(f"unknown mount option(s): {', '.join(sorted(unknown))}")
     if args.rw and args.index == "all":
         raise MountError("--index all is read-only; mount one image read-write")
+    if args.rw and args.ref:
+        raise MountError("split WIMs mount read-only; 'wimfs join' them to edit")
     if not args.foreground:
         return _daemonize(args)
     ready_fd = int(os.environ.pop(READY_ENV, "-1"))
@@ -96,6 +98,8 @@ def _serve(args, mountdir: str, options: set[str], ready_fd: int) -> int:
     wim = Wim(args.image, cache_size=None if args.cache_size is None else
               args.cache_size << 20, threads=args.threads)
     try:
+        if args.ref:
+            wim.add_ref_parts(args.ref)
         all_images = args.index == "all"
         if all_images:
             images, next_ino = [], 2
@@ -222,6 +226,8 @@ def _daemonize(args) -> int:
         argv += ["--staging", args.staging]
     if args.resume:
         argv.append("--resume")
+    for r in getattr(args, "ref", []) or []:
+        argv += ["--ref", os.path.abspath(r)]
     for o in args.options:
         argv += ["-o", o]
     logdir = os.path.join(state_dir(), "log")
@@ -443,6 +449,7 @@ def run_remount(args) -> int:
     a.foreground, a.allow_other = False, rec.get("allow_other", False)
     a.cache_size, a.threads, a.options = args.cache_size, 0, list(rec.get("options", []))
     a.rw, a.staging, a.resume, a.debug = True, rec["staging"], True, args.debug
+    a.ref = []
     return _daemonize(a)
 
 

@@ -331,6 +331,11 @@ class WimOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EROFS)
         if ino.is_directory:
             raise pyfuse3.FUSEError(errno.EISDIR)
+        if ino.data is not None and ino.data.missing:
+            # Its size is unknown too (it shows as 0): fail the open, not just reads.
+            log.error("%s: data is missing from the WIM (blob %s; a split WIM part not "
+                      "given with --ref?)", self._path(ino), ino.data.hash.hex())
+            raise pyfuse3.FUSEError(errno.EIO)
         fh = self._new_fh(Handle(ino, ino.data, self._path(ino)))
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
