@@ -129,6 +129,8 @@ class ResourceReader:
         self._hash_states: dict[int, _HashState] = {}
         n = threads or os.cpu_count() or 2
         self._pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="wimfs-readahead")
+        self._big_chunk = threading.Semaphore(
+            int(os.environ.get("WIMFS_SOLID_THREADS", "1")))
         self.spill = SpillCache(os.environ.get("WIMFS_CACHE_DIR"),
                                 int(os.environ.get("WIMFS_SPILL_LIMIT_MB", "8192")) << 20)
         self.stats = {"decompressed_chunks": 0, "cache_hits": 0, "readahead": 0}
@@ -243,7 +245,8 @@ class ResourceReader:
             fut.result()
             return
         try:
-            data = self._load_chunk(rdesc, idx)
+            with self._big_chunk:     # bounds memory: one 64 MiB chunk unpacked at a time
+                data = self._load_chunk(rdesc, idx)
             with self._lock:
                 off, gen = self.spill.reserve(key, len(data))
             view = memoryview(data)

@@ -46,7 +46,10 @@ def test_random_order_reads_with_slot_reuse(solid_wim, limit_mb, monkeypatch):
         spill = wim.reader.spill
         assert spill.slots, "solid chunks should have gone to the spill file"
         if limit_mb == 2:
-            assert spill.used <= 3 << 20      # the limit (plus one chunk) holds
+            # The limit holds, give or take the chunks being unpacked at that moment
+            # (one per worker thread plus the reader's own).
+            workers = wim.reader._pool._max_workers
+            assert spill.used <= (2 + workers + 1) << 20
         # The daemon's memory holds no decompressed solid chunk (only the metadata's).
         solid_ids = {id(r) for r in wim.blob_table.solid_resources}
         assert not [k for k in wim.reader._cache if k[0] in solid_ids]

@@ -359,9 +359,12 @@ class WimOperations(pyfuse3.Operations):
         try:
             data = self.reader.read_cached(blob, off, size)
             if data is None:
-                if blob.rdesc.is_compressed:
+                rdesc = blob.rdesc
+                if rdesc.is_compressed and (rdesc.is_solid or
+                                            blob.size > 2 * rdesc.chunk_size):
                     # Decompression runs on the reader's worker threads (libwim releases
                     # the GIL); the event loop waits without a thread hop of its own.
+                    # Small files (one or two chunks) are cheaper to decompress right here.
                     for fut in self.reader.schedule(blob, off, size):
                         await _wait_future(fut)
                 data = self.reader.read(blob, off, size)
