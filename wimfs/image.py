@@ -181,7 +181,10 @@ class Image:
 
     @classmethod
     def build(cls, index: int, security: list[bytes], disk_root: DiskDentry,
-              blobs: dict[bytes, BlobDescriptor], ino_start: int = 1) -> Image:
+              blobs: dict[bytes, BlobDescriptor], ino_start: int = 1,
+              reader=None) -> Image:
+        """Build from a parsed tree, or with `reader` (a DentryTreeReader) one directory at
+        a time, so the on-disk dentries of the whole image never exist at once."""
         inodes: list[Inode] = []
         groups: dict[int, Inode] = {}
         next_ino = ino_start
@@ -220,7 +223,7 @@ class Image:
             dd, parent = stack.pop()
             children = parent.children
             assert children is not None
-            for c in dd.children:
+            for c in (reader.children(dd) if reader is not None else dd.children):
                 if not _name_is_valid(c.name):
                     invalid.append(f"{parent.path.rstrip('/')}/{c.name!r}")
                     log.warning("image %d: ignoring entry with invalid name %r in %s",

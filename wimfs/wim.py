@@ -13,7 +13,7 @@ from wimfs.format.blobtable import BlobTable, parse_blob_table
 from wimfs.format.header import WimHeader
 from wimfs.format.integrity import IntegrityTable
 from wimfs.format.integrity import verify as verify_integrity
-from wimfs.format.metadata import parse_dentry_tree, parse_security_data
+from wimfs.format.metadata import DentryTreeReader, parse_security_data
 from wimfs.format.xmlinfo import ImageInfo, parse_xml
 from wimfs.image import Image
 from wimfs.resource import ResourceReader
@@ -191,10 +191,11 @@ class Wim:
             try:
                 try:
                     security, root_off = parse_security_data(buf)
-                    root = parse_dentry_tree(buf, root_off)
+                    reader = DentryTreeReader(buf, root_off)
+                    img = Image.build(index, security, reader.root(), self.blob_table.blobs,
+                                      ino_start, reader=reader)
                 except WimCorruptError as exc:
                     raise WimCorruptError(f"{self.path}: image {index}: {exc}") from None
-                img = Image.build(index, security, root, self.blob_table.blobs, ino_start)
             finally:
                 if gc_was_enabled:
                     gc.enable()

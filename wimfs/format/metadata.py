@@ -144,33 +144,53 @@ def _read_dentry(buf: bytes | memoryview, off: int) -> tuple[DiskDentry | None, 
     return d, nxt
 
 
-def parse_dentry_tree(buf: bytes | memoryview, root_offset: int) -> DiskDentry:
-    """Parse the whole tree. Raises WimCorruptError on cycles or out-of-range entries."""
-    root, _ = _read_dentry(buf, root_offset)
-    if root is None:
-        raise WimCorruptError("image has no root directory")
-    seen_lists: set[int] = set()
-    stack = [root]
-    max_entries = len(buf) // 8 + 1
-    count = 0
-    while stack:
-        d = stack.pop()
+class DentryTreeReader:
+    """Reads the tree one directory at a time (a directory's children are one list at its
+    subdir_offset), so a caller can build its own objects without holding every on-disk
+    dentry at once. Detects cycles and runaway lists."""
+
+    def __init__(self, buf: bytes | memoryview, root_offset: int) -> None:
+        self.buf = buf
+        self.root_offset = root_offset
+        self.seen_lists: set[int] = set()
+        self.max_entries = len(buf) // 8 + 1
+        self.count = 0
+
+    def root(self) -> DiskDentry:
+        root, _ = _read_dentry(self.buf, self.root_offset)
+        if root is None:
+            raise WimCorruptError("image has no root directory")
+        return root
+
+    def children(self, d: DiskDentry) -> list[DiskDentry]:
         if not d.is_directory or d.subdir_offset == 0:
-            continue
+            return []
         off = d.subdir_offset
-        if off in seen_lists:
+        if off in self.seen_lists:
             raise WimCorruptError(f"directory {d.name!r} is cyclic (its entries at {off} "
                                   "are reachable twice)")
-        seen_lists.add(off)
+        self.seen_lists.add(off)
+        out = []
         while True:
-            child, off = _read_dentry(buf, off)
+            child, off = _read_dentry(self.buf, off)
             if child is None:
-                break
-            count += 1
-            if count > max_entries:
+                return out
+            self.count += 1
+            if self.count > self.max_entries:
                 raise WimCorruptError("dentry tree does not terminate")
-            d.children.append(child)
-            stack.append(child)
+            out.append(child)
+
+
+def parse_dentry_tree(buf: bytes | memoryview, root_offset: int) -> DiskDentry:
+    """Parse the whole tree into DiskDentry.children lists. Raises WimCorruptError on
+    cycles or out-of-range entries."""
+    reader = DentryTreeReader(buf, root_offset)
+    root = reader.root()
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        d.children = reader.children(d)
+        stack.extend(d.children)
     return root
 
 
