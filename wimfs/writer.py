@@ -292,9 +292,23 @@ class ResourceWriter:
             results.append((self._emit_chunked(src, chunks_raw, chunks_out, flags), digest))
         return results
 
+    BATCH_BYTES = 256 << 10    # chunks compressed per worker task (small files: many)
+    BATCH_CHUNKS = 64
+
     def _chunk_jobs(self, sources: list[BlobSource], cs: int, ctype: int):
-        """Yield (source index, raw chunk, future of compressed chunk) in order; a read
-        error yields the exception in place of the future and ends that source."""
+        """Yield (source index, raw chunk, handle with .result() -> compressed chunk) in
+        order; a read error yields the exception in place of the handle and ends that
+        source. Chunks go to the workers in batches, so thousands of small files do not
+        cost a task (and a GIL hand-over) each."""
+        batch: list[tuple[int, bytes]] = []
+        size = 0
+
+        def flush():
+            fut = self._pool.submit(self._compress_batch, ctype, cs, [r for _, r in batch])
+            items = [(i, raw, _BatchItem(fut, k)) for k, (i, raw) in enumerate(batch)]
+            batch.clear()
+            return items
+
         for i, src in enumerate(sources):
             if src.size == 0:
                 continue
@@ -302,11 +316,23 @@ class ResourceWriter:
             try:
                 for raw in src.chunks(cs):
                     n += 1
-                    yield i, raw, self._pool.submit(self._compress_chunk, ctype, cs, raw)
+                    batch.append((i, raw))
+                    size += len(raw)
+                    if size >= self.BATCH_BYTES or len(batch) >= self.BATCH_CHUNKS:
+                        size = 0
+                        yield from flush()
                 if n != -(-src.size // cs):
                     raise WimfsError(f"{src.describe()}: size changed while being read")
             except (OSError, WimfsError) as exc:
+                if batch:
+                    size = 0
+                    yield from flush()
                 yield i, b"", exc  # ends this source; the consumer stops reading it
+        if batch:
+            yield from flush()
+
+    def _compress_batch(self, ctype: int, cs: int, raws: list[bytes]) -> list[bytes]:
+        return [self._compress_chunk(ctype, cs, r) for r in raws]
 
     def _emit_chunked(self, src: BlobSource, raws: list[bytes], outs: list[bytes],
                       flags: int) -> ResourceHeader:
@@ -410,6 +436,19 @@ class ResourceWriter:
             out.append((h, ResourceHeader(s.size, S.RESHDR_FLAG_SOLID, off, s.size)))
             off += s.size
         return out
+
+
+class _BatchItem:
+    """One chunk's share of a batch task's result."""
+
+    __slots__ = ("fut", "k")
+
+    def __init__(self, fut: Future, k: int):
+        self.fut = fut
+        self.k = k
+
+    def result(self) -> bytes:
+        return self.fut.result()[self.k]
 
 
 def blob_table_bytes(entries: list[WrittenBlob], solid: list[ResourceHeader],
