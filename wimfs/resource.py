@@ -232,24 +232,47 @@ class ResourceReader:
             raise WimCorruptError(f"chunk {idx} of resource at {rdesc.offset_in_wim}: "
                                   f"{exc}") from None
 
-    def _ensure_spilled(self, rdesc: ResourceDescriptor, idx: int) -> None:
-        """Decompress a big chunk into the spill file unless it is there already."""
-        key = (id(rdesc), idx)
+    def _once(self, key: tuple[int, int], lookup, load, store):
+        """Produce the value for `key` once across threads: `lookup()` (under the lock)
+        returns a value already there; otherwise one thread runs `load()` and `store()`s
+        its result under the lock while the others wait for it."""
         with self._lock:
-            if key in self.spill.slots:
-                self.spill.slots.move_to_end(key)
+            found = lookup()
+            if found is not None:
                 self.stats["cache_hits"] += 1
-                return
+                return found
             fut = self._inflight.get(key)
             owner = fut is None
             if owner:
                 fut = self._inflight[key] = Future()
         if not owner:
-            fut.result()
-            return
+            return fut.result()
         try:
-            # Bounds memory: one (up to 64 MiB) chunk unpacked and written out at a time;
-            # the buffer is gone before the next unpack starts.
+            value = load()
+        except BaseException as exc:
+            with self._lock:
+                del self._inflight[key]
+            fut.set_exception(exc)
+            raise
+        with self._lock:
+            del self._inflight[key]
+            store(value)
+        fut.set_result(value)
+        return value
+
+    def _ensure_spilled(self, rdesc: ResourceDescriptor, idx: int) -> None:
+        """Decompress a big chunk into the spill file unless it is there already."""
+        key = (id(rdesc), idx)
+
+        def lookup():
+            if key in self.spill.slots:
+                self.spill.slots.move_to_end(key)
+                return True
+            return None
+
+        def load():
+            # Bounds memory: one (up to 64 MiB) chunk unpacked and written out at a
+            # time; the buffer is gone before the next unpack starts.
             with self._big_chunk:
                 data = self._load_chunk(rdesc, idx)
                 with self._lock:
@@ -259,15 +282,9 @@ class ResourceReader:
                 while pos < len(view):
                     pos += os.pwrite(self.spill.fd, view[pos:], off + pos)
                 del view, data
-        except BaseException as exc:
-            with self._lock:
-                del self._inflight[key]
-            fut.set_exception(exc)
-            raise
-        with self._lock:
-            del self._inflight[key]
-            self.spill.commit(key, off, pos, gen)
-        fut.set_result(None)
+            return off, pos, gen
+
+        self._once(key, lookup, load, lambda slot: self.spill.commit(key, *slot))
 
     def _spill_read(self, key: tuple[int, int], skip: int, size: int) -> bytes | None:
         """Bytes of a spilled chunk, or None if it is not (or no longer) there."""
@@ -313,34 +330,21 @@ class ResourceReader:
             cs = rdesc.chunk_size
             n = min(cs, rdesc.uncompressed_size - idx * cs)
             return self._spilled_range(rdesc, idx * cs, n, load=True)  # type: ignore
-        with self._lock:
+
+        def lookup():
             data = self._cache.get(key)
             if data is not None:
                 self._cache.move_to_end(key)
-                self.stats["cache_hits"] += 1
-                return data
-            fut = self._inflight.get(key)
-            owner = fut is None
-            if owner:
-                fut = self._inflight[key] = Future()
-        if not owner:
-            return fut.result()
-        try:
-            data = self._load_chunk(rdesc, idx)
-        except BaseException as exc:
-            with self._lock:
-                del self._inflight[key]
-            fut.set_exception(exc)
-            raise
-        with self._lock:
-            del self._inflight[key]
+            return data
+
+        def store(data) -> None:
             self._cache[key] = data
             self._cached += len(data)
             while self._cached > self.cache_bytes and len(self._cache) > 2:
                 _, old = self._cache.popitem(last=False)
                 self._cached -= len(old)
-        fut.set_result(data)
-        return data
+
+        return self._once(key, lookup, lambda: self._load_chunk(rdesc, idx), store)
 
     def _load_group(self, rdesc: ResourceDescriptor, idxs: list[int]) -> None:
         for idx in idxs:

@@ -391,12 +391,16 @@ class WimOperations(pyfuse3.Operations):
         # cp -a and tar --xattrs do not try to copy them onto other filesystems.
         return [b"user." + n.encode("utf-8", "surrogatepass") for n in ino.named_streams]
 
+    def _named_stream(self, ino: Inode, xattr: bytes) -> tuple[str | None, Stream | None]:
+        """The named stream behind a `user.<name>` xattr, if any."""
+        sname = self._name(xattr[5:])
+        return sname, (ino.named_streams.get(sname) if sname is not None else None)
+
     @_guard
     async def getxattr(self, inode, name, ctx):
         ino = self._inode(inode)
         if name.startswith(b"user."):
-            sname = self._name(name[5:])
-            stream = ino.named_streams.get(sname) if sname is not None else None
+            sname, stream = self._named_stream(ino, name)
             if stream is None:
                 raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
             if stream.size > XATTR_MAX:

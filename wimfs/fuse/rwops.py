@@ -301,8 +301,7 @@ class RwOperations(WimOperations):
     async def getxattr(self, inode, name, ctx):
         ino = self._inode(inode)
         if name.startswith(b"user."):
-            sname = self._name(name[5:])
-            stream = ino.named_streams.get(sname) if sname is not None else None
+            _sname, stream = self._named_stream(ino, name)
             if stream is not None and self.overlay.is_staged(stream):
                 return await trio.to_thread.run_sync(self.overlay.read, stream, 0,
                                                      stream.size + 1, limiter=self.limiter)
