@@ -149,6 +149,9 @@ class WimBuilder:
         self.before_header: Callable[[WimHeader], None] | None = None
         self._replace_index: int | None = None
         self.progress_cb: Callable[[int, int], None] | None = None
+        # Copy resources of other WIMs as stored when their compression already fits
+        # (export, optimize); False recompresses everything (--recompress).
+        self.raw_copy = True
 
     def add(self, new: NewImage) -> None:
         self.images.append(new)
@@ -380,6 +383,18 @@ class WimBuilder:
             todo.append(s)
         if self.solid:
             return self._write_solid(rw, todo, known)
+        if self.raw_copy:
+            rest = []
+            for s in todo:
+                src = _source(s)
+                if s.hash != ZERO_HASH and rw.can_copy_raw(src):
+                    rh = rw.copy_raw(src)
+                    wb = WrittenBlob(s.hash, s.size, rh, 0)
+                    known[s.hash] = wb
+                    new.append(wb)
+                else:
+                    rest.append(s)
+            todo = rest
         pending_hashes: dict[bytes, WrittenBlob] = {}
 
         def is_known(h: bytes) -> bool:

@@ -188,6 +188,8 @@ def _image_commands(sub) -> None:
     c.add_argument("--compress", metavar="TYPE", help=comp + "|recovery (new DST only)")
     c.add_argument("--solid", action="store_true", help="solid LZMS (ESD) output")
     c.add_argument("--chunk-size", type=int, metavar="N")
+    c.add_argument("--recompress", action="store_true",
+                   help="recompress resources even where their compression already fits")
     c.add_argument("--name", help="name of the exported image")
     c.add_argument("--description")
     c.add_argument("--boot", action="store_true")

@@ -162,8 +162,10 @@ def resolve_images(wim: Wim, sel: str | None) -> list[int]:
 def export(src_path: str, sel: str | None, dst_path: str, *, ctype: int | None = None,
            solid: bool = False, name: str | None = None, description: str | None = None,
            boot: bool = False, check: bool = False, threads: int = 0, quiet: bool = True,
-           chunk_size: int | None = None, refs: list[str] | None = None) -> list[int]:
-    """Export images; returns the new indexes in DST."""
+           chunk_size: int | None = None, refs: list[str] | None = None,
+           recompress: bool = False) -> list[int]:
+    """Export images; returns the new indexes in DST. Resources whose compression already
+    fits DST are copied as stored unless `recompress`."""
     src = open_wim(src_path, refs)
     try:
         indexes = resolve_images(src, sel)
@@ -189,6 +191,7 @@ def export(src_path: str, sel: str | None, dst_path: str, *, ctype: int | None =
                 taken = set()
                 first = 1
             b.header_flags = src.header.flags & S.HDR_FLAG_RP_FIX
+            b.raw_copy = not recompress
             for i in indexes:
                 img = src.image(i)
                 _check_complete(src, img, i)
@@ -239,7 +242,7 @@ def _check_complete(wim: Wim, img, index: int) -> None:
 
 def rebuild(path: str, keep: list[int] | None = None, *, ctype: int | None = None,
             solid: bool | None = None, chunk_size: int | None = None, threads: int = 0,
-            quiet: bool = True, check: bool | None = None) -> None:
+            quiet: bool = True, check: bool | None = None, recompress: bool = False) -> None:
     """Write the WIM anew (temp file + rename) holding only `keep` (default: all)."""
     wim = Wim(path)
     try:
@@ -257,6 +260,7 @@ def rebuild(path: str, keep: list[int] | None = None, *, ctype: int | None = Non
                        else check,
                        header_flags=wim.header.flags & (S.HDR_FLAG_RP_FIX |
                                                          S.HDR_FLAG_READONLY))
+        b.raw_copy = not recompress
         for i in keep:
             img = wim.image(i)
             _check_complete(wim, img, i)

@@ -379,6 +379,35 @@ class ResourceWriter:
             return None, digest
         return ResourceHeader(src.size, flags, start, src.size), digest
 
+    # -- raw copies ------------------------------------------------------------------
+
+    def can_copy_raw(self, src: BlobSource) -> bool:
+        """A blob of another WIM can be copied as stored (no decompress/recompress) when it
+        is alone in a plain resource compressed exactly as this WIM wants it."""
+        if not isinstance(src, WimBlobSource):
+            return False
+        blob, r = src.blob, src.blob.rdesc
+        if r.is_solid or blob.offset_in_res != 0 or blob.size != r.uncompressed_size:
+            return False
+        if r.is_compressed:
+            return r.compression_type == self.ctype and r.chunk_size == self.chunk_size
+        return self.ctype == S.COMPRESSION_NONE
+
+    def copy_raw(self, src: WimBlobSource, flags: int = 0) -> ResourceHeader:
+        """Copy a resource byte for byte (its SHA-1 is the blob table's, not re-checked,
+        as wimlib's export does)."""
+        r = src.blob.rdesc
+        start = self.pos
+        off, left = r.offset_in_wim, r.size_in_wim
+        while left > 0:
+            n = min(left, 4 << 20)
+            self._write(src.reader.pread(n, off, r.part_number))
+            off += n
+            left -= n
+        self.progress.add(src.size)
+        return ResourceHeader(r.size_in_wim, flags | (r.flags & S.RESHDR_FLAG_COMPRESSED),
+                              start, r.uncompressed_size)
+
     # -- solid resources ---------------------------------------------------------
 
     def write_solid(self, sources: list[tuple[bytes, BlobSource]], ctype: int = S.COMPRESSION_LZMS,

@@ -23,5 +23,5 @@ def run(args) -> int:
            description=args.description, boot=args.boot, check=args.check,
            threads=args.threads, quiet=args.quiet,
            chunk_size=check_chunk_size(ctype, args.chunk_size) if ctype is not None else None,
-           refs=args.ref)
+           refs=args.ref, recompress=args.recompress)
     return 0

@@ -25,4 +25,5 @@ def run(args) -> int:
 def _recompress(args, ctype) -> None:
     rebuild(args.wim, ctype=ctype, solid=True if args.solid else None,
             chunk_size=check_chunk_size(ctype, args.chunk_size) if ctype is not None else None,
-            threads=args.threads, quiet=args.quiet, check=True if args.check else None)
+            threads=args.threads, quiet=args.quiet, check=True if args.check else None,
+            recompress=bool(args.recompress))
