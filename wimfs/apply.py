@@ -212,16 +212,7 @@ class Applier:
             s = ino.data
             if s is not None and s.blob is not None and s.size:
                 self._write_blob(fd, s.blob, s.size)
-            if self.ntfs:
-                self._ntfs_meta(fd, ino, d)
-            if self.unix_data and ino.unix:
-                try:
-                    os.fchown(fd, ino.unix.uid, ino.unix.gid)
-                except OSError as exc:
-                    self.warn(f"{d.path}: cannot set owner: {exc.strerror}")
-                os.fchmod(fd, stat.S_IMODE(ino.unix.mode))
-            a, m = _ns(ino.last_access_time), _ns(ino.last_write_time)
-            os.utime(fd, ns=(a or m, m))
+            self._set_meta(fd, ino, d)
         finally:
             os.close(fd)
 
@@ -293,8 +284,10 @@ class Applier:
             self.warn(f"{name}: cannot set times: {exc.strerror}")
 
     def _dir_meta(self, d: Dentry) -> None:
-        ino = d.inode
-        fd = self.fds.get(_parts(d))
+        self._set_meta(self.fds.get(_parts(d)), d.inode, d)
+
+    def _set_meta(self, fd: int, ino, d: Dentry) -> None:
+        """Windows metadata (on ntfs-3g), UNIX owner and mode (--unix-data), then times."""
         if self.ntfs:
             self._ntfs_meta(fd, ino, d)
         if self.unix_data and ino.unix:

@@ -193,12 +193,7 @@ def export(src_path: str, sel: str | None, dst_path: str, *, ctype: int | None =
             b.header_flags = src.header.flags & S.HDR_FLAG_RP_FIX
             b.raw_copy = not recompress
             for i in indexes:
-                img = src.image(i)
-                _check_complete(src, img, i)
-                attach_wim_sources(img, src.reader)
-                sort_by_location(img)
-                el = image_element(src, i)
-                el = copy.deepcopy(el) if el is not None else None
+                img, el = _rewritable_image(src, i)
                 info = src.info(i)
                 new_name = name if name is not None else info.name
                 if new_name and new_name in taken:
@@ -218,6 +213,17 @@ def export(src_path: str, sel: str | None, dst_path: str, *, ctype: int | None =
                 dst.close()
     finally:
         src.close()
+
+
+def _rewritable_image(wim: Wim, index: int):
+    """An image of `wim` ready to be written into another WIM: complete, its streams
+    readable as writer sources in on-disk order, and a copy of its XML element."""
+    img = wim.image(index)
+    _check_complete(wim, img, index)
+    attach_wim_sources(img, wim.reader)
+    sort_by_location(img)
+    el = image_element(wim, index)
+    return img, (copy.deepcopy(el) if el is not None else None)
 
 
 def sort_by_location(img) -> None:
@@ -262,12 +268,8 @@ def rebuild(path: str, keep: list[int] | None = None, *, ctype: int | None = Non
                                                          S.HDR_FLAG_READONLY))
         b.raw_copy = not recompress
         for i in keep:
-            img = wim.image(i)
-            _check_complete(wim, img, i)
-            attach_wim_sources(img, wim.reader)
-            sort_by_location(img)
-            el = image_element(wim, i)
-            b.add(NewImage(img, xml_element=copy.deepcopy(el) if el is not None else None))
+            img, el = _rewritable_image(wim, i)
+            b.add(NewImage(img, xml_element=el))
         bi = wim.header.boot_idx
         b.boot_index = keep.index(bi) + 1 if bi in keep else 0
         b.write()
