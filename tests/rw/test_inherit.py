@@ -23,6 +23,7 @@ import struct
 
 import pytest
 
+from tests.helpers.ntfs import ace, acl, sid
 from wimfs.format.security import inherit
 
 OI, CI, NP, IO, ID = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -42,22 +43,6 @@ AUTH_USERS, GUESTS, POWER_USERS = "S-1-5-11", "S-1-5-32-546", "S-1-5-32-547"
 CREATOR_OWNER, CREATOR_GROUP = "S-1-3-0", "S-1-3-1"
 USER = "S-1-5-21-1004336348-1177238915-682003330-1001"
 
-
-def sid(s: str) -> bytes:
-    p = s.split("-")
-    subs = [int(x) for x in p[3:]]
-    return bytes([1, len(subs)]) + int(p[2]).to_bytes(6, "big") + \
-        b"".join(struct.pack("<I", x) for x in subs)
-
-
-def ace(kind: int, flags: int, mask: int, who: str) -> bytes:
-    body = struct.pack("<I", mask) + sid(who)
-    return struct.pack("<BBH", kind, flags, 4 + len(body)) + body
-
-
-def acl(*aces: bytes) -> bytes:
-    body = b"".join(aces)
-    return struct.pack("<BBHHH", 2, 0, 8 + len(body), len(aces), 0) + body
 
 
 def sd(owner, group, dacl=None, sacl=None, control=0) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.conftest import corpus_dir
+from tests.unit.conftest import corpus_dir, corpus_wims
 from wimfs.errors import NotAWimError, UnsupportedWimError, WimCorruptError
 from wimfs.format import structs as S
 from wimfs.wim import Wim
@@ -188,18 +188,7 @@ def test_large_resource_uses_8_byte_chunk_table(tmp_path):
         os.close(fd)
 
 
-def _corpus_wims():
-    try:
-        d = corpus_dir()
-    except BaseException:
-        return []
-    out = []
-    for sub, _, files in os.walk(os.path.join(d, "wim")):
-        out += [os.path.join(sub, f) for f in files if f.endswith((".wim", ".swm", ".esd"))]
-    return sorted(out)
-
-
-@pytest.mark.parametrize("path", _corpus_wims() or ["<no corpus>"],
+@pytest.mark.parametrize("path", corpus_wims() or ["<no corpus>"],
                          ids=lambda p: os.path.basename(p))
 def test_corpus_blobs_match_their_sha1(path):
     """Every blob of every corpus WIM reads and hashes to its SHA-1, except in the WIMs

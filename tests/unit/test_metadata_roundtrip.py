@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.unit.conftest import corpus_dir
+from tests.unit.conftest import corpus_dir, corpus_wims
 from wimfs.format.metadata import build_metadata, parse_dentry_tree, parse_security_data
 from wimfs.errors import WimCorruptError
 from wimfs.image import Image
@@ -25,18 +25,7 @@ def _flatten(img: Image) -> dict:
     return out
 
 
-def _wims():
-    try:
-        d = corpus_dir()
-    except BaseException:
-        return []
-    out = []
-    for sub, _, files in os.walk(os.path.join(d, "wim")):
-        out += [os.path.join(sub, f) for f in files if f.endswith(".wim")]
-    return sorted(out)
-
-
-@pytest.mark.parametrize("path", _wims() or ["<none>"], ids=os.path.basename)
+@pytest.mark.parametrize("path", corpus_wims((".wim",)) or ["<none>"], ids=os.path.basename)
 def test_corpus_metadata_roundtrip(path):
     if path == "<none>":
         corpus_dir()
