@@ -38,10 +38,10 @@ import traceback
 
 from . import regfile
 from .registry import ImageRegistry
-from .regf import (TYPE_BY_NAME, TYPE_NAMES, RegfCorruptError, RegfDirtyError, RegfError,
+from .regf import (TYPE_BY_NAME, RegfCorruptError, RegfDirtyError, RegfError,
                    RegfNotFoundError, decode_data)
-from .regf.format import (REG_BINARY, REG_DWORD, REG_DWORD_BIG_ENDIAN, REG_EXPAND_SZ,
-                          REG_MULTI_SZ, REG_NONE, REG_QWORD, REG_SZ)
+from .regf.format import (REG_DWORD, REG_DWORD_BIG_ENDIAN, REG_EXPAND_SZ, REG_MULTI_SZ,
+                          REG_QWORD, REG_SZ)
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -30,7 +30,7 @@ from wimfs.writer import BytesSource, FileSource
 log = logging.getLogger(__name__)
 
 from wimfs.xattrs import (NTFS_ACL, NTFS_ATTRIB, NTFS_DOS_NAME,  # noqa: F401 - re-exported
-                          NTFS_REPARSE, NTFS_TIMES, lgetxattr, xattr_or_none)
+                          NTFS_REPARSE, NTFS_TIMES, xattr_or_none)
 
 
 class CaptureError(WimfsError):

@@ -17,7 +17,6 @@ its event-loop thread, and runs copy-up and commit in worker threads.
 
 from __future__ import annotations
 
-import base64
 import errno
 import fcntl
 import json
@@ -36,7 +35,6 @@ from wimfs.builder import NewImage, WimBuilder
 from wimfs.errors import BusyError, MountError, WimfsError
 from wimfs.format import structs as S
 from wimfs.format.header import WimHeader
-from wimfs.format.metadata import parse_dentry_tree, parse_security_data
 from wimfs.format.reparse import make_symlink
 from wimfs.format.security import SecurityDescriptor, inherit
 from wimfs.format.xmlinfo import filetime_to_unix_ns, unix_ns_to_filetime
@@ -725,9 +723,6 @@ class Overlay:
         for d, sn in zip(ino.dentries, short):
             d.short_name = sn
 
-    def record_truncate_new(self, ino: Inode) -> None:
-        """A stream got a fresh empty staging file (O_TRUNC/truncate to 0)."""
-
     # -- xattrs: named streams and Windows metadata -----------------------------------------
 
     def set_named_stream(self, ino: Inode, name: str, value: bytes) -> None:
@@ -843,9 +838,6 @@ class Overlay:
     def _check_freeze(self) -> None:
         if self.frozen and not self.replaying:
             raise FsError(errno.EBUSY, "a commit is in progress")
-
-    def has_changes(self) -> bool:
-        return bool(self.diff())
 
     def commit(self, append: bool = False, name: str | None = None,
                description: str | None = None, check: bool = False, quiet: bool = True,
@@ -1090,29 +1082,3 @@ def _valid_dos_name(n: str) -> bool:
         return False
     bad = set('"*+,/:;<=>?[\\]|')
     return all(32 < ord(c) < 127 and c not in bad for c in n)
-
-
-def lock_is_held(path: str) -> bool:
-    """True if some process holds the read-write lock on the WIM."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-def load_fresh_base(wim: Wim, index: int) -> Image:
-    """A second, independent copy of an image's tree (for diffs)."""
-    md = wim.blob_table.metadata[index - 1]
-    buf = wim.reader.read_all(md)
-    sds, root_off = parse_security_data(buf)
-    return Image.build(index, sds, parse_dentry_tree(buf, root_off), wim.blob_table.blobs)
-
-
-_ = threading

@@ -64,7 +64,7 @@ class BytesSource(BlobSource):
 
 
 class FileSource(BlobSource):
-    def __init__(self, path: str, size: int | None = None, stream: str | None = None):
+    def __init__(self, path: str, size: int | None = None):
         self.path = path
         self.size = os.path.getsize(path) if size is None else size
 
@@ -102,19 +102,6 @@ class WimBlobSource(BlobSource):
 
     def describe(self) -> str:
         return f"blob {self.blob.hex}"
-
-
-class XattrSource(BlobSource):
-    """A named stream read from an xattr (ntfs-3g/wimfs `user.*` interface)."""
-
-    def __init__(self, path: str, name: str):
-        self.path = path
-        self.name = name
-        self.value = os.getxattr(path, name, follow_symlinks=False)
-        self.size = len(self.value)
-
-    def chunks(self, chunk_size: int) -> Iterator[bytes]:
-        return BytesSource(self.value).chunks(chunk_size)
 
 
 @dataclass(slots=True)

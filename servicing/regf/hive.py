@@ -65,13 +65,12 @@ from .format import (BASE_BLOCK_SIZE, BIG_DATA_SEGMENT, BIG_DATA_THRESHOLD, DATA
                      KEY_HIVE_ENTRY, KEY_NO_DELETE, LEAF_MAX, LIST_HDR, NIL, NK, NK_CLASS,
                      NK_CLASSLEN, NK_FLAGS, NK_MAXSUBNAME, NK_MAXVALDATA, NK_MAXVALNAME,
                      NK_NAME, NK_NAMELEN, NK_NSUB, NK_NVAL, NK_PARENT, NK_SECURITY,
-                     NK_SUBLIST, NK_TIME, NK_VALLIST, REG_BINARY, REG_DWORD,
+                     NK_SUBLIST, NK_TIME, NK_VALLIST, REG_DWORD,
                      REG_DWORD_BIG_ENDIAN, REG_EXPAND_SZ, REG_LINK, REG_MULTI_SZ, REG_QWORD,
                      REG_SZ, SK, SK_BLINK, SK_DESC, SK_FLINK, SK_REFCOUNT, TYPE_NAMES, U16,
                      U32, U64, VALUE_COMP_NAME, VK, VK_NAME, BaseBlock, decode_name,
                      default_security_descriptor, encode_name, lf_hint, lh_hash, sort_key,
                      upcase)
-from .format import checksum as _checksum
 
 _LOWLEVEL = (IndexError, struct.error, ValueError, UnicodeError, OverflowError,
              RecursionError, KeyError)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 
-from construct import Bytes, Const, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul, Struct
+from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul, Struct
 
 # --- Header ------------------------------------------------------------------
 
@@ -211,4 +211,3 @@ PRECOMPILED = {
 }
 
 __all__ = [name for name in dir() if name.isupper() or name.endswith("Disk")]
-_ = Const  # re-exported for declarations elsewhere

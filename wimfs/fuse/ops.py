@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = 3600.0            # read-only: the tree never changes under the kernel
 XATTR_MAX = 65536           # Linux limit for one xattr value
-NTFS_XATTRS = (b"system.ntfs_attrib", b"system.ntfs_attrib_be", b"system.ntfs_acl",
-               b"system.ntfs_dos_name", b"system.ntfs_reparse_data", b"system.ntfs_times",
-               b"system.ntfs_times_be")
-
 
 def _guard(fn):
     """The one error boundary between pyfuse3 and our code."""

@@ -16,7 +16,7 @@ from wimfs.format.reparse import full_reparse_buffer
 from wimfs.format.xmlinfo import unix_ns_to_filetime
 from wimfs.fuse.ops import Handle, WimOperations, _guard
 from wimfs.image import Dentry, Image, Inode, Stream
-from wimfs.overlay import FsError, Overlay
+from wimfs.overlay import Overlay
 
 log = logging.getLogger(__name__)
 
@@ -396,5 +396,3 @@ class RwOperations(WimOperations):
             self.committing = False
             self._idle.set()
 
-
-_ = FsError
