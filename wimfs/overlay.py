@@ -151,13 +151,25 @@ class Overlay:
         self.image = self.wim.image(self.index)
         self.inodes: dict[int, Inode] = {i.ino: i for i in self.image.inodes}
         self.next_ino = max(self.inodes) + 1
-        # For status: where each inode of the base image was.
-        self.origin: dict[int, tuple[str, tuple]] = {}
-        for d in self.image.walk():
-            if d.inode.ino not in self.origin:
-                self.origin[d.inode.ino] = (d.path, _content_key(d.inode))
-        self.base_paths = {d.path for d in self.image.walk()}
+        self._mark_base()
         self.generation = _generation(self.wim.header)
+
+    def _mark_base(self) -> None:
+        """Remember the tree as the WIM now holds it, for status: each inode's first path
+        and content, and every path."""
+        self.origin: dict[int, tuple[str, tuple]] = {}
+        self.base_paths: set[str] = set()
+        for d in self.image.walk():
+            path = d.path
+            self.base_paths.add(path)
+            if d.inode.ino in self.origin:
+                continue
+            key = _content_key(d.inode)
+            if any(isinstance(x.source, StagedSource) for x in self._all_streams(d.inode)):
+                # Still open for writing (--force commit): it may change after the commit,
+                # so the next commit must not be skipped as a no-op.
+                key = ("uncommitted", key)
+            self.origin[d.inode.ino] = (path, key)
 
     def close(self) -> None:
         if self._journal is not None:
@@ -303,6 +315,15 @@ class Overlay:
         for d in self.image.walk():
             seen.setdefault(id(d.inode), d.inode)
         return list(seen.values())
+
+    @staticmethod
+    def _all_streams(ino: Inode):
+        """Every stream of an inode that exists: unnamed data, named ones, reparse data."""
+        if ino.data is not None:
+            yield ino.data
+        yield from ino.named_streams.values()
+        if ino.reparse is not None:
+            yield ino.reparse
 
     @staticmethod
     def _streams_of(ino: Inode):
@@ -850,9 +871,8 @@ class Overlay:
         if not append and not self.diff():
             return CommitResult(self.index, 0, 0.0)     # nothing to write
         live = self._live_inodes()
-        staged = [x for ino in live
-                  for x in [*(y for _, y in self._streams_of(ino)), ino.reparse]
-                  if x is not None and isinstance(x.source, StagedSource)]
+        staged = [x for ino in live for x in self._all_streams(ino)
+                  if isinstance(x.source, StagedSource)]
         for x in staged:
             x.source.fixed_size = os.path.getsize(x.source.path)
         img = Image(self.index, self.image.security, self.image.root, live)
@@ -902,7 +922,7 @@ class Overlay:
         blobs = self.wim.blob_table.blobs
         to_delete: list[str] = []
         for ino in live:
-            for s in [*(x for _, x in self._streams_of(ino)), ino.reparse]:
+            for s in self._all_streams(ino):
                 if s is None or not isinstance(s.source, StagedSource):
                     continue
                 if ino.ino in busy:
@@ -914,24 +934,13 @@ class Overlay:
                 s.source, s.blob = None, blob
         # Unchanged streams keep their blob descriptors: their bytes did not move.
         for ino in live:
-            for s in [*(x for _, x in self._streams_of(ino)), ino.reparse]:
+            for s in self._all_streams(ino):
                 if s is not None and s.blob is not None and s.source is None:
                     nb = blobs.get(s.hash)
                     if nb is not None:
                         s.blob = nb
         self.generation = _generation(self.wim.header)
-        self.base_paths = {d.path for d in self.image.walk()}
-        self.origin = {}
-        for d in self.image.walk():
-            if d.inode.ino not in self.origin:
-                key = _content_key(d.inode)
-                if any(isinstance(x.source, StagedSource) for x in
-                       [*(y for _, y in self._streams_of(d.inode)), d.inode.reparse]
-                       if x is not None):
-                    # Still open for writing (--force): it may change after this commit,
-                    # so the next commit must not be skipped as a no-op.
-                    key = ("uncommitted", key)
-                self.origin[d.inode.ino] = (d.path, key)
+        self._mark_base()
         self._rewrite_journal()
         # The journal no longer names the committed staging files: delete them (and any
         # other file nothing uses now) in the background, after the freeze is lifted;
@@ -946,7 +955,7 @@ class Overlay:
         """Staging files no stream uses (computed while changes are frozen)."""
         used = set()
         for ino in self.inodes.values():
-            for s in [*(x for _, x in self._streams_of(ino)), ino.reparse]:
+            for s in self._all_streams(ino):
                 if s is not None and isinstance(s.source, StagedSource):
                     used.add(os.path.basename(s.source.path))
         d = os.path.join(self.staging, "data")
@@ -962,7 +971,7 @@ class Overlay:
         if ino.dentries:
             return
         self.inodes.pop(ino.ino, None)
-        for s in [*(x for _, x in self._streams_of(ino)), ino.reparse]:
+        for s in self._all_streams(ino):
             if s is not None and isinstance(s.source, StagedSource):
                 try:
                     os.unlink(s.source.path)
