@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,9 @@ from wimfs.format import structs as S
 from wimfs.format.header import ResourceHeader, WimHeader
 from wimfs.format.integrity import compute as compute_integrity
 from wimfs.format.metadata import build_metadata
-from wimfs.format.xmlinfo import encode_xml, unix_ns_to_filetime
+from wimfs.format.blobtable import ZERO_HASH
+from wimfs.format.xmlinfo import encode_xml, filetime_now
+from wimfs.fsutil import fsync_dir
 from wimfs.image import Dentry, Image, Inode, Stream
 from wimfs.writer import (
     DEFAULT_CHUNK_SIZE,
@@ -41,15 +42,10 @@ from wimfs.writer import (
 
 log = logging.getLogger(__name__)
 
-ZERO_HASH = bytes(20)
 COMPRESS_FLAGS = {S.COMPRESSION_NONE: 0,
                   S.COMPRESSION_XPRESS: S.HDR_FLAG_COMPRESSION | S.HDR_FLAG_COMPRESS_XPRESS,
                   S.COMPRESSION_LZX: S.HDR_FLAG_COMPRESSION | S.HDR_FLAG_COMPRESS_LZX,
                   S.COMPRESSION_LZMS: S.HDR_FLAG_COMPRESSION | S.HDR_FLAG_COMPRESS_LZMS}
-
-
-def now_filetime() -> int:
-    return unix_ns_to_filetime(time.time_ns())
 
 
 @dataclass
@@ -191,7 +187,7 @@ class WimBuilder:
             os.close(fd)
             fd = -1
             os.replace(tmp, self.path)
-            _fsync_dir(d)
+            fsync_dir(d)
         except BaseException:
             if fd >= 0:
                 os.close(fd)
@@ -458,7 +454,7 @@ class WimBuilder:
             etree.Element("IMAGE")
         el.set("INDEX", str(index))
         dirs, files, total, hard = image_statistics(ni.image)
-        now = now_filetime()
+        now = filetime_now()
         for tag, val in (("DIRCOUNT", dirs), ("FILECOUNT", files), ("TOTALBYTES", total),
                          ("HARDLINKBYTES", hard)):
             _set_text(el, tag, val)
@@ -485,17 +481,6 @@ def _umask() -> int:
     m = os.umask(0)
     os.umask(m)
     return m
-
-
-def _fsync_dir(d: str) -> None:
-    try:
-        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def _source(s: Stream) -> BlobSource | None:

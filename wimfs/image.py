@@ -13,13 +13,11 @@ from dataclasses import dataclass
 
 from wimfs.errors import WimCorruptError
 from wimfs.format import structs as S
-from wimfs.format.blobtable import BlobDescriptor
+from wimfs.format.blobtable import ZERO_HASH, BlobDescriptor  # noqa: F401  (ZERO_HASH re-exported)
 from wimfs.format.metadata import DiskDentry, parse_tagged_items
 from wimfs.format.reparse import LinkReparsePoint, parse_link
 
 log = logging.getLogger(__name__)
-
-ZERO_HASH = bytes(20)
 
 
 @dataclass(slots=True)

@@ -37,14 +37,14 @@ from wimfs.format import structs as S
 from wimfs.format.header import WimHeader
 from wimfs.format.reparse import make_symlink
 from wimfs.format.security import SecurityDescriptor, inherit
-from wimfs.format.xmlinfo import filetime_to_unix_ns, unix_ns_to_filetime
+from wimfs.format.blobtable import ZERO_HASH
+from wimfs.format.xmlinfo import filetime_now, filetime_to_unix_ns, unix_ns_to_filetime
 from wimfs.image import Dentry, Image, Inode, Stream, UnixData
 from wimfs.wim import Wim
 from wimfs.writer import FileSource
 
 log = logging.getLogger(__name__)
 
-ZERO_HASH = bytes(20)
 RP_SYMLINK = S.IO_REPARSE_TAG_SYMLINK
 
 
@@ -71,10 +71,6 @@ class StagedSource(FileSource):
     @size.setter
     def size(self, value: int) -> None:
         pass
-
-
-def _now() -> int:
-    return unix_ns_to_filetime(time.time_ns())
 
 
 def _generation(hdr: WimHeader) -> str:
@@ -437,7 +433,7 @@ class Overlay:
 
     def _new_inode(self, parent: Dentry, attributes: int, mode: int, uid: int, gid: int,
                    is_dir: bool) -> Inode:
-        now = _now()
+        now = filetime_now()
         sd_id = -1
         psd = self.image.security_descriptor(parent.inode)
         if psd is not None:
@@ -490,7 +486,7 @@ class Overlay:
     def _touch(self, ino: Inode) -> None:
         if not self.replaying:
             if self._touch_time is None:
-                self._touch_time = _now()
+                self._touch_time = filetime_now()
             ino.last_write_time = self._touch_time
         elif self._replay_time is not None:
             ino.last_write_time = self._replay_time

@@ -9,7 +9,7 @@ import threading
 
 from wimfs.errors import ImageNotFoundError, NotAWimError, WimCorruptError, WimfsError
 from wimfs.format import structs as S
-from wimfs.format.blobtable import BlobTable, parse_blob_table
+from wimfs.format.blobtable import ZERO_HASH, BlobTable, parse_blob_table
 from wimfs.format.header import WimHeader
 from wimfs.format.integrity import IntegrityTable
 from wimfs.format.integrity import verify as verify_integrity
@@ -107,7 +107,7 @@ class Wim:
                                    rh.flags, ctype, self.header.chunk_size)
         if not rh.is_compressed and rh.size_in_wim != rh.uncompressed_size:
             raise WimCorruptError(f"{self.path}: {what} has inconsistent sizes")
-        blob = BlobDescriptor(bytes(20), rh.uncompressed_size, 1, rdesc, verified=True)
+        blob = BlobDescriptor(ZERO_HASH, rh.uncompressed_size, 1, rdesc, verified=True)
         try:
             return self.reader.read_all(blob)
         except WimCorruptError as exc:

@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 from wimfs.codec import Compressor
 from wimfs.errors import WimfsError
 from wimfs.format import structs as S
-from wimfs.format.blobtable import build_blob_table
+from wimfs.format.blobtable import ZERO_HASH, build_blob_table
 from wimfs.format.header import ResourceHeader
 
 log = logging.getLogger(__name__)
 
-ZERO_HASH = bytes(20)
 DEFAULT_CHUNK_SIZE = {S.COMPRESSION_NONE: 32768, S.COMPRESSION_XPRESS: 32768,
                       S.COMPRESSION_LZX: 32768, S.COMPRESSION_LZMS: 131072}
 SOLID_CHUNK_SIZE = 64 << 20

@@ -231,6 +231,11 @@ class BaseBlock:
          self.file_type, self.file_format, self.root, self.bins_size,
          self.clustering) = BASE_FIELDS.unpack_from(self.raw, 4)
         self.checksum_ok = U32.unpack_from(self.raw, 508)[0] == checksum(self.raw)
+        if self.major == 1 and self.minor < 2:
+            # NT 3.1/3.5 hives (1.0, 1.1) use another cell layout; hivex refuses them too,
+            # and servicing never needs them (Windows XP and older are not serviceable).
+            raise RegfUnsupportedError("regf format %d.%d (Windows NT 3.x) is not supported"
+                                       % (self.major, self.minor))
 
     @property
     def file_name(self) -> str:

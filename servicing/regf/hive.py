@@ -50,12 +50,14 @@ import mmap
 import os
 import struct
 import tempfile
-import time
 
 try:
     import fcntl
 except ImportError:          # not POSIX
     fcntl = None
+
+from wimfs.format.xmlinfo import filetime_now
+from wimfs.fsutil import fsync_dir
 
 from . import logs as _logs
 from .errors import (KeyNotFoundError, RegfCorruptError, RegfNotFoundError, RegfDirtyError, RegfError,
@@ -122,10 +124,6 @@ def _harmless(exc: RegfError) -> RegfError:
     """Mark an exception raised before any byte was changed."""
     exc._harmless = True
     return exc
-
-
-def filetime_now() -> int:
-    return int(time.time() * 10_000_000) + 116444736000000000
 
 
 def split_path(path: str) -> list[str]:
@@ -1425,7 +1423,7 @@ class Hive:
             except OSError:
                 pass
             raise RegfError("cannot write %s: %s" % (target, e.strerror)) from None
-        _fsync_dir(dirn)
+        fsync_dir(dirn)
         # The primary is now clean (seq1 == seq2), so Windows ignores the logs;
         # truncate them anyway so no tool replays stale pages over the edit.
         for lp in _logs.find_logs(target):
@@ -1536,7 +1534,7 @@ class Hive:
             finally:
                 os.close(lfd)
             if created:
-                _fsync_dir(dirn)
+                fsync_dir(dirn)
             # -- 2. primary dirty
             dirty = BaseBlock(disk.raw)
             dirty.seq1 = new_seq
@@ -1615,12 +1613,3 @@ def _flock(fd: int, op: int) -> None:
         pass
 
 
-def _fsync_dir(dirn: str) -> None:
-    try:
-        dfd = os.open(dirn, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass

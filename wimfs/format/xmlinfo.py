@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import time
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -22,6 +23,11 @@ def filetime_to_unix_ns(ft: int) -> int:
 
 def unix_ns_to_filetime(ns: int) -> int:
     return ns // 100 + 116444736000000000
+
+
+def filetime_now() -> int:
+    """The current time as a Windows FILETIME (100 ns units since 1601)."""
+    return unix_ns_to_filetime(time.time_ns())
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from wimfs.format import structs as S
 from wimfs.format.metadata import DiskDentry
 from wimfs.format.reparse import full_reparse_buffer, link_target
 from wimfs.format.xmlinfo import filetime_to_unix_ns
-from wimfs.image import Dentry, Image, Inode, Stream
+from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream
 from wimfs.wim import Wim
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class WimOperations(pyfuse3.Operations):
         self._next_fh = 1
         self._rw_flags = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
         if all_images:
-            fake = DiskDentry("", "", S.FILE_ATTRIBUTE_DIRECTORY, -1, 0, 0, 0, 0, bytes(20), 0,
+            fake = DiskDentry("", "", S.FILE_ATTRIBUTE_DIRECTORY, -1, 0, 0, 0, 0, ZERO_HASH, 0,
                               0, 0, 0, 0, b"", [], 0)
             root_inode = Inode(pyfuse3.ROOT_INODE, fake)
             self.root = Dentry("", "", root_inode, None)

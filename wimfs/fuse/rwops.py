@@ -15,7 +15,7 @@ from wimfs.errors import WimfsError
 from wimfs.format.reparse import full_reparse_buffer
 from wimfs.format.xmlinfo import unix_ns_to_filetime
 from wimfs.fuse.ops import Handle, WimOperations, _guard
-from wimfs.image import Dentry, Image, Inode, Stream
+from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream
 from wimfs.overlay import Overlay
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ class RwOperations(WimOperations):
     async def _truncate(self, ino: Inode, size: int) -> None:
         stream = ino.data
         if stream is None:
-            stream = ino.data = Stream("", bytes(20), None, 0)
+            stream = ino.data = Stream("", ZERO_HASH, None, 0)
         await self._stage(ino, "", stream, keep=size > 0)
         self.overlay.truncate_staged(stream, size)
         self.overlay.note_data_write(ino)
@@ -255,7 +255,7 @@ class RwOperations(WimOperations):
         await self._wait_commit()
         ino = h.inode
         if ino.data is None:
-            ino.data = Stream("", bytes(20), None, 0)
+            ino.data = Stream("", ZERO_HASH, None, 0)
         stream = ino.data
         h.stream = stream
         await self._stage(ino, "", stream)
