@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno as _errno
 
-from wimfs.errors import EXIT_BAD_IMAGE, EXIT_ERROR, EXIT_NOT_FOUND, WimfsError
+from wimfs.errors import EXIT_BAD_IMAGE, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, WimfsError
 
 
 class RegfError(WimfsError):
@@ -60,3 +60,10 @@ class ValueNotFoundError(RegfNotFoundError):
 class RegfStateError(RegfError):
     """An operation not allowed in the handle's state: writing a read-only
     hive, deleting the root key, committing after a failed edit, ..."""
+
+
+class RegfDataError(RegfError, ValueError):
+    """Value data text that does not fit its type (``reg add /d``): a bad or
+    out-of-range number, odd or non-hex digits."""
+
+    exit_code = EXIT_USAGE

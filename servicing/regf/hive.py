@@ -61,6 +61,7 @@ from wimfs.format.xmlinfo import filetime_now
 from wimfs.fsutil import fsync_dir
 
 from . import logs as _logs
+from .values import decode_value, encode_value
 from .errors import (KeyNotFoundError, RegfCorruptError, RegfNotFoundError, RegfDirtyError, RegfError,
                      RegfStateError, RegfUnsupportedError, ValueNotFoundError)
 from .format import (BASE_BLOCK_SIZE, BIG_DATA_SEGMENT, BIG_DATA_THRESHOLD, DATA_INLINE,
@@ -133,54 +134,6 @@ def split_path(path: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------
-# Value data conversion
-
-def encode_data(vtype: int, data) -> bytes:
-    """Python value -> raw bytes for a registry value type.  ``bytes`` are
-    always taken as the raw data."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
-    if vtype in (REG_SZ, REG_EXPAND_SZ):
-        return (str(data) + "\0").encode("utf-16-le", "surrogatepass")
-    if vtype == REG_LINK:
-        return str(data).encode("utf-16-le", "surrogatepass")
-    if vtype == REG_MULTI_SZ:
-        if isinstance(data, str):
-            data = [data]
-        return "".join(s + "\0" for s in data).encode("utf-16-le", "surrogatepass") + b"\0\0"
-    if vtype == REG_DWORD:
-        return U32.pack(int(data) & 0xFFFFFFFF)
-    if vtype == REG_DWORD_BIG_ENDIAN:
-        return struct.pack(">I", int(data) & 0xFFFFFFFF)
-    if vtype == REG_QWORD:
-        return U64.pack(int(data) & 0xFFFFFFFFFFFFFFFF)
-    if data is None:
-        return b""
-    raise TypeError("data for value type %d must be bytes" % vtype)
-
-
-def decode_data(vtype: int, raw: bytes):
-    """Raw bytes -> Python value (str, list[str], int); bytes when the data
-    does not fit the type."""
-    if vtype in (REG_SZ, REG_EXPAND_SZ, REG_LINK):
-        s = raw[: len(raw) & ~1].decode("utf-16-le", "replace")
-        return s.split("\0", 1)[0]
-    if vtype == REG_MULTI_SZ:
-        s = raw[: len(raw) & ~1].decode("utf-16-le", "replace")
-        parts = s.split("\0")
-        while parts and parts[-1] == "":
-            parts.pop()
-        return parts
-    if vtype == REG_DWORD and len(raw) == 4:
-        return U32.unpack(raw)[0]
-    if vtype == REG_DWORD_BIG_ENDIAN and len(raw) == 4:
-        return struct.unpack(">I", raw)[0]
-    if vtype == REG_QWORD and len(raw) == 8:
-        return U64.unpack(raw)[0]
-    return raw
-
-
-# --------------------------------------------------------------------------
 
 class Value:
     """A key value (vk cell).  ``raw`` is the exact data bytes, ``data`` the
@@ -206,7 +159,7 @@ class Value:
 
     @property
     def data(self):
-        return decode_data(self.type, self.raw)
+        return decode_value(self.type, self.raw)
 
     @property
     def type_name(self) -> str:
@@ -354,7 +307,7 @@ class Key:
         raw bytes, or str / list[str] / int converted per *vtype*."""
         if not isinstance(vtype, int) or not 0 <= vtype <= 0xFFFFFFFF:
             raise _harmless(RegfStateError("bad value type %r" % (vtype,)))
-        raw = encode_data(vtype, data)
+        raw = encode_value(vtype, data)
         return Value(self.hive, self.hive._set_value(self.offset, name, vtype, raw))
 
     @_edit
