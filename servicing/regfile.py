@@ -156,40 +156,42 @@ def parse(text: str) -> list[Op]:
         if rest == "-":
             ops.append(Op("delete_value", key, name))
             continue
-        if rest.startswith('"'):
-            s, end = _parse_string(rest, 0, lineno)
-            if rest[end:].strip():
-                raise RegFileError(f"line {lineno}: junk after string")
-            ops.append(Op("set_value", key, name, REG_SZ, encode_value(REG_SZ, s)))
-            continue
-        low = rest.lower()
-        if low.startswith("dword:"):
-            try:
-                v = int(rest[6:].strip(), 16)
-            except ValueError:
-                raise RegFileError(f"line {lineno}: bad dword") from None
-            if not 0 <= v <= 0xFFFFFFFF:
-                raise RegFileError(f"line {lineno}: dword out of range")
-            ops.append(Op("set_value", key, name, REG_DWORD, encode_value(REG_DWORD, v)))
-            continue
-        if low.startswith("hex:"):
-            ops.append(Op("set_value", key, name, REG_BINARY, _hexbytes(rest[4:], lineno)))
-            continue
-        if low.startswith("hex("):
-            close = rest.find(")")
-            if close < 0 or rest[close + 1:close + 2] != ":":
-                raise RegFileError(f"line {lineno}: bad hex(N): prefix")
-            try:
-                t = int(rest[4:close], 16)
-            except ValueError:
-                raise RegFileError(f"line {lineno}: bad value type") from None
-            data = _hexbytes(rest[close + 2:], lineno)
-            if v4 and t in (REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ):
-                data = data.decode("cp1252", "replace").encode("utf-16-le")
-            ops.append(Op("set_value", key, name, t, data))
-            continue
-        raise RegFileError(f"line {lineno}: unrecognised value data {rest[:20]!r}")
+        ops.append(Op("set_value", key, name, *_parse_data(rest, lineno, v4)))
     return ops
+
+
+def _parse_data(rest: str, lineno: int, v4: bool) -> tuple[int, bytes]:
+    """(type, raw data) of the value data text after ``=``."""
+    if rest.startswith('"'):
+        s, end = _parse_string(rest, 0, lineno)
+        if rest[end:].strip():
+            raise RegFileError(f"line {lineno}: junk after string")
+        return REG_SZ, encode_value(REG_SZ, s)
+    low = rest.lower()
+    if low.startswith("dword:"):
+        try:
+            v = int(rest[6:].strip(), 16)
+        except ValueError:
+            raise RegFileError(f"line {lineno}: bad dword") from None
+        if not 0 <= v <= 0xFFFFFFFF:
+            raise RegFileError(f"line {lineno}: dword out of range")
+        return REG_DWORD, encode_value(REG_DWORD, v)
+    if low.startswith("hex:"):
+        return REG_BINARY, _hexbytes(rest[4:], lineno)
+    if low.startswith("hex("):
+        close = rest.find(")")
+        if close < 0 or rest[close + 1:close + 2] != ":":
+            raise RegFileError(f"line {lineno}: bad hex(N): prefix")
+        try:
+            t = int(rest[4:close], 16)
+        except ValueError:
+            raise RegFileError(f"line {lineno}: bad value type") from None
+        data = _hexbytes(rest[close + 2:], lineno)
+        if v4 and t in (REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ):
+            # REGEDIT4 strings are ANSI bytes; the registry holds UTF-16LE
+            data = data.decode("cp1252", "replace").encode("utf-16-le")
+        return t, data
+    raise RegFileError(f"line {lineno}: unrecognised value data {rest[:20]!r}")
 
 
 def _quote(s: str) -> str:
