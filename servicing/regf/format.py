@@ -95,6 +95,8 @@ NK = struct.Struct("<2sHQIIIIIIIIIIIIIIIHH")
 #: vk fixed part (20 bytes): sig, name length, data size, data offset, type,
 #: flags, spare
 VK = struct.Struct("<2sHIIIHH")
+#: the data fields of a vk at VK_DSIZE: data size, data offset, type
+VK_DATA = struct.Struct("<III")
 #: sk fixed part (20 bytes): sig, reserved, flink, blink, refcount, size
 SK = struct.Struct("<2sHIIII")
 #: list header: sig, count
