@@ -94,12 +94,10 @@ class _Changing:
         return False
 
 
-def _check_name(name: str) -> bytes:
-    """The stored form of a new key name; RegfStateError if invalid."""
-    nb, _ = encode_name(name)
-    if not name or len(nb) > MAX_NAME_BYTES or "\\" in name:
+def _check_name(name: str) -> None:
+    """RegfStateError unless *name* is a valid new key name."""
+    if not name or len(encode_name(name)[0]) > MAX_NAME_BYTES or "\\" in name:
         raise RegfStateError(f"invalid key name {name!r}")
-    return nb
 
 
 class Hive:
