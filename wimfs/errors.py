@@ -115,7 +115,7 @@ def is_expected(exc: BaseException) -> bool:
         cls.__name__ in _FOREIGN_EXIT_CODES for cls in type(exc).__mro__)
 
 
-def message_for(exc: BaseException) -> str:
+def message_for(exc: BaseException, debug: bool = False) -> str:
     """One line describing `exc` (OSError: its text and the file it names)."""
     if isinstance(exc, OSError) and not isinstance(exc, WimfsError) and exc.strerror:
         names = [f for f in (exc.filename, exc.filename2) if f]
@@ -123,5 +123,6 @@ def message_for(exc: BaseException) -> str:
     else:
         text = str(exc)
     if not is_expected(exc):
-        text = f"internal error: {type(exc).__name__}: {text} (rerun with --debug)"
+        text = f"internal error: {type(exc).__name__}: {text}" + \
+            ("" if debug else " (rerun with --debug)")
     return " ".join(text.split()) or type(exc).__name__
