@@ -66,15 +66,19 @@ def _names(wim: Wim) -> set[str]:
     return {i.name for i in wim.infos.values() if i.name}
 
 
-def _wrap_read_errors(fn):
-    """Unreadable source files during the write: one clear line."""
+def _wrap_read_errors(fn, src: str, wim_path: str):
+    """I/O errors during the write of a capture: one line naming the source file that could
+    not be read, or the WIM that could not be written."""
     try:
         return fn()
     except OSError as exc:
-        if exc.filename:
+        if not exc.filename or isinstance(exc, WimfsError):
+            raise
+        name = os.path.abspath(os.fsdecode(exc.filename))
+        if name.startswith(os.path.join(os.path.abspath(src), "")):
             raise WimfsError(f"cannot read {exc.filename}: {exc.strerror} (use --skip-errors to "
                              "skip unreadable files)") from None
-        raise
+        raise WimfsError(f"cannot write {wim_path}: {exc.strerror}") from None
 
 
 def capture(src: str, wim_path: str, *, name: str | None, description: str | None = None,
@@ -111,7 +115,7 @@ def capture(src: str, wim_path: str, *, name: str | None, description: str | Non
             b.add(_new_image(img, name, description, flags, win, extra))
             if boot:
                 b.boot_index = wim.image_count + 1
-            _wrap_read_errors(b.write)
+            _wrap_read_errors(b.write, src, wim_path)
         finally:
             wim.close()
         return
@@ -124,7 +128,7 @@ def capture(src: str, wim_path: str, *, name: str | None, description: str | Non
     b.add(_new_image(img, name, description, flags, win, extra))
     if boot:
         b.boot_index = 1
-    _wrap_read_errors(b.write)
+    _wrap_read_errors(b.write, src, wim_path)
 
 
 def _windows(img):

@@ -94,3 +94,12 @@ def test_rw_mount_by_name_and_commit_without_terminal(wims, tmp_path):
     out = subprocess.run(["wimlib-imagex", "dir", work, "2"], check=True, text=True,
                          capture_output=True).stdout.split()
     assert "/new" in out
+
+
+def test_capture_into_a_read_only_tree_names_the_output(wims, tmp_path):
+    d, w = wims
+    mp = tmp_path / "m"
+    with mounted(f"{w}:2", mp):
+        r = run_wimfs("capture", d / "src2", mp / "x.wim")
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr == f"wimfs: error: cannot write {mp / 'x.wim'}: Read-only file system\n"
