@@ -214,6 +214,9 @@ def test_missing_inputs_elsewhere(work):
     one_line_error(run("reg", work / "notree", "query", r"HKLM\SYSTEM"), 4, "wimfs reg")
     one_line_error(run("ls", f"{work / 'multi.wim'}:3"), 4)
     one_line_error(run("ls", work / "multi.wim", "--name", "nope"), 4)
+    for cmd in ("info", "ls", "apply", "export", "verify"):
+        args = [a if a != work / "multi.wim" else f"{a}:1" for a in _valid_args(work, cmd)]
+        assert "--ref" in one_line_error(run(cmd, *args, "--ref", work / "nope*.swm"), 4)
 
 
 # -- the cases of issue 14 -----------------------------------------------------------------

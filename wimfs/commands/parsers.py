@@ -21,6 +21,8 @@ from wimfs.cli import (
 )
 
 COMP = "none, xpress, lzx (default), lzms"
+IMAGE_HELP = "the WIM; after ':' the image: an index from 1, a name (spaces and colons " \
+             "allowed)"
 REF_HELP = "other parts of a split WIM (repeatable, globs allowed)"
 
 
@@ -54,7 +56,8 @@ def _info(sub, new) -> None:
             "  wimfs info install.wim --index 1 --set-name 'Windows 11 Pro'\n"
             "  wimfs info install.wim:1 --set-property WINDOWS/EDITIONID=Pro\n"
             "  wimfs info install.wim --boot 1")
-    c.add_argument("image", metavar="IMAGE[:N|:NAME]")
+    c.add_argument("image", metavar="IMAGE[:N|:NAME]",
+                   help=IMAGE_HELP)
     image_options(c, allow_all=False)
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.add_argument("--header", action="store_true", help="print the raw WIM header fields")
@@ -74,7 +77,8 @@ def _ls(sub, new) -> None:
     c = new(sub, "ls", "list a directory of an image without mounting",
             "  wimfs ls install.wim:1 /Windows\n  wimfs ls install.wim --name 'Windows 11 Pro' "
             "-l /\n  wimfs ls boot.wim --index 2 /sources")
-    c.add_argument("image", metavar="IMAGE[:N|:NAME]")
+    c.add_argument("image", metavar="IMAGE[:N|:NAME]",
+                   help=IMAGE_HELP)
     c.add_argument("path", nargs="?", default="/", help="directory or file in the image "
                                                         "(default: /)")
     image_options(c, allow_all=False)
@@ -89,7 +93,8 @@ def _mount(sub, new) -> None:
             "  wimfs mount install.wim:1 /mnt\n  wimfs mount install.wim --index all /mnt\n"
             "  wimfs mount --rw install.wim:'Windows 11 Pro' /mnt\n"
             "  wimfs unmount /mnt --commit")
-    c.add_argument("image", metavar="IMAGE[:N|:NAME|:all]")
+    c.add_argument("image", metavar="IMAGE[:N|:NAME|:all]",
+                   help=IMAGE_HELP + ", or all")
     c.add_argument("mountdir", metavar="MOUNTDIR")
     image_options(c, allow_all=True)
     c.add_argument("--foreground", "-f", action="store_true", help="do not daemonize")
@@ -207,7 +212,8 @@ def _apply_export(sub, new) -> None:
     c = new(sub, "apply", "extract an image (or all images) to a directory",
             "  wimfs apply install.wim:1 ./out\n  wimfs apply install.wim:all ./out\n"
             "  wimfs apply install.swm --ref 'install*.swm' --name 'Windows 11 Pro' ./out")
-    c.add_argument("image", metavar="IMAGE[:N|:NAME|:all]")
+    c.add_argument("image", metavar="IMAGE[:N|:NAME|:all]",
+                   help=IMAGE_HELP + ", or all")
     c.add_argument("dir", metavar="DIR")
     image_options(c, allow_all=True)
     c.add_argument("--unix-data", action="store_true",
@@ -219,7 +225,8 @@ def _apply_export(sub, new) -> None:
     c = new(sub, "export", "copy images into another (new or existing) WIM",
             "  wimfs export install.wim:2 pro.wim\n  wimfs export install.wim:all install.esd "
             "--compress recovery\n  wimfs export install.wim --index 1 base.wim --name Base")
-    c.add_argument("source", metavar="SRC[:N|:NAME|:all]")
+    c.add_argument("source", metavar="SRC[:N|:NAME|:all]",
+                   help=IMAGE_HELP + ", or all")
     c.add_argument("dest", metavar="DST")
     image_options(c, allow_all=True, name=False)
     c.add_argument("--compress", type=compression_value, metavar="TYPE",
@@ -243,7 +250,8 @@ def _maintenance(sub, new) -> None:
     c = new(sub, "delete", "delete images from a WIM in place",
             "  wimfs delete install.wim:3\n  wimfs delete install.wim 'Windows 11 Home'\n"
             "  wimfs delete install.wim --index 2 --rebuild")
-    c.add_argument("wim", metavar="IMAGE[:N|:NAME|:all]")
+    c.add_argument("wim", metavar="IMAGE[:N|:NAME|:all]",
+                   help=IMAGE_HELP + ", or all")
     c.add_argument("selector", nargs="?", metavar="N|NAME|all",
                    help="the image to delete (or use IMAGE:N, --index, --name)")
     image_options(c, allow_all=True)
@@ -270,7 +278,8 @@ def _maintenance(sub, new) -> None:
     c = new(sub, "verify", "check headers, metadata, every blob and the integrity table",
             "  wimfs verify install.wim\n  wimfs verify install.wim:2\n"
             "  wimfs verify install.swm --ref 'install*.swm'")
-    c.add_argument("wim", metavar="IMAGE[:N|:NAME|:all]")
+    c.add_argument("wim", metavar="IMAGE[:N|:NAME|:all]",
+                   help=IMAGE_HELP + ", or all")
     image_options(c, allow_all=True)
     _ref(c)
     _quiet(c)
