@@ -410,8 +410,8 @@ def verify(path: str, refs: list[str] | None = None,
         except WimCorruptError as exc:
             problems.append(f"integrity table: {exc}")
         if len(wim.blob_table.metadata) != wim.image_count and wim.header.part_number == 1:
-            problems.append(f"header says {plural(wim.image_count, 'image')} but the blob table has "
-                            f"{len(wim.blob_table.metadata)} metadata resources")
+            problems.append(f"header says {plural(wim.image_count, 'image')} but the blob "
+                            f"table has {len(wim.blob_table.metadata)} metadata resources")
         if len(wim.infos) != wim.image_count and wim.header.part_number == 1:
             problems.append(f"the XML describes {plural(len(wim.infos), 'image')}, the header "
                             f"{wim.image_count}")
