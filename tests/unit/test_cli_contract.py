@@ -375,3 +375,18 @@ def test_verify_forms(work):
         r = run("verify", *form)
         assert r.returncode == 0 and r.stdout.strip() == f"{w}: OK", (form, r.stderr)
     one_line_error(run("verify", f"{w}:3"), 4)
+
+
+def test_info_edit_forms(work, tmp_path):
+    w = work / "multi.wim"
+    for k, form in enumerate(_forms(w)):
+        copy = tmp_path / f"i{k}.wim"
+        shutil.copy(w, copy)
+        form = [str(a).replace(str(w), str(copy)) for a in form]
+        r = run("info", *form, "--set-description", f"edited {k}")
+        assert r.returncode == 0, (form, r.stderr)
+        out = subprocess.run(["wimlib-imagex", "info", copy, "2"], check=True, text=True,
+                             capture_output=True).stdout
+        assert f"Description:            edited {k}" in out, form
+    err = one_line_error(run("info", w, "--set-name", "x"), 2)
+    assert "choose the one to edit" in err
