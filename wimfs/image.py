@@ -97,6 +97,14 @@ class Inode:
     def size(self) -> int:
         return self.data.size if self.data else 0
 
+    def streams(self) -> Iterator[Stream]:
+        """Every stream the inode has: unnamed data, reparse data, then the named ones."""
+        if self.data is not None:
+            yield self.data
+        if self.reparse is not None:
+            yield self.reparse
+        yield from self.named_streams.values()
+
     def stream_hashes(self) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         """(unnamed data hash, reparse data hash, [(name, hash)]) for the metadata writer."""
         data = self.data.hash if self.data else ZERO_HASH

@@ -299,7 +299,7 @@ def delete(path: str, indexes: list[int], *, rebuild_wim: bool = False, threads:
         for i in keep:
             img = wim.image(i)
             for ino in img.inodes:
-                for s in _streams(ino):
+                for s in ino.streams():
                     if s.hash != ZERO_HASH:
                         counts[s.hash] = counts.get(s.hash, 0) + len(ino.dentries)
         blobs = wim.blob_table.blobs
@@ -314,14 +314,6 @@ def delete(path: str, indexes: list[int], *, rebuild_wim: bool = False, threads:
         b.write(keep_images=keep)
     finally:
         wim.close()
-
-
-def _streams(ino):
-    if ino.data is not None:
-        yield ino.data
-    if ino.reparse is not None:
-        yield ino.reparse
-    yield from ino.named_streams.values()
 
 
 def edit_info(path: str, index: int | None, *, name: str | None = None,
@@ -415,7 +407,7 @@ def verify(path: str, refs: list[str] | None = None, quiet: bool = True) -> list
                 missing = 0
                 for ino in img.inodes:
                     missing += ino.missing_blobs
-                    for s in _streams(ino):
+                    for s in ino.streams():
                         if s.hash != ZERO_HASH:
                             referenced.add(s.hash)
                 if missing:

@@ -161,7 +161,7 @@ class Overlay:
             if d.inode.ino in self.origin:
                 continue
             key = _content_key(d.inode)
-            if any(isinstance(x.source, StagedSource) for x in self._all_streams(d.inode)):
+            if any(isinstance(x.source, StagedSource) for x in d.inode.streams()):
                 # Still open for writing (--force commit): it may change after the commit,
                 # so the next commit must not be skipped as a no-op.
                 key = ("uncommitted", key)
@@ -311,15 +311,6 @@ class Overlay:
         for d in self.image.walk():
             seen.setdefault(id(d.inode), d.inode)
         return list(seen.values())
-
-    @staticmethod
-    def _all_streams(ino: Inode):
-        """Every stream of an inode that exists: unnamed data, named ones, reparse data."""
-        if ino.data is not None:
-            yield ino.data
-        yield from ino.named_streams.values()
-        if ino.reparse is not None:
-            yield ino.reparse
 
     @staticmethod
     def _streams_of(ino: Inode):
@@ -867,7 +858,7 @@ class Overlay:
         if not append and not self.diff():
             return CommitResult(self.index, 0, 0.0)     # nothing to write
         live = self._live_inodes()
-        staged = [x for ino in live for x in self._all_streams(ino)
+        staged = [x for ino in live for x in ino.streams()
                   if isinstance(x.source, StagedSource)]
         for x in staged:
             x.source.fixed_size = os.path.getsize(x.source.path)
@@ -918,7 +909,7 @@ class Overlay:
         blobs = self.wim.blob_table.blobs
         to_delete: list[str] = []
         for ino in live:
-            for s in self._all_streams(ino):
+            for s in ino.streams():
                 if s is None or not isinstance(s.source, StagedSource):
                     continue
                 if ino.ino in busy:
@@ -930,7 +921,7 @@ class Overlay:
                 s.source, s.blob = None, blob
         # Unchanged streams keep their blob descriptors: their bytes did not move.
         for ino in live:
-            for s in self._all_streams(ino):
+            for s in ino.streams():
                 if s is not None and s.blob is not None and s.source is None:
                     nb = blobs.get(s.hash)
                     if nb is not None:
@@ -951,7 +942,7 @@ class Overlay:
         """Staging files no stream uses (computed while changes are frozen)."""
         used = set()
         for ino in self.inodes.values():
-            for s in self._all_streams(ino):
+            for s in ino.streams():
                 if s is not None and isinstance(s.source, StagedSource):
                     used.add(os.path.basename(s.source.path))
         d = os.path.join(self.staging, "data")
@@ -967,7 +958,7 @@ class Overlay:
         if ino.dentries:
             return
         self.inodes.pop(ino.ino, None)
-        for s in self._all_streams(ino):
+        for s in ino.streams():
             if s is not None and isinstance(s.source, StagedSource):
                 try:
                     os.unlink(s.source.path)
