@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from wimfs import errors
+from wimfs import errors, hooks
 from wimfs.errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, WimfsError
 
 log = logging.getLogger("wimfs")
@@ -265,6 +265,7 @@ def setup_logging(debug: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    hooks.set_windows_info_provider("servicing.windows_info:windows_info")
     argv = list(sys.argv[1:] if argv is None else argv)
     # Delegated commands parse their own arguments (reg.exe syntax uses /v, /t ...).
     debug = "--debug" in argv[:1]

@@ -111,6 +111,10 @@ class Inode:
         rp = self.reparse.hash if self.reparse else ZERO_HASH
         return data, rp, [(n, s.hash) for n, s in self.named_streams.items()]
 
+    def invalidate_link(self) -> None:
+        """Forget the parsed link (the reparse data changed); `link()` parses it again."""
+        self._link = False
+
     def link(self, read_blob) -> LinkReparsePoint | None:
         """The parsed symlink/junction, or None if this is not a link."""
         if self._link is False:
@@ -154,6 +158,24 @@ class Dentry:
                 ci.setdefault(n.upper(), c)  # Windows compares upper-cased names
             self._ci = ci
         return self._ci.get(name.upper())
+
+    def add_child(self, child: Dentry) -> None:
+        assert self.children is not None
+        self.children[child.name] = child
+        self._ci = None
+
+    def remove_child(self, name: str) -> None:
+        assert self.children is not None
+        del self.children[name]
+        self._ci = None
+
+    def take_children(self, other: Dentry) -> None:
+        """Take over `other`'s children (a directory renamed: its new dentry)."""
+        if other.children is not None:
+            self.children = other.children
+            for c in self.children.values():
+                c.parent = self
+            self._ci = None
 
     @property
     def path(self) -> str:

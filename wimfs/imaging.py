@@ -15,6 +15,7 @@ from wimfs.builder import NewImage, WimBuilder, attach_wim_sources, set_property
 from wimfs.capture import CaptureOptions, capture_tree, uses_rpfix
 from wimfs.errors import ImageNotFoundError, WimCorruptError, WimfsError
 from wimfs.format import structs as S
+from wimfs.hooks import stream_reader, windows_xml
 from wimfs.image import ZERO_HASH
 from wimfs.wim import Wim
 
@@ -122,13 +123,7 @@ def capture(src: str, wim_path: str, *, name: str | None, description: str | Non
 
 def _windows(img):
     """The WINDOWS XML element when the tree holds a Windows installation."""
-    from wimfs.windows import stream_reader_for_capture, windows_info
-
-    try:
-        found = windows_info(img, stream_reader_for_capture)
-    except ImportError:          # the servicing (registry) package is not installed
-        return None, {}
-    return found if found is not None else (None, {})
+    return windows_xml(img, stream_reader())
 
 
 def _new_image(img, name, description, flags, win, extra) -> NewImage:

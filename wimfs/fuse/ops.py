@@ -16,7 +16,6 @@ import inspect
 import logging
 import os
 import stat
-import struct
 from dataclasses import dataclass
 
 import pyfuse3
@@ -25,9 +24,10 @@ import trio
 from wimfs.errors import WimfsError
 from wimfs.format import structs as S
 from wimfs.format.metadata import DiskDentry
-from wimfs.format.reparse import full_reparse_buffer, link_target
+from wimfs.format.reparse import link_target
 from wimfs.format.xmlinfo import filetime_to_unix_ns
 from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream
+from wimfs.overlay import ntfs_xattrs
 from wimfs.wim import Wim
 
 log = logging.getLogger(__name__)
@@ -424,33 +424,17 @@ class WimOperations(GuardedOperations):
         return value
 
     async def _ntfs_xattr(self, ino: Inode, name: bytes) -> bytes | None:
-        if name == b"system.ntfs_attrib":
-            return struct.pack("<I", ino.attributes)
-        if name == b"system.ntfs_attrib_be":
-            return struct.pack(">I", ino.attributes)
-        if name == b"system.ntfs_acl":
-            img = self._image_for(ino)
-            return img.security_descriptor(ino) if img else None
-        if name == b"system.ntfs_dos_name":
-            # DOS names are upper case on NTFS (ntfs-3g returns them so), even where a
-            # WIM stores one that differs from its long name only by case.
-            for d in ino.dentries:
-                if d.short_name:
-                    return d.short_name.upper().encode("utf-8", "surrogatepass")
+        sname = name.decode("ascii", "replace")
+        if sname not in ntfs_xattrs.NAMES:
             return None
-        if name == b"system.ntfs_reparse_data":
-            if not ino.is_reparse_point:
-                return None
-            data = b""
-            if ino.reparse is not None and ino.reparse.blob is not None:
-                data = await trio.to_thread.run_sync(self.reader.read_all, ino.reparse.blob,
-                                                     limiter=self.limiter)
-            return full_reparse_buffer(ino.reparse_tag, ino.rp_reserved, data)
-        if name in (b"system.ntfs_times", b"system.ntfs_times_be"):
-            fmt = "<4Q" if name.endswith(b"times") else ">4Q"
-            return struct.pack(fmt, ino.creation_time, ino.last_write_time,
-                               ino.last_access_time, ino.last_write_time)
-        return None
+        img = self._image_for(ino)
+        sd = img.security_descriptor(ino) if img and sname == ntfs_xattrs.ACL else None
+        data = b""
+        if sname == ntfs_xattrs.REPARSE and ino.reparse is not None and \
+                ino.reparse.blob is not None:
+            data = await trio.to_thread.run_sync(self.reader.read_all, ino.reparse.blob,
+                                                 limiter=self.limiter)
+        return ntfs_xattrs.encode(sname, ino, sd, data)
 
     async def setxattr(self, inode, name, value, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)

@@ -12,11 +12,10 @@ import pyfuse3
 import trio
 
 from wimfs.errors import WimfsError
-from wimfs.format.reparse import full_reparse_buffer
 from wimfs.format.xmlinfo import unix_ns_to_filetime
 from wimfs.fuse.ops import Handle, WimOperations
 from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream
-from wimfs.overlay import Overlay
+from wimfs.overlay import Overlay, ntfs_xattrs
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +292,7 @@ class RwOperations(WimOperations):
                 self.overlay.is_staged(ino.reparse):
             data = await trio.to_thread.run_sync(self.overlay.read, ino.reparse, 0,
                                                  ino.reparse.size + 1, limiter=self.limiter)
-            return full_reparse_buffer(ino.reparse_tag, ino.rp_reserved, data)
+            return ntfs_xattrs.encode(ntfs_xattrs.REPARSE, ino, None, data)
         self.reader = self.overlay.wim.reader
         return await super().getxattr(inode, name, ctx)
 
