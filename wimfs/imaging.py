@@ -11,10 +11,11 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from wimfs.builder import NewImage, WimBuilder, attach_wim_sources, set_property
+from wimfs.builder import NewImage, WimBuilder, attach_wim_sources
 from wimfs.capture import CaptureOptions, capture_tree, uses_rpfix
 from wimfs.errors import ImageNotFoundError, WimCorruptError, WimfsError
 from wimfs.format import structs as S
+from wimfs.format.xmlinfo import set_property
 from wimfs.hooks import stream_reader, windows_xml
 from wimfs.image import ZERO_HASH
 from wimfs.wim import Wim
