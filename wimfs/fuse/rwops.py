@@ -15,7 +15,7 @@ from wimfs.errors import WimfsError
 from wimfs.format.xmlinfo import unix_ns_to_filetime
 from wimfs.fuse.ops import Handle, WimOperations
 from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream
-from wimfs.overlay import Overlay, ntfs_xattrs
+from wimfs.overlay import Kind, Overlay, ntfs_xattrs
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class RwOperations(WimOperations):
     async def create(self, parent_inode, name, mode, flags, ctx):
         await self._wait_commit()
         parent = self._dentry_of(parent_inode)
-        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, "file")
+        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, Kind.FILE)
         attr = await self._attr(ino)
         self._count_lookup(ino)
         fh = self._open_handle(ino, ino.data, flags)
@@ -108,7 +108,7 @@ class RwOperations(WimOperations):
             if not self.overlay.unix_mode:
                 raise pyfuse3.FUSEError(errno.EPERM)
         parent = self._dentry_of(parent_inode)
-        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, "file")
+        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, Kind.FILE)
         if ino.unix is not None:
             ino.unix.rdev = rdev
         attr = await self._attr(ino)
@@ -118,7 +118,7 @@ class RwOperations(WimOperations):
     async def mkdir(self, parent_inode, name, mode, ctx):
         await self._wait_commit()
         parent = self._dentry_of(parent_inode)
-        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, "dir")
+        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, Kind.DIR)
         attr = await self._attr(ino)
         self._count_lookup(ino)
         return attr
@@ -127,7 +127,7 @@ class RwOperations(WimOperations):
         await self._wait_commit()
         parent = self._dentry_of(parent_inode)
         ino = self.overlay.create(parent, self._str(name), 0o777, ctx.uid, ctx.gid,
-                                  "symlink", target=os.fsdecode(target))
+                                  Kind.SYMLINK, target=os.fsdecode(target))
         attr = await self._attr(ino)
         self._count_lookup(ino)
         return attr

@@ -212,17 +212,17 @@ class Overlay:
         return ino
 
     def unlink(self, parent: Dentry, name: str) -> Inode:
-        self._check_freeze()
-        path, now = _child_path(parent, name), filetime_now()
-        ino = self.edits.unlink(parent, name, now)
-        self.journal.append(J.Unlink(path, now))
-        return ino
+        return self._remove(self.edits.unlink, J.Unlink, parent, name)
 
     def rmdir(self, parent: Dentry, name: str) -> Inode:
+        return self._remove(self.edits.rmdir, J.Rmdir, parent, name)
+
+    def _remove(self, edit, record: type[J.Unlink | J.Rmdir], parent: Dentry,
+                name: str) -> Inode:
         self._check_freeze()
         path, now = _child_path(parent, name), filetime_now()
-        ino = self.edits.rmdir(parent, name, now)
-        self.journal.append(J.Rmdir(path, now))
+        ino = edit(parent, name, now)
+        self.journal.append(record(path, now))
         return ino
 
     def rename(self, p_old: Dentry, old: str, p_new: Dentry, new: str, flags: int = 0
