@@ -4,6 +4,7 @@ made with os calls on an applied copy of the original are the expected tree."""
 
 from __future__ import annotations
 
+import calendar
 import errno
 import fcntl
 import os
@@ -66,40 +67,39 @@ def test_edits_match_the_same_edits_on_an_applied_tree(wim, tmp_path):
     assert os.stat(got / "x/y/z/copied.bin").st_mtime_ns == 1_500_000_000_123_456_700
 
 
-def test_new_entries_inherit_like_a_mount(ntfs_wim, tmp_path):
-    before = wimlib_dir_detailed(ntfs_wim)
-    parent_sd = bytes.fromhex(before["acl_dir"]["sd"])
+def test_new_entries_inherit_like_a_mount(sd_wim, tmp_path):
+    before = wimlib_dir_detailed(sd_wim)
+    parent_sd = bytes.fromhex(before["hardlinks"]["sd"])
     t0 = time.time()
-    with open_image(str(ntfs_wim), 1, staging_dir=str(tmp_path / "st")) as s:
-        s.write_file("acl_dir/new_file.txt", b"new\n")
-        s.mkdirs("acl_dir/new_dir/deeper")
-        s.write_file("acl_dir/new_dir/deeper/f", b"f")
-        s.write_file("streams.txt", b"replaced\n", stream="stream1")
-        s.write_file("plain.txt", b"a new stream\n", stream="added")
+    with open_image(str(sd_wim), 1, staging_dir=str(tmp_path / "st")) as s:
+        s.write_file("hardlinks/new_file.txt", b"new\n")
+        s.mkdirs("hardlinks/new_dir/deeper")
+        s.write_file("hardlinks/new_dir/deeper/f", b"f")
+        s.write_file("hardlinks/a/pair_1", b"replaced\n", stream="ads")
+        s.write_file("hardlinks/b/same_content_2", b"a new stream\n", stream="added")
     t1 = time.time()
-    after = wimlib_dir_detailed(ntfs_wim)
-    f, d = after["acl_dir/new_file.txt"], after["acl_dir/new_dir"]
+    after = wimlib_dir_detailed(sd_wim)
+    f, d = after["hardlinks/new_file.txt"], after["hardlinks/new_dir"]
     assert f["attributes"] == ARCHIVE
     assert d["attributes"] == DIRECTORY
     assert bytes.fromhex(f["sd"]) == inherit(parent_sd, False)
     assert bytes.fromhex(d["sd"]) == inherit(parent_sd, True)
-    assert bytes.fromhex(after["acl_dir/new_dir/deeper"]["sd"]) == inherit(
+    assert bytes.fromhex(after["hardlinks/new_dir/deeper"]["sd"]) == inherit(
         inherit(parent_sd, True), True)
-    assert bytes.fromhex(after["acl_dir/new_dir/deeper/f"]["sd"]) == inherit(
+    assert bytes.fromhex(after["hardlinks/new_dir/deeper/f"]["sd"]) == inherit(
         inherit(inherit(parent_sd, True), True), False)
     # creation time: now (wimlib prints whole seconds, UTC)
-    created = time.mktime(time.strptime(f["creation_time"], "%a %b %d %H:%M:%S %Y UTC"))
-    created -= time.timezone
+    created = calendar.timegm(time.strptime(f["creation_time"], "%a %b %d %H:%M:%S %Y UTC"))
     assert int(t0) - 1 <= created <= t1 + 1
-    assert after["streams.txt"]["streams"]["stream1"] == len(b"replaced\n")
-    assert after["plain.txt"]["streams"]["added"] == len(b"a new stream\n")
+    assert after["hardlinks/a/pair_1"]["streams"]["ads"] == len(b"replaced\n")
+    assert after["hardlinks/b/same_content_2"]["streams"]["added"] == len(b"a new stream\n")
     # the other entries keep their metadata
-    for rel in ("acl_everyone.txt", "hl/pair_a", "Long File Name.txt", "junction"):
+    for rel in ("emptydir", "hardlinks/a/triple_1", "symlinks/rel_link", "unicode"):
         assert after[rel] == before[rel], rel
-    assert wimlib_verify(ntfs_wim).returncode == 0
-    with open_image(str(ntfs_wim), 1, write=False) as s:
-        assert s.read_file("streams.txt", stream="stream1") == b"replaced\n"
-        assert s.read_file("acl_dir/new_dir/deeper/f") == b"f"
+    assert wimlib_verify(sd_wim).returncode == 0
+    with open_image(str(sd_wim), 1, write=False) as s:
+        assert s.read_file("hardlinks/a/pair_1", stream="ads") == b"replaced\n"
+        assert s.read_file("hardlinks/new_dir/deeper/f") == b"f"
 
 
 def test_exception_in_block_leaves_wim_byte_identical(wim, tmp_path):

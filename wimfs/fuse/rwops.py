@@ -259,7 +259,7 @@ class RwOperations(WimOperations):
                 self.open_counts[h.inode.ino] = n
             else:
                 self.open_counts.pop(h.inode.ino, None)
-            if getattr(h, "writable", False):
+            if h.writable:
                 w = self.write_counts.get(h.inode.ino, 1) - 1
                 if w > 0:
                     self.write_counts[h.inode.ino] = w

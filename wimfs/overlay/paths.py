@@ -68,7 +68,7 @@ class ImageSession:
     def __init__(self, wim_path: str, index: int | None, *, write: bool = True,
                  staging_dir: str | None = None, check: bool = False,
                  progress: Callable[[int, int], None] | None = None) -> None:
-        self.write = write
+        self.writable = write
         self.check = check
         self.progress = progress
         self.overlay: Overlay | None = None
