@@ -20,7 +20,7 @@ import pytest
 from tests.helpers import (REPO_ROOT, assert_same_tree, snapshot, wimlib_apply,
                            wimlib_verify)
 from tests.helpers.wimlib import wimlib_dir_detailed
-from wimfs.errors import BusyError, PathNotFoundError, WimfsError
+from wimfs.errors import BusyError, ImageNotFoundError, PathNotFoundError, WimfsError
 from wimfs.format.security import inherit
 from wimfs.overlay import open_image
 
@@ -224,3 +224,20 @@ def test_kill9_during_edits_and_commit_keeps_old_or_new_state(wim, tmp_path):
         assert wimlib_verify(wim).returncode == 0, f"trial {trial}"
         got = applied(wim, tmp_path / f"t{trial}")
         assert got in (old, new), f"trial {trial}: neither the old nor the new state"
+
+
+def test_bad_index_leaves_nothing_behind(wim, tmp_path):
+    staging = tmp_path / "st"
+    with pytest.raises(ImageNotFoundError) as ei:
+        open_image(str(wim), 9, staging_dir=str(staging))
+    assert ei.value.exit_code == 4
+    assert os.listdir(staging) == []
+    with open_image(str(wim), 1, staging_dir=str(staging)) as s:   # the lock was released
+        with pytest.raises(WimfsError) as root:
+            s.remove("/", recursive=True)
+        assert root.value.errno == errno.EBUSY
+        s.rename("hardlinks/a/pair_1", "hardlinks/b/same_content_2")     # replaces a file
+        assert s.read_file("hardlinks/b/same_content_2") == \
+            s.read_file("hardlinks/b/pair_2")
+        assert s.diff()
+    assert os.listdir(staging) == []

@@ -41,14 +41,6 @@ class RwOperations(WimOperations):
     def _image_for(self, ino: Inode) -> Image | None:
         return self.overlay.image
 
-    @property
-    def root(self) -> Dentry:  # type: ignore[override]
-        return self.overlay.image.root
-
-    @root.setter
-    def root(self, value) -> None:
-        pass
-
     async def _wait_commit(self) -> None:
         while self.committing:
             await self._idle.wait()
