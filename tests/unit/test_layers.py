@@ -60,14 +60,15 @@ def test_engine_does_not_import_servicing():
     pattern = re.compile(r"^\s*(from|import)\s+servicing\b", re.M)
     offenders = [str(p) for p in root.rglob("*.py") if pattern.search(p.read_text("utf-8"))]
     assert not offenders
-    loaded = _loaded_after_import(["wimfs.overlay", "wimfs.imaging", "wimfs.builder",
-                                   "wimfs.fuse.rwops", "wimfs.commands.mount"])
+    loaded = _loaded_after_import(["wimfs.overlay.paths", "wimfs.overlay.commit",
+                                   "wimfs.imaging", "wimfs.builder", "wimfs.fuse.rwops",
+                                   "wimfs.commands.mount"])
     assert "wimfs.overlay.session" in loaded
     assert not {m for m in loaded if m.split(".")[0] == "servicing"}
 
 
 def test_overlay_imports_no_fuse():
-    loaded = _loaded_after_import(["wimfs.overlay"])
-    assert "wimfs.overlay.paths" in loaded
+    loaded = _loaded_after_import(["wimfs.overlay.paths", "wimfs.overlay.commit"])
+    assert "wimfs.overlay.session" in loaded
     assert not {m for m in loaded if m.split(".")[0] in ("pyfuse3", "trio")}
     assert not any(m.startswith("wimfs.fuse") for m in loaded)
