@@ -43,6 +43,8 @@ def test_journal_written_by_the_old_format_still_reads():
     '{"op":"rename","old":"/a","new":"/b"}',                  # a field missing
     '{"op":"unlink","path":"/a","bogus":1}',                  # a field too many
     '{"op":"frobnicate","path":"/a"}',                        # no such record
+    '{"op":"create","path":"/n","kind":"fifo","mode":0,"uid":0,"gid":0,'
+    '"target":null,"sd":null,"times":[1,2,3]}',              # no such kind
     '["op","unlink"]',
 ])
 def test_a_record_that_does_not_fit_is_an_error(line):

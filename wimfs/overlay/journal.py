@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from wimfs.errors import MountError
 from wimfs.image import UnixData
+from wimfs.overlay.edits import Kind
 from wimfs.overlay.errors import FsError
 from wimfs.overlay.staging import is_staged
 
@@ -94,6 +95,9 @@ class Create(Record):
     sd: str | None
     times: list[int]
     t: int | None = None
+
+    def __post_init__(self) -> None:
+        Kind(self.kind)                  # ValueError: not a kind `create` knows
 
     def apply(self, edits: TreeEdits) -> None:
         parent = edits.resolve(os.path.dirname(self.path))
@@ -216,7 +220,7 @@ def parse_record(line: str, where: str) -> Record:
         raise JournalError(f"{where}: unknown journal record {op!r}")
     try:
         return cls(**d)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise JournalError(f"{where}: journal record {op!r} does not fit: {exc}") from None
 
 
