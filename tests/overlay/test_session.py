@@ -20,7 +20,8 @@ import pytest
 from tests.helpers import (REPO_ROOT, assert_same_tree, snapshot, wimlib_apply,
                            wimlib_verify)
 from tests.helpers.wimlib import wimlib_dir_detailed
-from wimfs.errors import BusyError, ImageNotFoundError, PathNotFoundError, WimfsError
+from wimfs.errors import (BusyError, ImageNotFoundError, PathNotFoundError, WimCorruptError,
+                          WimfsError)
 from wimfs.format.security import inherit
 from wimfs.overlay import open_image
 
@@ -241,3 +242,24 @@ def test_bad_index_leaves_nothing_behind(wim, tmp_path):
             s.read_file("hardlinks/b/pair_2")
         assert s.diff()
     assert os.listdir(staging) == []
+
+
+def test_data_missing_from_a_split_part_is_an_error(corpus, tmp_path):
+    """Part 1 of a split set without the other part: streams whose blobs are in part 2
+    fail to read (never read as empty); wimlib's apply with --ref gives the real bytes."""
+    part1 = corpus / "wim/pebakery/Split.swm"
+    part2 = corpus / "wim/pebakery/Split2.swm"
+    wimlib_apply(part1, 1, tmp_path / "ref", extra=[f"--ref={part2}"])
+    missing = good = 0
+    with open_image(str(part1), 1, write=False) as s:
+        for name in s.listdir("/"):
+            if s.is_dir(name):
+                continue
+            try:
+                data = s.read_file(name)
+            except WimCorruptError:
+                missing += 1
+                continue
+            assert data == (tmp_path / "ref" / name).read_bytes(), name
+            good += 1
+    assert missing and good
