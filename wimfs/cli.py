@@ -17,6 +17,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+from wimfs import hooks
 from wimfs.errors import (
     EXIT_OK,
     EXIT_USAGE,
@@ -162,6 +163,7 @@ def setup_logging(debug: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    hooks.set_windows_info_provider("servicing.windows_info:windows_info")
     argv = list(sys.argv[1:] if argv is None else argv)
     # Delegated commands parse their own arguments (reg.exe syntax uses /v, /t ...).
     debug = argv[:1] == ["--debug"]
