@@ -33,6 +33,7 @@ log = logging.getLogger("wimfs")
 # The function takes the remaining argv and the --debug flag and returns an exit code.
 DELEGATED: dict[str, str] = {
     "reg": "servicing.cli:reg_main",
+    "dism": "servicing.dism:main",      # DISM's syntax, text and exit codes
 }
 
 
@@ -140,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     parsers.add_all(sub, _sub)
     for name in DELEGATED:
-        c = sub.add_parser(name, help=f"{name}.exe-style registry access "
-                                      f"(see 'wimfs {name} --help')", add_help=False)
+        what = "registry access" if name == "reg" else "image servicing (/?: help)"
+        c = sub.add_parser(name, help=f"{name}.exe-style {what}", add_help=False)
         c.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 

@@ -1,0 +1,130 @@
+"""`wimfs dism`: DISM's command line, console text and exit codes over the native wimfs
+commands (syntax and text only; every command runs the native implementation).
+
+    from servicing.dism import main
+    main(["/Get-ImageInfo", "/ImageFile:install.wim"])   # -> exit status
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from servicing.dism import grammar
+from servicing.dism.codes import NOT_SUPPORTED, PATH_NOT_FOUND, DismError, code_for, exit_status
+from servicing.dism.commands import TABLE, Call, bind, lookup
+from servicing.dism.output import Console
+from wimfs.errors import is_expected, message_for
+
+log = logging.getLogger("wimfs.dism")
+LOG_LEVELS = {"1": logging.ERROR, "2": logging.WARNING, "3": logging.INFO, "4": logging.DEBUG}
+
+
+def default_log_path() -> str:
+    from wimfs.paths import state_dir
+
+    return os.path.join(state_dir(), "log", "dism.log")
+
+
+def main(argv: Sequence[str] | None = None, *, debug: bool = False, out=None) -> int:
+    """Run one DISM command line; returns the exit status (codes.exit_status)."""
+    import servicing.dism.wimcmds  # noqa: F401 - registers the WIM commands
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    console = Console(out or sys.stdout, log_path=default_log_path(), json="--json" in argv)
+    handler = None
+    try:
+        line = grammar.parse(argv)
+        console.quiet = bool(line.globals.get("quiet"))
+        console.table = str(line.globals.get("format", "")).lower() == "table"
+        console.log_path = os.path.abspath(str(line.globals.get("logpath") or
+                                               console.log_path))
+        handler = _open_log(console.log_path, str(line.globals.get("loglevel", "3")))
+        log.info("command line: %s", " ".join(argv))
+        console.banner()
+        if line.help or not argv:
+            console.write(help_text(line))
+            return 0
+        doc = run(line, console, debug)
+        console.success(doc)
+        return 0
+    except BaseException as exc:      # noqa: BLE001 - DISM's error block + exit status
+        return _fail(console, exc, debug)
+    finally:
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
+
+
+def run(line: grammar.CommandLine, console: Console, debug: bool):
+    if line.command is None:
+        raise grammar.bad_argument("No servicing command was given. Use wimfs dism /? for "
+                                   "the commands.")
+    cmd = lookup(line.command)
+    opts = bind(cmd, line.options)
+    if line.online:
+        raise DismError(NOT_SUPPORTED, "The /Online option is not supported: there is no "
+                        "running Windows to service. Use /Image:<dir> or "
+                        "/Image:<file.wim>:<index>.")
+    if line.image is not None and not cmd.image:
+        raise grammar.bad_argument(f"{line.command.spelled.rstrip(':=')} does not take "
+                                   "/Image.")
+    scratch = line.globals.get("scratchdir")
+    if isinstance(scratch, str) and not os.path.isdir(scratch):
+        raise DismError(PATH_NOT_FOUND, f"The scratch directory {scratch} does not exist.")
+    return cmd.handler(Call(line, opts, console, debug))
+
+
+def _fail(console: Console, exc: BaseException, debug: bool) -> int:
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else 1
+    code = code_for(exc)
+    if isinstance(exc, DismError):
+        message = exc.message
+    elif isinstance(exc, KeyboardInterrupt):
+        message = "The operation was interrupted."
+    else:
+        message = message_for(exc, debug)
+    if debug or not (isinstance(exc, (DismError, KeyboardInterrupt)) or is_expected(exc)):
+        log.error("%s", "".join(traceback.format_exception(exc)))
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+    log.error("Error: %s %s", code, message)
+    console.error(code, message)
+    return exit_status(code)
+
+
+def _open_log(path: str, level: str) -> logging.Handler | None:
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        return None          # the log is best effort; the command still runs
+    handler.setFormatter(logging.Formatter("%(asctime)s, %(levelname)-7s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(LOG_LEVELS.get(level, logging.INFO))
+    log.propagate = False
+    return handler
+
+
+def help_text(line: grammar.CommandLine) -> str:
+    """`/?`: the command list; `/Command /?`: that command's syntax (DISM's manner)."""
+    if line.command is not None:
+        cmd = lookup(line.command)
+        names = " | ".join(f"/{n}" for n in cmd.names)
+        return (f"{names}\n\n  {cmd.summary}\n\nSyntax:\n  wimfs dism {cmd.usage}\n\n"
+                "Names and options are case-insensitive; values follow ':' or '='.\n")
+    rows, seen = [], set()
+    for cmd in TABLE.values():
+        if id(cmd) not in seen:
+            seen.add(id(cmd))
+            rows.append(f"  {' | '.join('/' + n for n in cmd.names):<48} {cmd.summary}")
+    return ("wimfs dism [/Image:<dir> | /Image:<file.wim>:<index>] [global options] "
+            "/<command> [options]\n\nIMAGE COMMANDS:\n" + "\n".join(rows) +
+            "\n\nGLOBAL OPTIONS:\n  /LogPath:<file>  /LogLevel:<1-4>  /ScratchDir:<dir>  "
+            "/WinDir:<dir>  /SysDriveDir:<dir>\n  /Quiet  /NoRestart  /Format:{Table|List}  "
+            "/English  --json (wimfs: records as JSON)\n\n"
+            "For help on a command, put /? after it, e.g. wimfs dism /Mount-Image /?.\n")
