@@ -34,17 +34,18 @@ def main(argv: Sequence[str] | None = None, *, debug: bool = False, out=None) ->
     import servicing.dism.wimcmds  # noqa: F401 - registers the WIM commands
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    console = Console(out or sys.stdout, log_path=default_log_path(), json="--json" in argv)
-    handler = None
+    log_path = grammar.peek(argv, "logpath")
+    console = Console(out or sys.stdout, json="--json" in argv,
+                      quiet=grammar.peek(argv, "quiet") is True,
+                      log_path=os.path.abspath(log_path if isinstance(log_path, str)
+                                               else default_log_path()))
+    level = grammar.peek(argv, "loglevel")
+    handler = _open_log(console.log_path, level if isinstance(level, str) else "3")
+    console.banner()
     try:
         line = grammar.parse(argv)
-        console.quiet = bool(line.globals.get("quiet"))
         console.table = str(line.globals.get("format", "")).lower() == "table"
-        console.log_path = os.path.abspath(str(line.globals.get("logpath") or
-                                               console.log_path))
-        handler = _open_log(console.log_path, str(line.globals.get("loglevel", "3")))
         log.info("command line: %s", " ".join(argv))
-        console.banner()
         if line.help or not argv:
             console.write(help_text(line))
             return 0

@@ -103,6 +103,19 @@ def tokenize(arg: str) -> Token:
     return Token(name.lower(), spelled, value)
 
 
+def peek(argv: Sequence[str], name: str) -> str | bool | None:
+    """A global option's value before the whole line is parsed (a bad line still reports
+    to /LogPath and honours /Quiet): its value, True for a flag, or None."""
+    for arg in argv:
+        try:
+            tok = tokenize(arg)
+        except DismError:
+            continue
+        if tok.name == name:
+            return tok.value or True
+    return None
+
+
 def parse(argv: Sequence[str]) -> CommandLine:
     """The DISM command line in `argv` (already split into arguments)."""
     line = CommandLine()

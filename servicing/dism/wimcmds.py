@@ -130,7 +130,7 @@ def get_wiminfo(call: Call):
 
 def mount_record(row: dict) -> list[tuple[str, object]]:
     return [("Mount Dir", row["mountdir"]), ("Image File", row["wim"]),
-            ("Image Index", row["index"]),
+            ("Image Index", UNDEFINED if row["index"] is None else row["index"]),
             ("Mounted Read/Write", "Yes" if row["read_write"] else "No"),
             ("Status", MOUNT_STATUS.get(row["status"], row["status"]))]
 
