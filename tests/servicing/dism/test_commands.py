@@ -272,3 +272,42 @@ def test_help(wim2):
     assert rc == 0 and "/Mount-Wim | /Mount-Image" in out and "/MountDir:<dir>" in out
     rc, out = dism("/Add-Package", "/?")
     assert rc == 87 and "The add-package option is unknown." in out
+
+
+class _Terminal:
+    """A stdout that says it is a terminal (DISM draws its bar only there)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, s: str) -> None:
+        self.parts.append(s)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_only(wim2, tmp_path):
+    from servicing.dism import main
+
+    term = _Terminal()
+    rc = main(["/Apply-Image", f"/ImageFile:{wim2}", "/Index:1", f"/ApplyDir:{tmp_path / 'a'}"],
+              out=term)
+    text = "".join(term.parts)
+    assert rc == 0
+    # dism-reference.md 3.1: the bar ends at [====...100.0%...====] before the result.
+    assert "\r[" + "=" * 26 + "100.0%" + "=" * 26 + "]\n" in text
+    assert text.endswith(OK)
+    rc, out = dism("/Apply-Image", f"/ImageFile:{wim2}", "/Index:1",
+                   f"/ApplyDir:{tmp_path / 'b'}")
+    assert rc == 0 and "%" not in out and "\r" not in out      # not a terminal: no bar
+
+
+def test_registered_in_wimfs_help(capsys):
+    from wimfs.cli import main
+
+    main(["--help"])
+    assert "dism" in capsys.readouterr().out
