@@ -132,3 +132,14 @@ def test_fuzzed_command_lines_never_trace(tmp_path_factory, args):
     assert 0 <= rc < 126
     if rc:
         assert re.search(r"\nError: (\d+|0x[0-9a-f]+)\n\n", out), out
+
+
+def test_only_output_formats_dism_codes():
+    """architecture-review.md 3 rule (f): only servicing/dism/output.py writes `Error: `."""
+    root = pathlib.Path(__file__).resolve().parents[3]
+    offenders = [str(p.relative_to(root)) for d in ("servicing", "wimfs")
+                 for p in (root / d).rglob("*.py")
+                 if re.search(r"""["']\\n?Error: [{0%]""", p.read_text())
+                 and p.name != "output.py"]
+    assert offenders == []
+    assert re.search(r"Error: \{format_code", (root / "servicing/dism/output.py").read_text())
