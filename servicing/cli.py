@@ -38,6 +38,8 @@ import traceback
 
 from . import regfile
 from .registry import ImageRegistry
+from .session import operation, pop_common
+from wimfs.errors import WimfsError
 from .regf import (TYPE_BY_NAME, RegfCorruptError, RegfDirtyError, RegfError,
                    RegfNotFoundError, decode_data)
 from .regf.format import (REG_DWORD, REG_DWORD_BIG_ENDIAN, REG_EXPAND_SZ, REG_MULTI_SZ,
@@ -291,11 +293,14 @@ def reg_main(argv: list[str], out=None, err=None) -> int:
         if cmd not in COMMANDS:
             raise UsageError("unknown command %r (query, add, delete, import, export)" % argv[1])
         fn, writes = COMMANDS[cmd]
-        pos, opts = _parse_opts(argv[2:], cmd)
-        reg = ImageRegistry(tree, write=writes)
-        rc = fn(reg, pos, opts, out)
-        if writes:
-            reg.commit()
+        rest, common = pop_common(argv[2:])
+        pos, opts = _parse_opts(rest, cmd)
+        with operation(tree, common, command=" ".join(["reg", *argv[1:]]), write=writes,
+                       out=out) as target:
+            reg = ImageRegistry(target, write=writes)
+            rc = fn(reg, pos, opts, out)
+            if writes:
+                reg.commit()
         return rc
     except Exception as e:  # noqa: BLE001 -- mapped to one line + exit code
         if os.environ.get("WIMFS_DEBUG"):
@@ -306,6 +311,8 @@ def reg_main(argv: list[str], out=None, err=None) -> int:
             code = EXIT_CORRUPT
         elif isinstance(e, RegfNotFoundError):
             code = EXIT_NOT_FOUND
+        elif isinstance(e, WimfsError):
+            code = e.exit_code
         elif isinstance(e, (OpError, RegfError, OSError)):
             code = EXIT_ERROR
         else:

@@ -22,16 +22,25 @@ LOG_SUFFIXES = (".LOG1", ".LOG2", ".LOG")
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
-    """``PATH[:SELECTOR]``: the longest prefix naming an existing file is the WIM."""
-    from wimfs.imagespec import parse_image_spec
-    try:
-        parsed = parse_image_spec(spec)
-    except FileNotFoundError:
-        parsed = None
-    if parsed is None or not os.path.isfile(parsed.path):
-        raise TargetNotFoundError(f"{spec}: neither a directory nor a WIM file "
-                                  "(TARGET is DIR or IMAGE.wim[:N|:NAME])")
-    return parsed.path, parsed.selector
+    """``PATH[:SELECTOR]``: the longest prefix of *spec* naming an existing file is the
+    WIM, what follows its colon the selector (an index or an image name)."""
+    cut = len(spec)
+    while cut > 0:
+        path = spec[:cut]
+        if os.path.isfile(path) and (cut == len(spec) or spec[cut] == ":"):
+            return path, spec[cut + 1:] if cut < len(spec) else None
+        cut = spec.rfind(":", 0, cut)
+    raise TargetNotFoundError(f"{spec}: neither a directory nor a WIM file "
+                              "(TARGET is DIR or IMAGE.wim[:N|:NAME])")
+
+
+def resolve_index(wim_path: str, selector: str | None) -> int:
+    from wimfs.wim import Wim
+
+    with Wim(wim_path) as wim:
+        if selector is not None and not selector.isdigit():
+            return wim.resolve_image(name=selector)
+        return wim.resolve_image(selector)
 
 
 class ImageTarget(Target):
@@ -45,13 +54,10 @@ class ImageTarget(Target):
     @classmethod
     def open(cls, spec: str, *, write: bool, dry_run: bool = False,
              windir: str = "Windows") -> ImageTarget:
-        from wimfs.imagespec import parse_image_spec
         from wimfs.overlay import open_image
-        from wimfs.wim import Wim
 
-        path, _ = split_spec(spec)
-        with Wim(path) as wim:
-            index = parse_image_spec(spec).resolve(wim)[0]
+        path, selector = split_spec(spec)
+        index = resolve_index(path, selector)
         session = open_image(path, index, write=write or dry_run)
         return cls(session, f"{path}:{index}", windir=windir, dry_run=dry_run)
 
