@@ -50,6 +50,7 @@ import mmap
 import os
 import struct
 import tempfile
+from collections.abc import Callable, Sequence
 
 try:
     import fcntl
@@ -115,7 +116,8 @@ def _edit(fn):
         except BaseException:
             hive._broken = True
             raise
-        hive._modified = True
+        if hive._dirty:
+            hive._modified = True
         return r
     return wrapper
 
@@ -382,6 +384,7 @@ class Hive:
         self._broken = False
         self._modified = new or replayed
         self._closed = False
+        self._discarded = False         # an exception left the ``with`` block
         self._free_idx = None           # built lazily by _bins_init
         self._vidx: dict[int, dict[str, int]] = {}   # nk -> {upcase name: vk}
         self._kidx: dict[int, dict[str, int]] = {}   # nk -> {upcase name: subkey nk}
@@ -426,52 +429,72 @@ class Hive:
             else:
                 want_read = want
             data = _read_bins(f.fileno(), want_read)
-        return cls._finish_open(path, base, data, write, replay_logs, ignore_dirty,
-                                _logs.find_logs(path) if replay_logs else [])
+        return cls._finish_open(path, base, data, write=write, ignore_dirty=ignore_dirty,
+                                load_logs=lambda: _logs.read_logs(
+                                    _logs.find_logs(path) if replay_logs else []))
 
     @classmethod
-    def from_bytes(cls, blob: bytes, *, logs: list[str] | None = None) -> "Hive":
-        """Parse a hive held in memory (read-only)."""
-        base = BaseBlock(blob[:BASE_BLOCK_SIZE])
-        if len(blob) < BASE_BLOCK_SIZE:
-            raise RegfCorruptError("truncated hive: %d bytes" % len(blob))
-        cls._check_base(base)
-        data = bytearray(blob[BASE_BLOCK_SIZE:BASE_BLOCK_SIZE + base.bins_size])
-        return cls._finish_open(None, base, data, False, bool(logs), False, logs or [])
+    def from_bytes(cls, data: bytes | bytearray | memoryview, *, write: bool = False,
+                   logs: Sequence[bytes] = ()) -> Hive:
+        """A hive held in memory: *data* is the whole hive file, *logs* the
+        contents of its ``.LOG1``/``.LOG2`` (or ``.LOG``) files.
+
+        A dirty hive is replayed from *logs* exactly as :meth:`open` replays
+        the files; if it cannot be, ``write=True`` raises
+        :class:`RegfDirtyError`.  Edits work as on a file-backed hive, but
+        nothing is ever written to a file: ``with Hive.from_bytes(data,
+        write=True) as h:`` only discards the hive if an exception escapes;
+        the caller takes :meth:`to_bytes` afterwards (and :attr:`changed`
+        says whether to).  :meth:`commit` with a path writes it to a file.
+        """
+        mv = memoryview(data)
+        try:
+            base = BaseBlock(bytes(mv[:BASE_BLOCK_SIZE]))
+            if len(mv) < BASE_BLOCK_SIZE:
+                raise RegfCorruptError(f"truncated hive: {len(mv)} bytes")
+            cls._check_base(base)
+            bins = bytearray(mv[BASE_BLOCK_SIZE:BASE_BLOCK_SIZE + base.bins_size])
+        finally:
+            mv.release()
+        return cls._finish_open(None, base, bins, write=write, ignore_dirty=False,
+                                load_logs=lambda: [bytes(x) for x in logs])
 
     @staticmethod
     def _check_base(base: BaseBlock) -> None:
         if base.major != 1 or base.minor > 6:
-            raise RegfUnsupportedError("unsupported regf version %d.%d" % (base.major, base.minor))
+            raise RegfUnsupportedError(f"unsupported regf version {base.major}.{base.minor}")
         if base.file_type != 0:
             raise RegfUnsupportedError(
-                "not a primary hive file (file type %d: a transaction log?)" % base.file_type)
+                f"not a primary hive file (file type {base.file_type}: a transaction log?)")
         if base.file_format != 1:
-            raise RegfUnsupportedError("unsupported regf file format %d" % base.file_format)
+            raise RegfUnsupportedError(f"unsupported regf file format {base.file_format}")
         if base.bins_size % HBIN_ALIGN or base.bins_size == 0:
-            raise RegfCorruptError("bad hive bins data size %d" % base.bins_size)
+            raise RegfCorruptError(f"bad hive bins data size {base.bins_size}")
 
     @classmethod
-    def _finish_open(cls, path, base, data, write, replay_logs, ignore_dirty, logfiles):
+    def _finish_open(cls, path: str | None, base: BaseBlock, data: bytearray, *, write: bool,
+                     ignore_dirty: bool, load_logs: Callable[[], list[bytes]]) -> Hive:
         dirty = base.seq1 != base.seq2 or not base.checksum_ok
         clean_bins = None if dirty else base.bins_size
         replayed = False
-        if dirty and replay_logs and logfiles:
+        if dirty:
             try:
-                base, data, _ = _logs.replay(base, data, logfiles)
-                replayed = True
-                dirty = False
+                logs = load_logs()
+                if logs:
+                    base, data, _ = _logs.replay(base, data, logs)
+                    replayed = True
+                    dirty = False
             except RegfDirtyError:
                 if write and not ignore_dirty:
                     raise
         if dirty and write and not ignore_dirty:
+            bad = "" if base.checksum_ok else ", bad checksum"
             raise RegfDirtyError(
-                "hive %s is dirty (sequence numbers %d/%d%s) and has no transaction logs to "
-                "replay; refusing to edit it" % (path, base.seq1, base.seq2,
-                                                 "" if base.checksum_ok else ", bad checksum"))
+                f"hive {path or '(in memory)'} is dirty (sequence numbers {base.seq1}/"
+                f"{base.seq2}{bad}) and has no transaction logs to replay; refusing to edit it")
         if len(data) < base.bins_size:
-            raise RegfCorruptError("truncated hive: %d bytes of hive bins, header says %d"
-                                   % (len(data), base.bins_size))
+            raise RegfCorruptError(f"truncated hive: {len(data)} bytes of hive bins, header "
+                                   f"says {base.bins_size}")
         h = cls(path, base, data, writable=write, dirty=dirty, replayed=replayed)
         if clean_bins is not None and not replayed:
             h._opened_clean = True
@@ -508,12 +531,23 @@ class Hive:
         return self
 
     def __exit__(self, et, ev, tb):
+        """Commit a writable file-backed hive on a clean exit; an in-memory
+        hive (no path) is left for :meth:`to_bytes`.  On an exception the
+        edits are discarded and the handle becomes unusable."""
         try:
-            if et is None and self.writable and not self._closed:
+            if et is not None:
+                self._discarded = True
+            elif self.writable and not self._closed and self.path is not None:
                 self.commit()
         finally:
             self.close()
         return False
+
+    @property
+    def changed(self) -> bool:
+        """Whether an edit changed the hive since it was opened (or last
+        committed); a new hive is changed."""
+        return bool(self._dirty)
 
     def close(self) -> None:
         """Drop the handle without writing."""
@@ -1344,15 +1378,19 @@ class Hive:
 
     # ---- commit
     def to_bytes(self) -> bytes:
-        """The complete hive file as it would be committed."""
+        """The whole hive as a clean, valid file image: sequence numbers
+        equal (incremented when the hive was edited or recovered), checksum
+        and hive bins size right, file type primary.  Nothing is written;
+        an unchanged clean hive comes back byte for byte."""
+        if self._discarded or self._broken:
+            raise RegfStateError("the hive was discarded after a failed edit")
         b = BaseBlock(self.base.raw)
-        seq = max(b.seq1, b.seq2) + 1 if self._modified else b.seq1
-        b.seq1 = b.seq2 = seq & 0xFFFFFFFF
-        b.timestamp = filetime_now()
+        if self._modified or self.dirty:
+            b.seq1 = b.seq2 = (max(b.seq1, b.seq2) + 1) & 0xFFFFFFFF
+            b.timestamp = filetime_now()
         b.bins_size = len(self._d)
         b.root = self._root
-        if b.file_type != 0:
-            b.file_type = 0
+        b.file_type = 0
         return b.pack() + bytes(self._d)
 
     #: set by the test-suite: after every commit, re-read the file and check

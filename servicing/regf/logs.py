@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 
 from .errors import RegfCorruptError, RegfDirtyError, RegfError
 from .format import BASE_BLOCK_SIZE, U32, BaseBlock, checksum, marvin32
@@ -75,7 +76,7 @@ def _log_base(raw: bytes) -> BaseBlock | None:
 def _apply_old(bb: BaseBlock, raw: bytes, data: bytearray) -> bytearray:
     size = bb.bins_size
     if size % 4096 or size <= 0:
-        raise RegfCorruptError("old-format log: bad hive bins data size %d" % size)
+        raise RegfCorruptError(f"old-format log: bad hive bins data size {size}")
     nbits = size // 512
     nbytes = (nbits + 7) // 8
     if raw[512:516] != b"DIRT" or len(raw) < 516 + nbytes:
@@ -124,8 +125,23 @@ def _new_entries(raw: bytes) -> list[tuple[int, int, list[tuple[int, bytes]]]]:
     return out
 
 
-def replay(base: BaseBlock, data: bytearray, logs: list[str]) -> tuple[BaseBlock, bytearray, int]:
-    """Recover a dirty primary from its logs.
+def read_logs(paths: Sequence[str]) -> list[bytes]:
+    """The contents of the log files *paths*; :class:`RegfDirtyError` when
+    one cannot be read (a dirty hive cannot be recovered then)."""
+    out = []
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                out.append(f.read())
+        except OSError as e:
+            raise RegfDirtyError(f"cannot read log {p}: {e.strerror}") from None
+    return out
+
+
+def replay(base: BaseBlock, data: bytearray,
+           logs: Sequence[bytes]) -> tuple[BaseBlock, bytearray, int]:
+    """Recover a dirty primary from the contents of its logs (``.LOG``,
+    ``.LOG1``, ``.LOG2``, in any order).
 
     Returns the updated base block, hive bins data and the last sequence
     number applied.  Raises :class:`RegfDirtyError` when no log can be used.
@@ -133,12 +149,7 @@ def replay(base: BaseBlock, data: bytearray, logs: list[str]) -> tuple[BaseBlock
     olds: list[tuple[BaseBlock, bytes]] = []
     entries: dict[int, tuple[int, list]] = {}
     log_bases: list[BaseBlock] = []
-    for p in logs:
-        try:
-            with open(p, "rb") as f:
-                raw = f.read()
-        except OSError as e:
-            raise RegfDirtyError("cannot read log %s: %s" % (p, e.strerror)) from None
+    for raw in logs:
         bb = _log_base(raw)
         if bb is None:
             continue
@@ -180,9 +191,9 @@ def replay(base: BaseBlock, data: bytearray, logs: list[str]) -> tuple[BaseBlock
             base.root = bb.root
             base.seq1 = base.seq2 = bb.seq1
             return base, data, bb.seq1
-    raise RegfDirtyError(
-        "hive is dirty (sequence numbers %d/%d%s) and no usable transaction log "
-        "was found" % (base.seq1, base.seq2, "" if base.checksum_ok else ", bad checksum"))
+    bad = "" if base.checksum_ok else ", bad checksum"
+    raise RegfDirtyError(f"hive is dirty (sequence numbers {base.seq1}/{base.seq2}{bad}) and no "
+                         "usable transaction log was found")
 
 
 def build_old_log(base512: bytes, data, runs: list[tuple[int, int]]) -> bytes:
