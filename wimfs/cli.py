@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _image_commands(sub)
 
+    # Servicing commands (parsers beside their handlers).
+    from wimfs.commands import servicing as servicing_commands, update as update_command
+    servicing_commands.add_parsers(sub)
+    update_command.add_parser(sub)
+
     for name in DELEGATED:
         c = sub.add_parser(name, help=f"{name} commands (see 'wimfs {name} --help')", add_help=False)
         c.add_argument("rest", nargs=argparse.REMAINDER)

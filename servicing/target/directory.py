@@ -245,6 +245,8 @@ class DirTarget(Target):
 
     def _commit_hives(self, undo: list[Callable[[], None]]) -> None:
         for path, hive in self._hives.items():
+            if not hive.changed:
+                continue
             real = self._real(path)
             original = None
             if len(self._hives) > 1 or self._steps:
