@@ -20,7 +20,8 @@ class CommonOptions:
     json: bool = False
 
 
-def add_common_arguments(p: argparse.ArgumentParser, *, writes: bool = True) -> None:
+def add_common_arguments(p: argparse.ArgumentParser, *, writes: bool = True,
+                         json: bool = True) -> None:
     if writes:
         p.add_argument("--dry-run", action="store_true",
                        help="print what would change and write nothing")
@@ -30,41 +31,10 @@ def add_common_arguments(p: argparse.ArgumentParser, *, writes: bool = True) -> 
                    "$XDG_STATE_HOME/wimfs/log/servicing.log)")
     p.add_argument("--log-level", type=int, default=3, choices=(1, 2, 3, 4),
                    help="1 errors, 2 warnings, 3 info (default), 4 debug")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    if json:
+        p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def options_from_args(args: argparse.Namespace) -> CommonOptions:
     return CommonOptions(dry_run=getattr(args, "dry_run", False), windir=args.windir,
                          log_path=args.log_path, log_level=args.log_level, json=args.json)
-
-
-_VALUED = {"--windir": "windir", "--log-path": "log_path", "--log-level": "log_level"}
-
-
-def pop_common(argv: list[str]) -> tuple[list[str], CommonOptions]:
-    """Take the common options out of a reg.exe-style argv (``wimfs reg``), leaving
-    the rest (``--json`` stays: reg query has its own)."""
-    opts = CommonOptions()
-    rest: list[str] = []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        name, eq, val = a.partition("=")
-        if a == "--dry-run":
-            opts.dry_run = True
-        elif name in _VALUED:
-            if not eq:
-                if i + 1 >= len(argv):
-                    from wimfs.errors import WimfsError
-                    raise WimfsError(f"option {name} needs an argument")
-                i += 1
-                val = argv[i]
-            setattr(opts, _VALUED[name], val)
-        else:
-            rest.append(a)
-        i += 1
-    if isinstance(opts.log_level, str):
-        opts.log_level = int(opts.log_level) if opts.log_level.isdigit() else 0
-    return rest, opts
-
-

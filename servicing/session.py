@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from servicing.log import ServicingLog
-from servicing.options import CommonOptions, add_common_arguments, options_from_args, pop_common
+from servicing.options import CommonOptions, add_common_arguments, options_from_args
 from servicing.target import Target, open_target
 
-__all__ = ["operation", "CommonOptions", "add_common_arguments", "options_from_args",
-           "pop_common"]
+__all__ = ["operation", "changes_json", "CommonOptions", "add_common_arguments",
+           "options_from_args"]
 
 
 @contextmanager
@@ -63,10 +63,14 @@ def _note_unchanged(exc: BaseException, target: Target) -> None:
         exc.args = (f"{exc.args[0]} ({target.description} left unchanged)",)
 
 
+def changes_json(target: Target) -> dict:
+    return {"target": target.description, "dry_run": target.dry_run,
+            "changes": [c.to_json() for c in target.changes]}
+
+
 def _print_dry_run(target: Target, opts: CommonOptions, out) -> None:
     if opts.json:
-        doc = {"target": target.description, "dry_run": True,
-               "changes": [c.to_json() for c in target.changes]}
+        doc = changes_json(target)
         out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         return
     for c in target.changes:

@@ -29,11 +29,11 @@ from wimfs.format.blobtable import ZERO_HASH
 from wimfs.format.xmlinfo import encode_xml, filetime_now
 from wimfs.fsutil import fsync_dir
 from wimfs.image import Dentry, Image, Inode, Stream
+from wimfs.progress import Progress, ProgressCallback, ProgressEvent
 from wimfs.writer import (
     DEFAULT_CHUNK_SIZE,
     SOLID_CHUNK_SIZE,
     BlobSource,
-    Progress,
     ResourceWriter,
     WimBlobSource,
     WrittenBlob,
@@ -121,8 +121,9 @@ class WimBuilder:
     def __init__(self, path: str, ctype: int, chunk_size: int | None = None,
                  solid: bool = False, solid_ctype: int = S.COMPRESSION_LZMS,
                  solid_chunk_size: int = SOLID_CHUNK_SIZE, threads: int = 0,
-                 quiet: bool = True, append_to=None, check_integrity: bool = False,
-                 level: int = 0, header_flags: int = 0) -> None:
+                 progress: ProgressCallback | None = None, append_to=None,
+                 check_integrity: bool = False, level: int = 0, header_flags: int = 0,
+                 quiet: bool = True) -> None:
         self.path = path
         self.header_flags = header_flags    # extra WIM header flags, e.g. HDR_FLAG_RP_FIX
         self.append_to = append_to          # an open wimfs.wim.Wim for in-place appends
@@ -132,7 +133,8 @@ class WimBuilder:
         self.solid_ctype = solid_ctype
         self.solid_chunk_size = solid_chunk_size
         self.threads = threads
-        self.quiet = quiet
+        self.progress = progress        # ProgressEvent reports of the write
+        del quiet   # accepted from callers that predate `progress`; engine code never prints
         self.check_integrity = check_integrity
         self.level = level
         self.images: list[NewImage] = []
@@ -151,6 +153,12 @@ class WimBuilder:
 
     def add(self, new: NewImage) -> None:
         self.images.append(new)
+
+    def _report(self, ev: ProgressEvent) -> None:
+        if self.progress is not None:
+            self.progress(ev)
+        if self.progress_cb is not None:     # the rw daemon's (done, total) hook
+            self.progress_cb(ev.done, ev.total)
 
     # -- the write --------------------------------------------------------------
 
@@ -289,7 +297,7 @@ class WimBuilder:
                     entries: list[WrittenBlob], solid, solid_usizes,
                     metadata: list[WrittenBlob]) -> None:
         known: dict[bytes, WrittenBlob] = {e.hash: e for e in entries}
-        progress = Progress(quiet=self.quiet, label="writing", callback=self.progress_cb)
+        progress = Progress(label="writing", callback=self._report)
         rw = ResourceWriter(fd, offset, self.ctype, self.chunk_size, self.threads, progress,
                             self.level)
         rw.solid_resources = list(solid)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 
+from wimfs.errors import UsageError
+
 from servicing.errors import TargetNotFoundError
 from servicing.regf import Hive
 from servicing.target import Target, TargetKind, join
@@ -21,26 +23,20 @@ from servicing.target import Target, TargetKind, join
 LOG_SUFFIXES = (".LOG1", ".LOG2", ".LOG")
 
 
-def split_spec(spec: str) -> tuple[str, str | None]:
-    """``PATH[:SELECTOR]``: the longest prefix of *spec* naming an existing file is the
-    WIM, what follows its colon the selector (an index or an image name)."""
-    cut = len(spec)
-    while cut > 0:
-        path = spec[:cut]
-        if os.path.isfile(path) and (cut == len(spec) or spec[cut] == ":"):
-            return path, spec[cut + 1:] if cut < len(spec) else None
-        cut = spec.rfind(":", 0, cut)
-    raise TargetNotFoundError(f"{spec}: neither a directory nor a WIM file "
-                              "(TARGET is DIR or IMAGE.wim[:N|:NAME])")
-
-
-def resolve_index(wim_path: str, selector: str | None) -> int:
+def resolve_spec(spec: str) -> tuple[str, int]:
+    """``PATH[:N|:NAME]`` (the one image selector, wimfs.imagespec) -> (WIM, index)."""
+    from wimfs.imagespec import parse_image_spec
     from wimfs.wim import Wim
 
-    with Wim(wim_path) as wim:
-        if selector is not None and not selector.isdigit():
-            return wim.resolve_image(name=selector)
-        return wim.resolve_image(selector)
+    parsed = parse_image_spec(spec)
+    if not os.path.isfile(parsed.path):
+        raise TargetNotFoundError(f"{spec}: neither a directory nor a WIM file "
+                                  "(TARGET is DIR or IMAGE.wim[:N|:NAME])")
+    if parsed.selector == "all":
+        raise UsageError(f"{spec}: servicing works on one image; choose it as IMAGE:N or "
+                         "IMAGE:NAME")
+    with Wim(parsed.path) as wim:
+        return parsed.path, parsed.resolve_one(wim)
 
 
 class ImageTarget(Target):
@@ -56,8 +52,7 @@ class ImageTarget(Target):
              windir: str = "Windows") -> ImageTarget:
         from wimfs.overlay import open_image
 
-        path, selector = split_spec(spec)
-        index = resolve_index(path, selector)
+        path, index = resolve_spec(spec)
         session = open_image(path, index, write=write or dry_run)
         return cls(session, f"{path}:{index}", windir=windir, dry_run=dry_run)
 

@@ -140,8 +140,8 @@ def run(args) -> int:
 
 def _report(target, as_json: bool) -> None:
     if as_json:
-        doc = {"target": target.description, "changes": [c.to_json() for c in target.changes]}
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        from servicing.session import changes_json
+        print(json.dumps(changes_json(target), indent=2, ensure_ascii=False))
     else:
         print(f"{len(target.changes)} change(s) committed to {target.description}",
               file=sys.stderr)
