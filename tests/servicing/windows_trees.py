@@ -29,6 +29,8 @@ time (pefile parses it) instead of shipping a Microsoft binary.
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import shutil
 import struct
 from pathlib import Path
@@ -111,9 +113,12 @@ def ntoskrnl(arch: str, version: tuple[int, int, int, int]) -> bytes:
 # -- trees -------------------------------------------------------------------------------------
 
 def unpack_to(src: Path, dst: Path) -> Path:
-    from conftest import unpack
+    """Copy a corpus hive to *dst*, decompressing ``.xz``/``.gz``."""
+    opener = {".xz": lzma.open, ".gz": gzip.open}.get(src.suffix, open)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    return unpack(src, dst.parent, dst.name)
+    with opener(src, "rb") as f, open(dst, "wb") as g:
+        shutil.copyfileobj(f, g)
+    return dst
 
 
 def windows_tree(root: Path, hives: Path, flavor: str, *, windir: str = "Windows",
