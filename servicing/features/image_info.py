@@ -191,8 +191,15 @@ def require_serviceable(info: ImageInfo) -> ImageInfo:
 
 
 def image_version(target: Target) -> str:
-    """The version for the servicing log: ``10.0.19041.1``, or why there is none."""
+    """The version for the servicing log, from SOFTWARE alone (cheap: no kernel file, no
+    SYSTEM hive): ``10.0.19041.1``, or why there is none."""
     try:
-        return image_info(target).version or "unknown"
-    except (NoWindowsError, RegfError) as exc:
+        software = _open(target, target.system_path("System32", "config", "SOFTWARE"))
+        if software is None:
+            return "unknown (no SOFTWARE hive)"
+        major, minor, build, rev = _from_software(software, ImageInfo())
+    except RegfError as exc:
         return f"unknown ({exc})"
+    if major is None:
+        return "unknown"
+    return f"{major}.{minor}.{build or 0}.{rev or 0}"

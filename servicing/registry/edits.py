@@ -45,22 +45,27 @@ class RegEdit:
 def apply(reg: ImageRegistry, edits: Iterable[RegEdit]) -> int:
     """Apply *edits* in order; returns how many there were."""
     n = 0
+    keys: dict[str, object] = {}          # key path -> opened key, while no key is deleted
     for e in edits:
         n += 1
-        if e.kind == EditKind.CREATE_KEY:
-            reg.create_key(e.key)
-        elif e.kind == EditKind.DELETE_KEY:
+        if e.kind == EditKind.DELETE_KEY:
+            keys.clear()
             try:
                 reg.delete_key(e.key)
             except KeyNotFoundError:
                 pass
-        elif e.kind == EditKind.SET_VALUE:
-            reg.set_value(e.key, e.name or "", e.type, e.data)
-        else:
+            continue
+        if e.kind == EditKind.DELETE_VALUE:
             try:
                 reg.delete_value(e.key, e.name or "")
             except RegfNotFoundError:
                 pass
+            continue
+        key = keys.get(e.key.upper())
+        if key is None:
+            key = keys[e.key.upper()] = reg.create_key(e.key)
+        if e.kind == EditKind.SET_VALUE:
+            key.set_value(e.name or "", e.type, e.data)
     return n
 
 

@@ -141,6 +141,8 @@ class RecordingHive:
 
     def create_key(self, path: str, class_name: str | None = None) -> RecordingKey:
         parts = split_path(path)
+        if self.hive.has_key(path):
+            return RecordingKey(self.hive.create_key(path, class_name), self, "\\".join(parts))
         first_new = next((i for i in range(1, len(parts) + 1)
                           if not self.hive.has_key("\\".join(parts[:i]))), None)
         k = self.hive.create_key(path, class_name)
