@@ -11,8 +11,10 @@ exit code: corrupt, unsupported or dirty hive 3, missing key/value/hive file 4
 from __future__ import annotations
 
 import errno as _errno
+import functools
+import struct
 
-from wimfs.errors import EXIT_BAD_IMAGE, EXIT_ERROR, EXIT_NOT_FOUND, WimfsError
+from wimfs.errors import EXIT_BAD_IMAGE, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, WimfsError
 
 
 class RegfError(WimfsError):
@@ -60,3 +62,34 @@ class ValueNotFoundError(RegfNotFoundError):
 class RegfStateError(RegfError):
     """An operation not allowed in the handle's state: writing a read-only
     hive, deleting the root key, committing after a failed edit, ..."""
+
+
+class RegfDataError(RegfError, ValueError):
+    """Value data text that does not fit its type (``reg add /d``): a bad or
+    out-of-range number, odd or non-hex digits."""
+
+    exit_code = EXIT_USAGE
+
+
+#: what malformed input can make Python raise deep in the parsing code
+LOWLEVEL_ERRORS = (IndexError, struct.error, ValueError, UnicodeError, OverflowError,
+                   RecursionError, KeyError)
+
+
+def corrupt(exc: BaseException) -> RegfCorruptError:
+    """The :class:`RegfCorruptError` reported for a low-level error *exc*."""
+    return RegfCorruptError(f"malformed hive: {type(exc).__name__}: {exc}")
+
+
+def guard(fn):
+    """Turn low-level exceptions caused by malformed input into
+    :class:`RegfCorruptError` (defence in depth behind explicit checks)."""
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except RegfError:
+            raise
+        except LOWLEVEL_ERRORS as e:
+            raise corrupt(e) from None
+    return wrapper

@@ -102,6 +102,9 @@ LIST_HDR = struct.Struct("<2sH")
 #: db: sig, segments, segment list offset
 DB = struct.Struct("<2sHI")
 
+#: the int32 size field in front of every cell's data
+CELL_SIZE_FIELD = 4
+
 # Field offsets inside an nk cell *including* the 4-byte size field.
 NK_FLAGS = 4 + 2
 NK_TIME = 4 + 4
@@ -119,11 +122,32 @@ NK_MAXVALDATA = 4 + 64
 NK_NAMELEN = 4 + 72
 NK_CLASSLEN = 4 + 74
 NK_NAME = 4 + 76
+# ... inside a vk cell
+VK_NAMELEN = 4 + 2
+VK_DSIZE = 4 + 4
+VK_DOFF = 4 + 8         # the data offset field, or the data itself when DATA_INLINE
+VK_TYPE = 4 + 12
+VK_FLAGS = 4 + 16
 VK_NAME = 4 + 20
+# ... inside an sk cell
 SK_FLINK = 4 + 4
 SK_BLINK = 4 + 8
 SK_REFCOUNT = 4 + 12
+SK_DESCLEN = 4 + 16
 SK_DESC = 4 + 20
+#: entries of a subkey list (li/lf/lh/ri) start after the cell size and LIST_HDR
+LIST_ITEMS = 4 + 4
+#: a hive bin header's size field
+HBIN_SIZE = 8
+#: longest key or value name, in bytes as stored
+MAX_NAME_BYTES = 512
+
+# Base block offsets
+BASE_FILE_NAME = 48
+BASE_FILE_NAME_SIZE = 64
+BASE_CHECKSUM = 508
+#: the part of the base block a transaction log carries (and the checksum covers)
+LOG_BASE_SIZE = 512
 
 NIL = 0xFFFFFFFF
 
@@ -132,7 +156,7 @@ def checksum(base: bytes | bytearray) -> int:
     """[regf] "Base block" -> Checksum: XOR of the 127 dwords before offset
     508; 0xFFFFFFFF becomes 0xFFFFFFFE and 0 becomes 1."""
     x = 0
-    for (d,) in struct.iter_unpack("<I", bytes(base[:508])):
+    for (d,) in struct.iter_unpack("<I", bytes(base[:BASE_CHECKSUM])):
         x ^= d
     if x == 0xFFFFFFFF:
         return 0xFFFFFFFE
@@ -219,46 +243,47 @@ class BaseBlock:
                  "clustering", "checksum_ok")
 
     def __init__(self, raw: bytes | bytearray):
-        if len(raw) < 512:
-            raise RegfCorruptError("truncated base block (%d bytes)" % len(raw))
+        if len(raw) < LOG_BASE_SIZE:
+            raise RegfCorruptError(f"truncated base block ({len(raw)} bytes)")
         sig = bytes(raw[:4])
         if sig == b"CREG":
             raise RegfUnsupportedError("Windows 9x/ME CREG registry file, not a regf hive")
         if sig != b"regf":
-            raise RegfCorruptError("bad base block signature %r (expected b'regf')" % sig)
+            raise RegfCorruptError(f"bad base block signature {sig!r} (expected b'regf')")
         self.raw = bytearray(raw[:BASE_BLOCK_SIZE].ljust(BASE_BLOCK_SIZE, b"\0"))
         (self.seq1, self.seq2, self.timestamp, self.major, self.minor,
          self.file_type, self.file_format, self.root, self.bins_size,
          self.clustering) = BASE_FIELDS.unpack_from(self.raw, 4)
-        self.checksum_ok = U32.unpack_from(self.raw, 508)[0] == checksum(self.raw)
+        self.checksum_ok = U32.unpack_from(self.raw, BASE_CHECKSUM)[0] == checksum(self.raw)
         if self.major == 1 and self.minor < 2:
             # NT 3.1/3.5 hives (1.0, 1.1) use another cell layout; hivex refuses them too,
             # and servicing never needs them (Windows XP and older are not serviceable).
-            raise RegfUnsupportedError("regf format %d.%d (Windows NT 3.x) is not supported"
-                                       % (self.major, self.minor))
+            raise RegfUnsupportedError(
+                f"regf format {self.major}.{self.minor} (Windows NT 3.x) is not supported")
 
     @property
     def file_name(self) -> str:
-        return self.raw[48:112].decode("utf-16-le", "replace").split("\0", 1)[0]
+        raw = self.raw[BASE_FILE_NAME:BASE_FILE_NAME + BASE_FILE_NAME_SIZE]
+        return raw.decode("utf-16-le", "replace").split("\0", 1)[0]
 
     def pack(self) -> bytes:
         BASE_FIELDS.pack_into(self.raw, 4, self.seq1, self.seq2,
                          self.timestamp, self.major, self.minor, self.file_type,
                          self.file_format, self.root, self.bins_size,
                          self.clustering)
-        U32.pack_into(self.raw, 508, checksum(self.raw))
+        U32.pack_into(self.raw, BASE_CHECKSUM, checksum(self.raw))
         self.checksum_ok = True
         return bytes(self.raw)
 
     @classmethod
-    def new(cls, root: int, bins_size: int, minor: int = 5, name: str = "") -> "BaseBlock":
+    def new(cls, root: int, bins_size: int, minor: int = 5, name: str = "") -> BaseBlock:
         raw = bytearray(BASE_BLOCK_SIZE)
         raw[0:4] = b"regf"
         BASE_FIELDS.pack_into(raw, 4, 1, 1, 0, 1, minor, 0, 1, root,
                          bins_size, 1)
-        nm = name.encode("utf-16-le")[:64]
-        raw[48:48 + len(nm)] = nm
-        U32.pack_into(raw, 508, checksum(raw))
+        nm = name.encode("utf-16-le")[:BASE_FILE_NAME_SIZE]
+        raw[BASE_FILE_NAME:BASE_FILE_NAME + len(nm)] = nm
+        U32.pack_into(raw, BASE_CHECKSUM, checksum(raw))
         return cls(raw)
 
 

@@ -29,7 +29,8 @@ import struct
 from collections.abc import Sequence
 
 from .errors import RegfCorruptError, RegfDirtyError, RegfError
-from .format import BASE_BLOCK_SIZE, U32, BaseBlock, checksum, marvin32
+from .format import (BASE_BLOCK_SIZE, BASE_CHECKSUM, HBIN_ALIGN, LOG_BASE_SIZE, U32, BaseBlock,
+                     checksum, marvin32)
 
 LOG_SUFFIXES = (".LOG", ".LOG1", ".LOG2")
 #: HvLE entry header: signature, size, flags, sequence, bins size, dirty page
@@ -37,6 +38,12 @@ LOG_SUFFIXES = (".LOG", ".LOG1", ".LOG2")
 HVLE_HDR = struct.Struct("<4sIIIIIQQ")
 #: dirty page reference of an HvLE entry: offset, size
 DIRTY_REF = struct.Struct("<II")
+#: unit of the log layout: dirty pages of old logs, HvLE entry sizes
+SECTOR = 512
+#: the dirty vector (old format) or the first HvLE entry follows the base block copy
+ENTRIES = LOG_BASE_SIZE
+_BITMAP = ENTRIES + 4               # after b"DIRT"
+_HASH2_SPAN = 32                    # Hash-2 covers the first 32 bytes of an entry
 
 
 def find_logs(path: str) -> list[str]:
@@ -61,58 +68,60 @@ def find_logs(path: str) -> list[str]:
 
 
 def _log_base(raw: bytes) -> BaseBlock | None:
-    if len(raw) < 512 or raw[:4] != b"regf":
+    if len(raw) < LOG_BASE_SIZE or raw[:4] != b"regf":
         return None
-    hdr = bytearray(raw[:512]).ljust(BASE_BLOCK_SIZE, b"\0")
+    hdr = bytearray(raw[:LOG_BASE_SIZE]).ljust(BASE_BLOCK_SIZE, b"\0")
     try:
         bb = BaseBlock(hdr)
     except RegfError:
         return None
-    if U32.unpack_from(raw, 508)[0] != checksum(raw[:512]):
+    if U32.unpack_from(raw, BASE_CHECKSUM)[0] != checksum(raw[:LOG_BASE_SIZE]):
         return None
     return bb
 
 
 def _apply_old(bb: BaseBlock, raw: bytes, data: bytearray) -> bytearray:
     size = bb.bins_size
-    if size % 4096 or size <= 0:
+    if size % HBIN_ALIGN or size <= 0:
         raise RegfCorruptError(f"old-format log: bad hive bins data size {size}")
-    nbits = size // 512
+    nbits = size // SECTOR
     nbytes = (nbits + 7) // 8
-    if raw[512:516] != b"DIRT" or len(raw) < 516 + nbytes:
+    if raw[ENTRIES:_BITMAP] != b"DIRT" or len(raw) < _BITMAP + nbytes:
         raise RegfCorruptError("old-format log: no dirty vector")
-    bitmap = raw[516:516 + nbytes]
-    pos = 512 + ((4 + nbytes + 511) // 512) * 512
+    bitmap = raw[_BITMAP:_BITMAP + nbytes]
+    pos = ENTRIES + -(-(_BITMAP - ENTRIES + nbytes) // SECTOR) * SECTOR
     out = bytearray(data[:size].ljust(size, b"\0"))
     for i in range(nbits):
         if bitmap[i >> 3] & (1 << (i & 7)):
-            page = raw[pos:pos + 512]
-            if len(page) < 512:
+            page = raw[pos:pos + SECTOR]
+            if len(page) < SECTOR:
                 raise RegfCorruptError("old-format log: truncated dirty pages")
-            out[i * 512:(i + 1) * 512] = page
-            pos += 512
+            out[i * SECTOR:(i + 1) * SECTOR] = page
+            pos += SECTOR
     return out
 
 
 def _new_entries(raw: bytes) -> list[tuple[int, int, list[tuple[int, bytes]]]]:
     """Valid HvLE entries of one log: (sequence, bins size, pages)."""
     out = []
-    pos = 512
+    hdr = HVLE_HDR.size
+    ref = DIRTY_REF.size
+    pos = ENTRIES
     n = len(raw)
-    while pos + 40 <= n and raw[pos:pos + 4] == b"HvLE":
+    while pos + hdr <= n and raw[pos:pos + 4] == b"HvLE":
         sig, size, _flags, seq, bins, count, h1, h2 = HVLE_HDR.unpack_from(raw, pos)
-        if size < 40 or size % 512 or pos + size > n or bins % 4096 or bins == 0:
+        if size < hdr or size % SECTOR or pos + size > n or bins % HBIN_ALIGN or bins == 0:
             break
         entry = raw[pos:pos + size]
-        if marvin32(entry[:32]) != h2 or marvin32(entry[40:]) != h1:
+        if marvin32(entry[:_HASH2_SPAN]) != h2 or marvin32(entry[hdr:]) != h1:
             break
-        if 40 + 8 * count > size:
+        if hdr + ref * count > size:
             break
-        p = 40 + 8 * count
+        p = hdr + ref * count
         pages = []
         ok = True
         for i in range(count):
-            off, sz = DIRTY_REF.unpack_from(entry, 40 + 8 * i)
+            off, sz = DIRTY_REF.unpack_from(entry, hdr + ref * i)
             if p + sz > size or off + sz > bins:
                 ok = False
                 break
@@ -153,10 +162,10 @@ def replay(base: BaseBlock, data: bytearray,
         bb = _log_base(raw)
         if bb is None:
             continue
-        if raw[512:516] == b"DIRT":
+        if raw[ENTRIES:_BITMAP] == b"DIRT":
             if bb.seq1 == bb.seq2:
                 olds.append((bb, raw))
-        elif raw[512:516] == b"HvLE":
+        elif raw[ENTRIES:_BITMAP] == b"HvLE":
             log_bases.append(bb)
             for seq, bins, pages in _new_entries(raw):
                 entries.setdefault(seq, (bins, pages))
@@ -202,20 +211,20 @@ def build_old_log(base512: bytes, data, runs: list[tuple[int, int]]) -> bytes:
     length) pairs, 512-byte aligned): *base512* (the log's base block, its
     bins size = ``len(data)``), ``DIRT`` + the bitmap, the dirty pages."""
     size = len(data)
-    nbits = size // 512
+    nbits = size // SECTOR
     nbytes = (nbits + 7) // 8
     bitmap = bytearray(nbytes)
     pages = []
     mv = memoryview(data)
     try:
         for off, ln in runs:
-            if off % 512 or (ln % 512 and off + ln != size):
+            if off % SECTOR or (ln % SECTOR and off + ln != size):
                 raise ValueError("log runs must be 512-byte aligned")
-            for i in range(off // 512, (off + ln + 511) // 512):
+            for i in range(off // SECTOR, -(-(off + ln) // SECTOR)):
                 bitmap[i >> 3] |= 1 << (i & 7)
             pages.append(bytes(mv[off:off + ln]))
     finally:
         mv.release()
-    head = bytes(base512[:512]) + b"DIRT" + bytes(bitmap)
-    head += bytes(-len(head) % 512)
+    head = bytes(base512[:LOG_BASE_SIZE]) + b"DIRT" + bytes(bitmap)
+    head += bytes(-len(head) % SECTOR)
     return head + b"".join(pages)

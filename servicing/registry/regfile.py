@@ -24,6 +24,7 @@ from __future__ import annotations
 import codecs
 
 from servicing.regf.format import REG_BINARY, REG_DWORD, REG_EXPAND_SZ, REG_MULTI_SZ, REG_SZ
+from servicing.regf.values import decode_value, encode_value
 from servicing.registry.edits import EditKind, RegEdit
 
 HEADER5 = "Windows Registry Editor Version 5.00"
@@ -88,7 +89,7 @@ def _parse_string(s: str, pos: int, lineno: int) -> tuple[str, int]:
             return "".join(out), i + 1
         out.append(c)
         i += 1
-    raise RegFileError("line %d: unterminated string" % lineno)
+    raise RegFileError(f"line {lineno}: unterminated string")
 
 
 def _hexbytes(s: str, lineno: int) -> bytes:
@@ -98,7 +99,7 @@ def _hexbytes(s: str, lineno: int) -> bytes:
     try:
         return bytes(int(x, 16) for x in s.split(","))
     except ValueError:
-        raise RegFileError("line %d: bad hex data" % lineno) from None
+        raise RegFileError(f"line {lineno}: bad hex data") from None
 
 
 def parse(text: str) -> list[Op]:
@@ -114,7 +115,7 @@ def parse(text: str) -> list[Op]:
     elif header == HEADER4:
         v4 = True
     else:
-        raise RegFileError("not a .reg file (first line %r)" % (header,))
+        raise RegFileError(f"not a .reg file (first line {header!r})")
     ops: list[Op] = []
     key = None
     for lineno, line in lines:
@@ -123,7 +124,7 @@ def parse(text: str) -> list[Op]:
             continue
         if st.startswith("["):
             if not st.endswith("]"):
-                raise RegFileError("line %d: unterminated key name" % lineno)
+                raise RegFileError(f"line {lineno}: unterminated key name")
             inner = st[1:-1]
             if inner.startswith("-"):
                 ops.append(Op(EditKind.DELETE_KEY, inner[1:].strip()))
@@ -133,56 +134,57 @@ def parse(text: str) -> list[Op]:
                 ops.append(Op(EditKind.CREATE_KEY, key))
             continue
         if key is None:
-            raise RegFileError("line %d: value outside a key" % lineno)
+            raise RegFileError(f"line {lineno}: value outside a key")
         if st.startswith("@"):
             name, rest = "", st[1:]
         elif st.startswith('"'):
             name, end = _parse_string(st, 0, lineno)
             rest = st[end:]
         else:
-            raise RegFileError("line %d: expected a value name" % lineno)
+            raise RegFileError(f"line {lineno}: expected a value name")
         rest = rest.lstrip()
         if not rest.startswith("="):
-            raise RegFileError("line %d: expected '='" % lineno)
+            raise RegFileError(f"line {lineno}: expected '='")
         rest = rest[1:].strip()
         if rest == "-":
             ops.append(Op(EditKind.DELETE_VALUE, key, name))
             continue
-        if rest.startswith('"'):
-            s, end = _parse_string(rest, 0, lineno)
-            if rest[end:].strip():
-                raise RegFileError("line %d: junk after string" % lineno)
-            ops.append(Op(EditKind.SET_VALUE, key, name, REG_SZ,
-                          (s + "\0").encode("utf-16-le", "surrogatepass")))
-            continue
-        low = rest.lower()
-        if low.startswith("dword:"):
-            try:
-                v = int(rest[6:].strip(), 16)
-            except ValueError:
-                raise RegFileError("line %d: bad dword" % lineno) from None
-            if not 0 <= v <= 0xFFFFFFFF:
-                raise RegFileError("line %d: dword out of range" % lineno)
-            ops.append(Op(EditKind.SET_VALUE, key, name, REG_DWORD, v.to_bytes(4, "little")))
-            continue
-        if low.startswith("hex:"):
-            ops.append(Op(EditKind.SET_VALUE, key, name, REG_BINARY, _hexbytes(rest[4:], lineno)))
-            continue
-        if low.startswith("hex("):
-            close = rest.find(")")
-            if close < 0 or rest[close + 1:close + 2] != ":":
-                raise RegFileError("line %d: bad hex(N): prefix" % lineno)
-            try:
-                t = int(rest[4:close], 16)
-            except ValueError:
-                raise RegFileError("line %d: bad value type" % lineno) from None
-            data = _hexbytes(rest[close + 2:], lineno)
-            if v4 and t in (REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ):
-                data = data.decode("cp1252", "replace").encode("utf-16-le")
-            ops.append(Op(EditKind.SET_VALUE, key, name, t, data))
-            continue
-        raise RegFileError("line %d: unrecognised value data %r" % (lineno, rest[:20]))
+        ops.append(Op(EditKind.SET_VALUE, key, name, *_parse_data(rest, lineno, v4)))
     return ops
+
+
+def _parse_data(rest: str, lineno: int, v4: bool) -> tuple[int, bytes]:
+    """(type, raw data) of the value data text after ``=``."""
+    if rest.startswith('"'):
+        s, end = _parse_string(rest, 0, lineno)
+        if rest[end:].strip():
+            raise RegFileError(f"line {lineno}: junk after string")
+        return REG_SZ, encode_value(REG_SZ, s)
+    low = rest.lower()
+    if low.startswith("dword:"):
+        try:
+            v = int(rest[6:].strip(), 16)
+        except ValueError:
+            raise RegFileError(f"line {lineno}: bad dword") from None
+        if not 0 <= v <= 0xFFFFFFFF:
+            raise RegFileError(f"line {lineno}: dword out of range")
+        return REG_DWORD, encode_value(REG_DWORD, v)
+    if low.startswith("hex:"):
+        return REG_BINARY, _hexbytes(rest[4:], lineno)
+    if low.startswith("hex("):
+        close = rest.find(")")
+        if close < 0 or rest[close + 1:close + 2] != ":":
+            raise RegFileError(f"line {lineno}: bad hex(N): prefix")
+        try:
+            t = int(rest[4:close], 16)
+        except ValueError:
+            raise RegFileError(f"line {lineno}: bad value type") from None
+        data = _hexbytes(rest[close + 2:], lineno)
+        if v4 and t in (REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ):
+            # REGEDIT4 strings are ANSI bytes; the registry holds UTF-16LE
+            data = data.decode("cp1252", "replace").encode("utf-16-le")
+        return t, data
+    raise RegFileError(f"line {lineno}: unrecognised value data {rest[:20]!r}")
 
 
 def _quote(s: str) -> str:
@@ -191,7 +193,7 @@ def _quote(s: str) -> str:
 
 def _hexdata(prefix: str, data: bytes) -> str:
     """hex data wrapped like regedit: lines under 80 columns, ``,\\``."""
-    parts = ["%02x" % b for b in data]
+    parts = [f"{b:02x}" for b in data]
     lines = []
     cur = prefix
     for i, p in enumerate(parts):
@@ -206,19 +208,16 @@ def _hexdata(prefix: str, data: bytes) -> str:
 
 def format_value(name: str, vtype: int, data: bytes) -> str:
     lhs = "@" if name == "" else _quote(name)
-    if vtype == REG_SZ and len(data) % 2 == 0 and data.endswith(b"\0\0"):
-        try:
-            s = data[:-2].decode("utf-16-le")
-        except UnicodeDecodeError:
-            s = None
-        if s is not None and "\0" not in s and "\r" not in s and "\n" not in s \
-                and (s + "\0").encode("utf-16-le") == data:
-            return lhs + "=" + _quote(s)
+    if vtype == REG_SZ:
+        # a quoted string only when it gives back exactly these bytes
+        s = decode_value(REG_SZ, data)
+        if "\r" not in s and "\n" not in s and encode_value(REG_SZ, s) == data:
+            return f"{lhs}={_quote(s)}"
     if vtype == REG_DWORD and len(data) == 4:
-        return lhs + "=dword:%08x" % int.from_bytes(data, "little")
+        return f"{lhs}=dword:{decode_value(REG_DWORD, data):08x}"
     if vtype == REG_BINARY:
         return _hexdata(lhs + "=hex:", data)
-    return _hexdata(lhs + "=hex(%x):" % vtype, data)
+    return _hexdata(f"{lhs}=hex({vtype:x}):", data)
 
 
 def format_reg(keys) -> str:
@@ -226,7 +225,7 @@ def format_reg(keys) -> str:
     [(name, type, bytes)])."""
     out = [HEADER5, ""]
     for path, values in keys:
-        out.append("[%s]" % path)
+        out.append(f"[{path}]")
         for name, vtype, data in values:
             out.append(format_value(name, vtype, data))
         out.append("")

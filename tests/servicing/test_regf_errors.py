@@ -22,6 +22,7 @@ EXPECTED = {
     E.KeyNotFoundError: (4, errno.ENOENT, (E.RegfNotFoundError,)),
     E.ValueNotFoundError: (4, errno.ENOENT, (E.RegfNotFoundError,)),
     E.RegfStateError: (1, errno.EIO, (E.RegfError,)),
+    E.RegfDataError: (2, errno.EIO, (E.RegfError, ValueError)),
 }
 
 
