@@ -313,13 +313,13 @@ class WimBuilder:
             counts: dict[bytes, int] = {}
             for ni in self.images:
                 for ino in ni.image.inodes:
-                    for s in _inode_streams(ino):
+                    for s in ino.streams():
                         if s.hash != ZERO_HASH:
                             counts[s.hash] = counts.get(s.hash, 0) + len(ino.dentries)
             if self._replace_index is not None and self.append_to is not None:
                 old = self.append_to.image(self._replace_index)
                 for ino in old.inodes:
-                    for s in _inode_streams(ino):
+                    for s in ino.streams():
                         if s.hash != ZERO_HASH:
                             counts[s.hash] = counts.get(s.hash, 0) - len(ino.dentries)
             for e in entries:
@@ -495,18 +495,10 @@ def _source(s: Stream) -> BlobSource | None:
     return s.source
 
 
-def _inode_streams(ino: Inode):
-    if ino.data is not None:
-        yield ino.data
-    if ino.reparse is not None:
-        yield ino.reparse
-    yield from ino.named_streams.values()
-
-
 def _all_streams(img: Image):
     for ino in img.inodes:
         if ino.dentries:
-            yield from _inode_streams(ino)
+            yield from ino.streams()
 
 
 def _propagate_hashes(streams: list[Stream]) -> None:

@@ -25,6 +25,7 @@ from wimfs.errors import (
     message_for,
 )
 from wimfs.imagespec import FORMS, check_index
+from wimfs import hooks
 
 log = logging.getLogger("wimfs")
 
@@ -175,6 +176,7 @@ def setup_logging(debug: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    hooks.set_windows_info_provider("servicing.windows_info:windows_info")
     argv = list(sys.argv[1:] if argv is None else argv)
     # Delegated commands parse their own arguments (reg.exe syntax uses /v, /t ...).
     debug = argv[:1] == ["--debug"]

@@ -20,6 +20,7 @@ from wimfs.errors import (
 )
 from wimfs.format import structs as S
 from wimfs.fsutil import check_output_dir
+from wimfs.hooks import stream_reader, windows_xml
 from wimfs.image import ZERO_HASH
 from wimfs.imagespec import ImageSpec, plural
 from wimfs.progress import Progress, ProgressCallback
@@ -129,13 +130,7 @@ def capture(src: str, wim_path: str, *, name: str | None, description: str | Non
 
 def _windows(img):
     """The WINDOWS XML element when the tree holds a Windows installation."""
-    from wimfs.windows import stream_reader_for_capture, windows_info
-
-    try:
-        found = windows_info(img, stream_reader_for_capture)
-    except ImportError:          # the servicing (registry) package is not installed
-        return None, {}
-    return found if found is not None else (None, {})
+    return windows_xml(img, stream_reader())
 
 
 def _new_image(img, name, description, flags, win, extra) -> NewImage:
@@ -303,7 +298,7 @@ def delete(path: str, indexes: list[int], *, rebuild_wim: bool = False, threads:
         for i in keep:
             img = wim.image(i)
             for ino in img.inodes:
-                for s in _streams(ino):
+                for s in ino.streams():
                     if s.hash != ZERO_HASH:
                         counts[s.hash] = counts.get(s.hash, 0) + len(ino.dentries)
         blobs = wim.blob_table.blobs
@@ -318,14 +313,6 @@ def delete(path: str, indexes: list[int], *, rebuild_wim: bool = False, threads:
         b.write(keep_images=keep)
     finally:
         wim.close()
-
-
-def _streams(ino):
-    if ino.data is not None:
-        yield ino.data
-    if ino.reparse is not None:
-        yield ino.reparse
-    yield from ino.named_streams.values()
 
 
 def edit_info(path: str, index: int | None, *, name: str | None = None,
@@ -425,7 +412,7 @@ def verify(path: str, refs: list[str] | None = None,
                 missing = 0
                 for ino in img.inodes:
                     missing += ino.missing_blobs
-                    for s in _streams(ino):
+                    for s in ino.streams():
                         if s.hash != ZERO_HASH:
                             referenced.add(s.hash)
                 if missing:

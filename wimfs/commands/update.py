@@ -158,7 +158,8 @@ class Updater:
         self.config = config
         self.links: dict[tuple[int, int], str] = {}
         if unix_data:
-            self.overlay.unix_mode = True
+            # New inodes carry UNIX data from now on, as in an image captured with it.
+            self.overlay.edits.unix_mode = True
 
     def run(self, commands: list[UpdateCommand]) -> None:
         for c in commands:
@@ -231,14 +232,14 @@ class Updater:
 
     def _symlink(self, src: str, path: str, st: os.stat_result) -> None:
         from servicing.changes import Change, ChangeKind
-        from wimfs.overlay.core import FsError
+        from wimfs.overlay import FsError, Kind
 
         if self.target.exists(path):
             self.target.remove(path)
         parent_path, _, name = path.rpartition("/")
         parent = self.session.image.lookup_path("/" + parent_path)
         try:
-            self.overlay.create(parent, name, 0o777, st.st_uid, st.st_gid, "symlink",
+            self.overlay.create(parent, name, 0o777, st.st_uid, st.st_gid, Kind.SYMLINK,
                                 target=os.readlink(src))
         except FsError as exc:
             raise WimfsError(f"add: {path}: {os.strerror(exc.errno or errno.EIO)}") from None

@@ -26,44 +26,15 @@ from dataclasses import dataclass
 from wimfs.errors import PathNotFoundError, WimfsError
 from wimfs.format.xmlinfo import filetime_to_unix_ns, unix_ns_to_filetime
 from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream
-from wimfs.overlay.core import CommitResult, DiffEntry, FsError, Overlay
+from wimfs.overlay.commit import CommitResult
+from wimfs.overlay.errors import (FsError, IsADirectoryPathError, NotADirectoryPathError,
+                                  PathError, path_error)
+from wimfs.overlay.session import Overlay
+from wimfs.overlay.status import DiffEntry
 from wimfs.paths import state_dir
 from wimfs.wim import Wim
 
 CHUNK = 1 << 20
-
-
-class PathError(WimfsError):
-    """A path operation the image refuses; `errno` says why."""
-
-    def __init__(self, err: int, path: str, msg: str = "") -> None:
-        super().__init__(f"{path}: {msg or os.strerror(err)}")
-        self.errno = err
-
-
-class PathExistsError(WimfsError, FileExistsError):
-    errno = errno.EEXIST
-
-
-class NotADirectoryPathError(WimfsError, NotADirectoryError):
-    errno = errno.ENOTDIR
-
-
-class IsADirectoryPathError(WimfsError, IsADirectoryError):
-    errno = errno.EISDIR
-
-
-_BY_ERRNO: dict[int, type[WimfsError]] = {
-    errno.ENOENT: PathNotFoundError, errno.EEXIST: PathExistsError,
-    errno.ENOTDIR: NotADirectoryPathError, errno.EISDIR: IsADirectoryPathError,
-}
-
-
-def path_error(err: int, path: str, msg: str = "") -> WimfsError:
-    cls = _BY_ERRNO.get(err)
-    if cls is None:
-        return PathError(err, path, msg)
-    return cls(f"{path}: {msg or os.strerror(err)}")
 
 
 @contextmanager
