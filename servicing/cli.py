@@ -32,11 +32,12 @@ PROG = "wimfs reg"
 DONE = "The operation completed successfully."
 KEY_HELP = r"key path: HKLM\SYSTEM\..., HKLM\SOFTWARE\..., HKU\.DEFAULT\..."
 
+
 def _parse_type(t: str) -> int:
     u = t.upper()
     if u in TYPE_BY_NAME:
         return TYPE_BY_NAME[u]
-    if u.startswith("REG_0X"):
+    if u.startswith("REG_0X") and u[6:] and all(c in "0123456789ABCDEF" for c in u[6:]):
         return int(u[6:], 16)
     raise UsageError(f"unknown value type {t!r} (REG_SZ, REG_DWORD, ...)")
 

@@ -121,15 +121,6 @@ def property_value(text: str) -> str:
 # -- the parser --------------------------------------------------------------------------
 
 
-def image_options(c: argparse.ArgumentParser, *, allow_all: bool, name: bool = True) -> None:
-    """The image selector options every image command takes (see wimfs.imagespec)."""
-    c.add_argument("--index", type=index_value if allow_all else single_index_value,
-                   metavar="N" + ("|all" if allow_all else ""),
-                   help="image index" + (" ('all': every image)" if allow_all else ""))
-    if name:
-        c.add_argument("--name", help="image name")
-
-
 def _sub(sub, name: str, help_: str, examples: str, **kw) -> argparse.ArgumentParser:
     c = sub.add_parser(name, help=help_, description=help_[:1].upper() + help_[1:] + ".",
                        epilog="examples:\n" + examples, **kw)

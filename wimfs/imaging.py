@@ -67,15 +67,19 @@ def _names(wim: Wim) -> set[str]:
     return {i.name for i in wim.infos.values() if i.name}
 
 
-def _wrap_read_errors(fn):
-    """Unreadable source files during the write: one clear line."""
+def _wrap_read_errors(fn, src: str, wim_path: str):
+    """I/O errors during the write of a capture: one line naming the source file that could
+    not be read, or the WIM that could not be written."""
     try:
         return fn()
     except OSError as exc:
-        if exc.filename:
+        if not exc.filename or isinstance(exc, WimfsError):
+            raise
+        name = os.path.abspath(os.fsdecode(exc.filename))
+        if name.startswith(os.path.join(os.path.abspath(src), "")):
             raise WimfsError(f"cannot read {exc.filename}: {exc.strerror} (use --skip-errors to "
                              "skip unreadable files)") from None
-        raise
+        raise WimfsError(f"cannot write {wim_path}: {exc.strerror}") from None
 
 
 def capture(src: str, wim_path: str, *, name: str | None, description: str | None = None,
@@ -112,7 +116,7 @@ def capture(src: str, wim_path: str, *, name: str | None, description: str | Non
             b.add(_new_image(img, name, description, flags, win, extra))
             if boot:
                 b.boot_index = wim.image_count + 1
-            _wrap_read_errors(b.write)
+            _wrap_read_errors(b.write, src, wim_path)
         finally:
             wim.close()
         return
@@ -125,7 +129,7 @@ def capture(src: str, wim_path: str, *, name: str | None, description: str | Non
     b.add(_new_image(img, name, description, flags, win, extra))
     if boot:
         b.boot_index = 1
-    _wrap_read_errors(b.write)
+    _wrap_read_errors(b.write, src, wim_path)
 
 
 def _windows(img):
@@ -393,8 +397,8 @@ def verify(path: str, refs: list[str] | None = None,
         except WimCorruptError as exc:
             problems.append(f"integrity table: {exc}")
         if len(wim.blob_table.metadata) != wim.image_count and wim.header.part_number == 1:
-            problems.append(f"header says {plural(wim.image_count, 'image')} but the blob table has "
-                            f"{len(wim.blob_table.metadata)} metadata resources")
+            problems.append(f"header says {plural(wim.image_count, 'image')} but the blob "
+                            f"table has {len(wim.blob_table.metadata)} metadata resources")
         if len(wim.infos) != wim.image_count and wim.header.part_number == 1:
             problems.append(f"the XML describes {plural(len(wim.infos), 'image')}, the header "
                             f"{wim.image_count}")

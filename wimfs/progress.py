@@ -9,6 +9,7 @@ terminal, and is None (nothing at all) otherwise or with ``-q``.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -70,7 +71,7 @@ class _TqdmRenderer:
             self.label = ev.label
             self.bar = tqdm(total=ev.total or None, desc=ev.label, unit="B", unit_scale=True,
                             unit_divisor=1024, file=self.stream, leave=True,
-                            dynamic_ncols=True, mininterval=0.2)
+                            mininterval=0.2, **_width(self.stream))
         total = max(ev.total, ev.done) or None
         if total != self.bar.total:
             self.bar.total = total
@@ -83,6 +84,16 @@ class _TqdmRenderer:
             self.bar.close()
         self.bar = None
         self.label = None
+
+
+def _width(stream) -> dict:
+    """Follow the terminal's size; 80x24 when it reports none (a pty nobody sized)."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        size = os.terminal_size((0, 0))
+    return {"dynamic_ncols": True} if size.columns and size.lines else \
+        {"ncols": 80, "nrows": 24}
 
 
 def renderer(quiet: bool = False, stream=None) -> _TqdmRenderer | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wimfs import progress
-from wimfs.commands import wim_file
+from wimfs.commands import check_refs, wim_file
 from wimfs.format import structs as S
 from wimfs.imagespec import parse_image_spec
 from wimfs.imaging import check_chunk_size, compression_type, export
@@ -12,6 +12,7 @@ from wimfs.imaging import check_chunk_size, compression_type, export
 def run(args) -> int:
     spec = parse_image_spec(args.source, index=args.index)   # --name names the new image
     wim_file(spec.path)
+    check_refs(args.ref)
     ctype = None
     solid = args.solid
     if args.compress is not None:

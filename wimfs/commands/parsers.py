@@ -15,12 +15,15 @@ from wimfs.cli import (
     command,
     compression_value,
     count,
-    image_options,
+    index_value,
     megabytes,
     property_value,
+    single_index_value,
 )
 
 COMP = "none, xpress, lzx (default), lzms"
+IMAGE_HELP = "the WIM; after ':' the image: an index from 1, a name (spaces and colons " \
+             "allowed)"
 REF_HELP = "other parts of a split WIM (repeatable, globs allowed)"
 
 
@@ -35,6 +38,23 @@ def _threads(c, what: str = "compression") -> None:
 
 def _ref(c) -> None:
     c.add_argument("--ref", action="append", default=[], metavar="PART", help=REF_HELP)
+
+
+def image_options(c: argparse.ArgumentParser, *, allow_all: bool, name: bool = True) -> None:
+    """The image selector options every image command takes (see wimfs.imagespec)."""
+    c.add_argument("--index", type=index_value if allow_all else single_index_value,
+                   metavar="N" + ("|all" if allow_all else ""),
+                   help="image index" + (" ('all': every image)" if allow_all else ""))
+    if name:
+        c.add_argument("--name", help="image name")
+
+
+def _image_arg(c, dest: str, *, allow_all: bool, name: bool = True) -> None:
+    """IMAGE[:N|:NAME|:all] and --index/--name (export's --name names the new image)."""
+    head = "SRC" if dest == "source" else "IMAGE"
+    c.add_argument(dest, metavar=f"{head}[:N|:NAME{'|:all' if allow_all else ''}]",
+                   help=IMAGE_HELP + (", or all" if allow_all else ""))
+    image_options(c, allow_all=allow_all, name=name)
 
 
 def add_all(sub, new) -> None:
@@ -54,8 +74,7 @@ def _info(sub, new) -> None:
             "  wimfs info install.wim --index 1 --set-name 'Windows 11 Pro'\n"
             "  wimfs info install.wim:1 --set-property WINDOWS/EDITIONID=Pro\n"
             "  wimfs info install.wim --boot 1")
-    c.add_argument("image", metavar="IMAGE[:N|:NAME]")
-    image_options(c, allow_all=False)
+    _image_arg(c, "image", allow_all=False)
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.add_argument("--header", action="store_true", help="print the raw WIM header fields")
     c.add_argument("--set-name", metavar="NAME", help="change the image's NAME")
@@ -74,10 +93,9 @@ def _ls(sub, new) -> None:
     c = new(sub, "ls", "list a directory of an image without mounting",
             "  wimfs ls install.wim:1 /Windows\n  wimfs ls install.wim --name 'Windows 11 Pro' "
             "-l /\n  wimfs ls boot.wim --index 2 /sources")
-    c.add_argument("image", metavar="IMAGE[:N|:NAME]")
+    _image_arg(c, "image", allow_all=False)
     c.add_argument("path", nargs="?", default="/", help="directory or file in the image "
                                                         "(default: /)")
-    image_options(c, allow_all=False)
     c.add_argument("--long", "-l", action="store_true",
                    help="mode, attributes, links, size, time, link target, named streams")
     _ref(c)
@@ -89,9 +107,8 @@ def _mount(sub, new) -> None:
             "  wimfs mount install.wim:1 /mnt\n  wimfs mount install.wim --index all /mnt\n"
             "  wimfs mount --rw install.wim:'Windows 11 Pro' /mnt\n"
             "  wimfs unmount /mnt --commit")
-    c.add_argument("image", metavar="IMAGE[:N|:NAME|:all]")
+    _image_arg(c, "image", allow_all=True)
     c.add_argument("mountdir", metavar="MOUNTDIR")
-    image_options(c, allow_all=True)
     c.add_argument("--foreground", "-f", action="store_true", help="do not daemonize")
     c.add_argument("--allow-other", action="store_true", help="let other users see the mount")
     c.add_argument("--cache-size", type=megabytes, default=None, metavar="MB",
@@ -207,9 +224,8 @@ def _apply_export(sub, new) -> None:
     c = new(sub, "apply", "extract an image (or all images) to a directory",
             "  wimfs apply install.wim:1 ./out\n  wimfs apply install.wim:all ./out\n"
             "  wimfs apply install.swm --ref 'install*.swm' --name 'Windows 11 Pro' ./out")
-    c.add_argument("image", metavar="IMAGE[:N|:NAME|:all]")
+    _image_arg(c, "image", allow_all=True)
     c.add_argument("dir", metavar="DIR")
-    image_options(c, allow_all=True)
     c.add_argument("--unix-data", action="store_true",
                    help="restore UNIX owner, group, mode and special files")
     _ref(c)
@@ -219,9 +235,8 @@ def _apply_export(sub, new) -> None:
     c = new(sub, "export", "copy images into another (new or existing) WIM",
             "  wimfs export install.wim:2 pro.wim\n  wimfs export install.wim:all install.esd "
             "--compress recovery\n  wimfs export install.wim --index 1 base.wim --name Base")
-    c.add_argument("source", metavar="SRC[:N|:NAME|:all]")
+    _image_arg(c, "source", allow_all=True, name=False)
     c.add_argument("dest", metavar="DST")
-    image_options(c, allow_all=True, name=False)
     c.add_argument("--compress", type=compression_value, metavar="TYPE",
                    help=COMP + ", recovery (new DST only)")
     c.add_argument("--solid", action="store_true", help="solid LZMS (ESD) output")
@@ -243,10 +258,9 @@ def _maintenance(sub, new) -> None:
     c = new(sub, "delete", "delete images from a WIM in place",
             "  wimfs delete install.wim:3\n  wimfs delete install.wim 'Windows 11 Home'\n"
             "  wimfs delete install.wim --index 2 --rebuild")
-    c.add_argument("wim", metavar="IMAGE[:N|:NAME|:all]")
+    _image_arg(c, "wim", allow_all=True)
     c.add_argument("selector", nargs="?", metavar="N|NAME|all",
                    help="the image to delete (or use IMAGE:N, --index, --name)")
-    image_options(c, allow_all=True)
     c.add_argument("--rebuild", action="store_true", help="rewrite the WIM to reclaim space")
     c.add_argument("--check", action="store_true", help="write an integrity table")
     _quiet(c)
@@ -270,8 +284,7 @@ def _maintenance(sub, new) -> None:
     c = new(sub, "verify", "check headers, metadata, every blob and the integrity table",
             "  wimfs verify install.wim\n  wimfs verify install.wim:2\n"
             "  wimfs verify install.swm --ref 'install*.swm'")
-    c.add_argument("wim", metavar="IMAGE[:N|:NAME|:all]")
-    image_options(c, allow_all=True)
+    _image_arg(c, "wim", allow_all=True)
     _ref(c)
     _quiet(c)
     c.set_defaults(func=command("wimfs.commands.verify:run"))
