@@ -195,7 +195,10 @@ class DirTarget(Target):
         staged = self._hives.get(path)
         if staged is not None:
             return staged
-        return Hive.open(self._existing(join(path)), write=write)
+        local = self._existing(join(path))
+        if write and os.path.commonpath([os.path.realpath(local), self.root]) != self.root:
+            raise ServicingError(f"{path}: leads outside the target {self.root}")
+        return Hive.open(local, write=write)
 
     def stage_hive(self, path: str, hive: Hive) -> None:
         self._hives[path] = hive

@@ -12,7 +12,9 @@ import subprocess
 
 import pytest
 
+import oracles
 from servicing.cli import reg_main
+from servicing.registry import regfile
 from servicing.errors import ServicingError
 from servicing.registry import RegEdit, EditKind, apply, transaction
 from servicing.regf import REG_DWORD, REG_SZ
@@ -168,3 +170,48 @@ def test_windir(hives, tmp_path):
 def test_not_a_target(tmp_path):
     rc, _, err = reg(tmp_path / "nothing.wim:1", "query", "HKLM\\SOFTWARE")
     assert rc == 4 and "neither a directory nor a WIM" in err
+
+
+def _operation(spec: str) -> None:
+    with open_target(spec, write=True) as t:
+        t.mkdirs("Windows/Contoso/Data")
+        t.write_file("Windows/Contoso/Data/a.txt", b"alpha")
+        t.write_file("Windows/INF/machine.inf", b"replaced")
+        t.rename("Windows/INF/machine.inf", "Windows/INF/renamed.inf")
+        t.link("Windows/Contoso/Data/a.txt", "Windows/Contoso/a-link.txt")
+        t.remove("Windows/System32/drivers")
+        with transaction(t) as r:
+            apply(r, regfile.parse(REG_FILE))
+            r.delete_value("HKLM\\SYSTEM\\Select", "LastKnownGood")
+
+
+def test_same_result_on_both_kinds(hives, tmp_path):
+    """The same operation on a directory and on IMAGE.wim:1: `wimlib-imagex apply` of the
+    committed image equals the directory (files, links; hives compared through hivexml)."""
+    from tests.helpers import assert_same_tree, snapshot, wimlib_apply, wimlib_capture
+    from windows_trees import windows_tree
+    tree = windows_tree(tmp_path / "dir", hives, "10clean")
+    wim = wimlib_capture(tree, tmp_path / "x.wim", compress="xpress")
+    _operation(str(tree))
+    _operation(f"{wim}:1")
+    wimlib_apply(wim, 1, tmp_path / "applied")
+    hive_files = ("*/config/*", "Users/Default/NTUSER.DAT*")
+    assert_same_tree(snapshot(tree, xattrs=False, exclude=hive_files),
+                     snapshot(tmp_path / "applied", xattrs=False, exclude=hive_files),
+                     "directory", "image")
+    for rel in ("Windows/System32/config/SYSTEM", "Windows/System32/config/SOFTWARE",
+                "Windows/System32/config/DEFAULT"):
+        assert oracles.hivexml(tree / rel) == oracles.hivexml(tmp_path / "applied" / rel), rel
+    assert oracles.hivexml(tree / "Windows/System32/config/SYSTEM")["Select"].get(
+        "LastKnownGood") is None
+
+
+def test_image_by_name(hives, tmp_path):
+    from tests.helpers import wimlib_capture
+    from windows_trees import windows_tree
+    tree = windows_tree(tmp_path / "t", hives, "7", kernel=False)
+    wim = wimlib_capture(tree, tmp_path / "x.wim", compress="none", name="Windows 7 Ultimate")
+    rc, out, err = reg(f"{wim}:Windows 7 Ultimate", "query", "HKLM\\SYSTEM\\Select", "/v", "Current")
+    assert rc == 0 and "0x1" in out, err
+    rc, _, err = reg(f"{wim}:NoSuchImage", "query", "HKLM\\SYSTEM\\Select")
+    assert rc == 4 and "no image named" in err
