@@ -24,11 +24,7 @@ import sys
 from dataclasses import dataclass
 from enum import StrEnum
 
-from wimfs.errors import EXIT_USAGE, PathNotFoundError, WimfsError
-
-
-class UpdateUsageError(WimfsError):
-    exit_code = EXIT_USAGE
+from wimfs.errors import PathNotFoundError, UsageError, WimfsError
 
 
 class UpdateOp(StrEnum):
@@ -95,7 +91,7 @@ def parse_commands_file(path: str) -> list[UpdateCommand]:
         try:
             words = shlex.split(line)
         except ValueError as exc:
-            raise UpdateUsageError(f"{path}:{n}: {exc}") from None
+            raise UsageError(f"{path}:{n}: {exc}") from None
         out.append(_command(words, f"{path}:{n}"))
     return out
 
@@ -107,9 +103,9 @@ def _command(words: list[str], where: str) -> UpdateCommand:
     allowed = {"add": set(), "delete": {"--force", "--recursive"}, "rename": set()}
     nargs = {"add": 2, "delete": 1, "rename": 2}
     if op not in allowed:
-        raise UpdateUsageError(f"{where}: unknown command {words[0]!r} (add, delete, rename)")
+        raise UsageError(f"{where}: unknown command {words[0]!r} (add, delete, rename)")
     if flags - allowed[op] or len(args) != nargs[op]:
-        raise UpdateUsageError(f"{where}: usage: {op} " + {
+        raise UsageError(f"{where}: usage: {op} " + {
             "add": "SRC DEST", "delete": "[--force] [--recursive] PATH",
             "rename": "OLD NEW"}[op])
     return UpdateCommand(UpdateOp(op), args, recursive="--recursive" in flags,
@@ -121,7 +117,7 @@ def run(args) -> int:
     from servicing.target import TargetKind
 
     if not args.commands:
-        raise UpdateUsageError("nothing to do: give --add, --delete, --rename or --commands")
+        raise UsageError("nothing to do: give --add, --delete, --rename or --commands")
     config = None
     if args.config:
         from wimfs.capture import CaptureConfig
@@ -130,7 +126,7 @@ def run(args) -> int:
     command = "update " + " ".join(f"{c.op} {' '.join(c.args)}" for c in args.commands)
     with operation(args.image, opts, command=command, write=True) as target:
         if target.kind != TargetKind.IMAGE:
-            raise UpdateUsageError(f"{args.image}: wimfs update edits an image "
+            raise UsageError(f"{args.image}: wimfs update edits an image "
                                    "(IMAGE.wim[:N]); a directory can be edited directly")
         Updater(target, unix_data=args.unix_data, config=config).run(args.commands)
     if not opts.dry_run:
@@ -257,5 +253,5 @@ class Updater:
 def _image_path(path: str) -> str:
     parts = [p for p in path.replace("\\", "/").split("/") if p]
     if any(p in (".", "..") for p in parts):
-        raise UpdateUsageError(f"{path}: '.' and '..' are not allowed in image paths")
+        raise UsageError(f"{path}: '.' and '..' are not allowed in image paths")
     return "/".join(parts)
