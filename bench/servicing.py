@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from bench import REPO, WORK_DIR, format_table, machine_info, median, now_iso, w
 from bench.rw import build_tree
 
 VERSION = "1"
+SEED = 20261130
 MiB = 1 << 20
 VALUES = 1000
 TARGETS = {"a_vs_c_max": 0.5, "b_vs_c_max": 1.0, "update_vs_wimlib_max": 1.0}
@@ -68,8 +70,35 @@ def inputs(work: str) -> tuple[str, str, str]:
         f.writelines(f"v{i:04d}\ndword:0x{i:08x}\n" for i in range(VALUES))
         f.write("commit\n")
     tree = os.path.join(work, "add50")
-    build_tree(tree, 50 * MiB)
+    build_add_tree(tree, 50 * MiB)
     return reg, hx, tree
+
+
+def build_add_tree(root: str, total: int) -> None:
+    """~`total` bytes that the base image does not hold (no dedup): half random, half
+    Python standard library source; 1 KiB to 1 MiB files, 30 per directory."""
+    if os.path.exists(os.path.join(root, ".done")):
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    text = bytearray()
+    for dirpath, _, names in os.walk(os.path.dirname(os.__file__)):
+        for n in sorted(names):
+            if n.endswith(".py") and len(text) < 16 * MiB:
+                with open(os.path.join(dirpath, n), "rb") as f:
+                    text += f.read()
+    r = random.Random(SEED)
+    done = n = 0
+    while done < total:
+        d = os.path.join(root, f"dir{n // 30:03d}")
+        os.makedirs(d, exist_ok=True)
+        size = min(int(2 ** r.uniform(10, 20)), total - done)
+        off = r.randrange(0, len(text) - size)
+        data = r.randbytes(size) if n % 2 else bytes(text[off:off + size])
+        with open(os.path.join(d, f"f{n:05d}.dat"), "wb") as f:
+            f.write(data)
+        done += size
+        n += 1
+    open(os.path.join(root, ".done"), "w").close()
 
 
 class Case:
