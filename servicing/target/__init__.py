@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from servicing.changes import Change, ChangeKind
 from servicing.errors import TargetNotFoundError
+from servicing.regf.format import upcase
 
 if TYPE_CHECKING:
     from servicing.regf import Hive
@@ -92,8 +93,9 @@ class Target(ABC):
     def is_dir(self, path: str) -> bool: ...
 
     def resolve(self, path: str) -> str | None:
-        """Case-insensitive lookup as Windows does (upper-cased comparison): the path
-        with the target's real case, or None. An exact match wins."""
+        """Case-insensitive lookup as Windows does (names compared upper-cased one UTF-16
+        unit at a time, so 'ß' stays 'ß'): the path with the target's real case, or None.
+        An exact match wins."""
         cur = ""
         for part in norm(path).split("/") if norm(path) else []:
             exact = join(cur, part)
@@ -102,8 +104,8 @@ class Target(ABC):
                 continue
             if not self.is_dir(cur):
                 return None
-            up = part.upper()
-            match = sorted(n for n in self.listdir(cur) if n.upper() == up)
+            up = upcase(part)
+            match = sorted(n for n in self.listdir(cur) if upcase(n) == up)
             if not match:
                 return None
             cur = join(cur, match[0])

@@ -215,3 +215,14 @@ def test_image_by_name(hives, tmp_path):
     assert rc == 0 and "0x1" in out, err
     rc, _, err = reg(f"{wim}:NoSuchImage", "query", "HKLM\\SYSTEM\\Select")
     assert rc == 4 and "no image named" in err
+
+
+def test_case_insensitive_lookup_as_windows(tmp_path):
+    """Windows upper-cases one UTF-16 unit at a time (RtlUpcaseUnicodeChar): 'ä' matches
+    'Ä', but 'ß' is not 'SS'."""
+    (tmp_path / "Windows" / "Straße").mkdir(parents=True)
+    (tmp_path / "Windows" / "Ärger").mkdir()
+    with open_target(str(tmp_path)) as t:
+        assert t.resolve("WINDOWS/ärger") == "Windows/Ärger"
+        assert t.resolve("windows/STRAßE") == "Windows/Straße"
+        assert t.resolve("windows/STRASSE") is None
