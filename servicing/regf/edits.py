@@ -18,7 +18,7 @@ from .errors import RegfCorruptError
 from .format import (CELL_SIZE_FIELD, KEY_COMP_NAME, NIL, NK, NK_CLASS, NK_CLASSLEN, NK_FLAGS,
                      NK_MAXSUBCLASS, NK_MAXSUBNAME, NK_MAXVALDATA, NK_MAXVALNAME, NK_NAME,
                      NK_NAMELEN, NK_NVAL, NK_PARENT, NK_SECURITY, NK_VALLIST, SK, SK_BLINK,
-                     SK_FLINK, SK_REFCOUNT, U16, VALUE_COMP_NAME, VK, VK_DOFF, VK_DSIZE, VK_TYPE,
+                     SK_FLINK, SK_REFCOUNT, U16, U32, VALUE_COMP_NAME, VK, VK_DATA, VK_DSIZE,
                      encode_name)
 from .names import NameIndex
 from .valuecells import ValueCells
@@ -42,9 +42,11 @@ class CellEditor:
 
     def _raise_max(self, nk: int, field: int, n: int, mask: int = 0xFFFFFFFF) -> None:
         """Raise the (low *mask* bits of the) dword *field* of key *nk* to *n*."""
-        cur = self.cells.u32(nk + field)
+        d = self.cells.data
+        cur = U32.unpack_from(d, nk + field)[0]
         if n > cur & mask:
-            self.cells.put_u32(nk + field, (cur & ~mask & 0xFFFFFFFF) | n)
+            U32.pack_into(d, nk + field, (cur & ~mask & 0xFFFFFFFF) | n)
+            self.cells.mark(nk, NK_NAME)
 
     def new_key(self, parent: int, name: str, class_name: str | None) -> int:
         """Create subkey *name* (valid, not existing) of *parent*; returns it."""
@@ -158,14 +160,12 @@ class CellEditor:
         size_f, off_f = self.value_cells.store(raw)
         if o is not None:
             self.value_cells.free(o)
-            cells.put_u32(o + VK_DSIZE, size_f)
-            cells.put_u32(o + VK_DOFF, off_f)
-            cells.put_u32(o + VK_TYPE, vtype)
+            VK_DATA.pack_into(cells.data, o + VK_DSIZE, size_f, off_f, vtype)
+            cells.mark(o + VK_DSIZE, VK_DATA.size)
         else:
             nb, comp = encode_name(name)
-            o = self.alloc.alloc(VK.size + len(nb))
-            cells.put(o, VK.pack(b"vk", len(nb), size_f, off_f, vtype,
-                                 VALUE_COMP_NAME if comp else 0, 0) + nb)
+            o = self.alloc.alloc_bytes(VK.pack(b"vk", len(nb), size_f, off_f, vtype,
+                                               VALUE_COMP_NAME if comp else 0, 0) + nb)
             self.value_cells.append(nk, o)
             self.names.added_value(nk, name, o)
             self._raise_max(nk, NK_MAXVALNAME, len(nb))

@@ -95,6 +95,8 @@ NK = struct.Struct("<2sHQIIIIIIIIIIIIIIIHH")
 #: vk fixed part (20 bytes): sig, name length, data size, data offset, type,
 #: flags, spare
 VK = struct.Struct("<2sHIIIHH")
+#: the data fields of a vk at VK_DSIZE: data size, data offset, type
+VK_DATA = struct.Struct("<III")
 #: sk fixed part (20 bytes): sig, reserved, flink, blink, refcount, size
 SK = struct.Struct("<2sHIIII")
 #: list header: sig, count
@@ -135,8 +137,6 @@ SK_BLINK = 4 + 8
 SK_REFCOUNT = 4 + 12
 SK_DESCLEN = 4 + 16
 SK_DESC = 4 + 20
-#: entries of a subkey list (li/lf/lh/ri) start after the cell size and LIST_HDR
-LIST_ITEMS = 4 + 4
 #: a hive bin header's size field
 HBIN_SIZE = 8
 #: longest key or value name, in bytes as stored

@@ -20,13 +20,12 @@ safety) and :meth:`Hive.to_bytes` gives it back as a clean file image.
 everything if an exception escapes.  An edit either completes or leaves the
 handle unusable: errors found before anything changed (missing key, bad
 name, bad type) leave the hive as it was; an error once the edit started
-changing cells (:meth:`Hive._changing`) marks the handle broken, so a
+changing cells (:attr:`Hive._changing`) marks the handle broken, so a
 half-applied edit can never be committed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -39,9 +38,9 @@ from . import lists
 from . import logs as _logs
 from .cells import Cells
 from .edits import CellEditor
-from .errors import (KeyNotFoundError, RegfCorruptError, RegfDirtyError,
+from .errors import (LOWLEVEL_ERRORS, KeyNotFoundError, RegfCorruptError, RegfDirtyError,
                      RegfError, RegfNotFoundError, RegfStateError, RegfUnsupportedError,
-                     ValueNotFoundError, guard)
+                     ValueNotFoundError, corrupt, guard)
 from .format import (BASE_BLOCK_SIZE, CELL_ALIGN, CELL_SIZE_FIELD, HBIN, HBIN_ALIGN,
                      HBIN_HEADER_SIZE, I32, KEY_COMP_NAME, KEY_HIVE_ENTRY, KEY_NO_DELETE,
                      MAX_NAME_BYTES, NIL, NK, NK_SECURITY, SK, SK_DESC, BaseBlock,
@@ -61,22 +60,44 @@ _SEQ_MASK = 0xFFFFFFFF
 def _edit(fn):
     """Wrapper of editing methods: checks the handle is writable and
     converts low-level errors like :func:`~.errors.guard`; the method puts
-    its changes inside :meth:`Hive._changing`."""
-    guarded = guard(fn)
-
+    its changes inside :attr:`Hive._changing`."""
     @functools.wraps(fn)
     def wrapper(self: Hive, *a, **kw):
         self._check_writable()
-        return guarded(self, *a, **kw)
+        try:
+            return fn(self, *a, **kw)
+        except RegfError:
+            raise
+        except LOWLEVEL_ERRORS as e:
+            raise corrupt(e) from None
     return wrapper
 
 
-def _check_name(name: str) -> bytes:
-    """The stored form of a new key name; RegfStateError if invalid."""
-    nb, _ = encode_name(name)
-    if not name or len(nb) > MAX_NAME_BYTES or "\\" in name:
+class _Changing:
+    """The context manager :attr:`Hive._changing` (one per hive, reused: it
+    runs for every edit, and a generator-based one would cost more than the
+    edit's bookkeeping)."""
+
+    __slots__ = ("hive",)
+
+    def __init__(self, hive: Hive):
+        self.hive = hive
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, et, ev, tb) -> bool:
+        if et is not None:
+            self.hive._broken = True
+        elif self.hive.cells.dirty:
+            self.hive._modified = True
+        return False
+
+
+def _check_name(name: str) -> None:
+    """RegfStateError unless *name* is a valid new key name."""
+    if not name or len(encode_name(name)[0]) > MAX_NAME_BYTES or "\\" in name:
         raise RegfStateError(f"invalid key name {name!r}")
-    return nb
 
 
 class Hive:
@@ -102,6 +123,9 @@ class Hive:
         self._modified = new or replayed
         self._closed = False
         self._discarded = False         # an exception left the ``with`` block
+        #: ``with self._changing:`` -- scope of an edit's changes: an exception
+        #: inside it may leave a half-applied edit, so the handle becomes unusable
+        self._changing = _Changing(self)
         self._names = NameIndex(self.cells)
         self._editor = CellEditor(self.cells, self._alloc, self._value_cells, self._names,
                                   lists.leaf_for(base.minor))
@@ -282,18 +306,6 @@ class Hive:
         if self._broken:
             raise RegfStateError("an earlier edit failed; the hive handle is unusable")
 
-    @contextlib.contextmanager
-    def _changing(self) -> Iterator[None]:
-        """Scope of an edit's changes: an exception inside it may leave a
-        half-applied edit, so the handle becomes unusable."""
-        try:
-            yield
-        except BaseException:
-            self._broken = True
-            raise
-        if self.cells.dirty:
-            self._modified = True
-
     # ---- public reading API
     @property
     def root(self) -> Key:
@@ -377,7 +389,7 @@ class Hive:
         for i, part in enumerate(parts):
             o = self._find_subkey(cur, part)
             if o is None:
-                with self._changing():
+                with self._changing:
                     for j in range(i, len(parts)):
                         last = j == len(parts) - 1
                         cur = self._editor.new_key(cur, parts[j], class_name if last else None)
@@ -392,7 +404,7 @@ class Hive:
             raise RegfStateError("cannot delete the root key")
         parent = start.open("\\".join(parts[:-1]))
         target = parent.subkey(parts[-1])
-        with self._changing():
+        with self._changing:
             self._editor.delete_key(parent.offset, target.offset)
 
     @_edit
@@ -407,7 +419,7 @@ class Hive:
         if other is not None and other != old.offset:
             raise RegfStateError(f"key {new_name!r} already exists")
         _check_name(new_name)
-        with self._changing():
+        with self._changing:
             return Key(self, self._editor.rename_key(parent.offset, old.offset, new_name))
 
     @_edit
@@ -418,7 +430,7 @@ class Hive:
             raw = encode_value(vtype, data)
         except TypeError as e:
             raise RegfStateError(str(e)) from None
-        with self._changing():
+        with self._changing:
             return Value(self, self._editor.set_value(key.offset, name, vtype, raw))
 
     @_edit
@@ -426,7 +438,7 @@ class Hive:
         o = self._find_value(key.offset, name)
         if o is None:
             raise ValueNotFoundError(f"no value {name!r} in key {key.name!r}")
-        with self._changing():
+        with self._changing:
             self._editor.delete_value(key.offset, o)
 
     # ---- storage

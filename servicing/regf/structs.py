@@ -97,6 +97,12 @@ KeyValue = Struct(                    # vk, 20 bytes + name
     "spare" / Int16ul,
 )
 
+KeyValueData = Struct(                # the data fields of a vk, rewritten together
+    "data_size" / Int32ul,
+    "data_offset" / Int32ul,
+    "data_type" / Int32ul,
+)
+
 KeySecurity = Struct(                 # sk, 20 bytes + descriptor
     "signature" / Bytes(2),
     "reserved" / Int16ul,
@@ -169,6 +175,7 @@ PRECOMPILED = {
     "HBIN": (F.HBIN, HbinHeader),
     "NK": (F.NK, KeyNode),
     "VK": (F.VK, KeyValue),
+    "VK_DATA": (F.VK_DATA, KeyValueData),
     "SK": (F.SK, KeySecurity),
     "LIST_HDR": (F.LIST_HDR, ListHeader),
     "DB": (F.DB, BigData),
@@ -178,6 +185,7 @@ PRECOMPILED = {
 }
 
 __all__ = ["BaseBlock", "BaseBlockFields", "HbinHeader", "CellHeader", "KeyNode", "KeyValue",
+           "KeyValueData",
            "KeySecurity", "ListHeader", "IndexLeaf", "FastLeaf", "HashLeaf", "IndexRoot",
            "BigData", "LogBaseBlock", "DirtyVectorHeader", "HvLEHeader", "DirtyPageRef",
            "SIGNATURES", "PRECOMPILED"]

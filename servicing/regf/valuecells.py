@@ -113,8 +113,8 @@ class ValueCells:
         cell has room, else into a new cell with spare entries."""
         cells = self.cells
         d = cells.data
-        n = cells.u32(nk + NK_NVAL)
-        lst = cells.u32(nk + NK_VALLIST)
+        n = U32.unpack_from(d, nk + NK_NVAL)[0]
+        lst = U32.unpack_from(d, nk + NK_VALLIST)[0]
         offs = b""
         if n and lst != NIL:
             s, e = cells.cell(lst)
@@ -122,7 +122,7 @@ class ValueCells:
                 raise RegfCorruptError(f"value list of key {nk:#x} overruns its cell")
             if 4 * (n + 1) <= e - s:
                 cells.put_u32(s + 4 * n, vk)
-                cells.put_u32(nk + NK_NVAL, n + 1)
+                U32.pack_into(d, nk + NK_NVAL, n + 1)
                 cells.mark(nk, NK_NAME)
                 return
             offs = bytes(d[s:s + 4 * n])
@@ -132,8 +132,8 @@ class ValueCells:
         U32.pack_into(d, s + 4 * n, vk)
         if n and lst != NIL:
             self.alloc.free(lst)
-        cells.put_u32(nk + NK_VALLIST, new)
-        cells.put_u32(nk + NK_NVAL, n + 1)
+        U32.pack_into(d, nk + NK_VALLIST, new)
+        U32.pack_into(d, nk + NK_NVAL, n + 1)
         cells.mark(nk, NK_NAME)
 
     def write_list(self, nk: int, offs: list[int]) -> None:
