@@ -26,9 +26,10 @@ from wimfs.format.header import ResourceHeader, WimHeader
 from wimfs.format.integrity import compute as compute_integrity
 from wimfs.format.metadata import build_metadata
 from wimfs.format.blobtable import ZERO_HASH
-from wimfs.format.xmlinfo import encode_xml, filetime_now
+from wimfs.format.xmlinfo import (encode_xml, filetime_now, image_statistics, set_property,
+                                  set_text, set_time)
 from wimfs.fsutil import fsync_dir
-from wimfs.image import Dentry, Image, Inode, Stream
+from wimfs.image import Image, Stream
 from wimfs.progress import Progress, ProgressCallback, ProgressEvent
 from wimfs.writer import (
     DEFAULT_CHUNK_SIZE,
@@ -60,59 +61,6 @@ class NewImage:
     flags: str | None = None
     extra_properties: dict[str, str] = field(default_factory=dict)
     windows: etree._Element | None = None
-
-
-def _set_text(parent, tag: str, value) -> None:
-    el = parent.find(tag)
-    if value is None:
-        if el is not None:
-            parent.remove(el)
-        return
-    if el is None:
-        el = etree.SubElement(parent, tag)
-    el.text = str(value)
-
-
-def _set_time(parent, tag: str, ft: int) -> None:
-    el = parent.find(tag)
-    if el is None:
-        el = etree.SubElement(parent, tag)
-    for child in list(el):
-        el.remove(child)
-    etree.SubElement(el, "HIGHPART").text = f"0x{ft >> 32:08X}"
-    etree.SubElement(el, "LOWPART").text = f"0x{ft & 0xFFFFFFFF:08X}"
-
-
-def image_statistics(img: Image) -> tuple[int, int, int, int]:
-    """(dir count, file count, total bytes, hard link bytes) as DISM/wimlib count them."""
-    dirs = files = total = hard = 0
-    for ino in img.inodes:
-        n = len(ino.dentries)
-        if n == 0:
-            continue
-        if ino.is_directory:
-            dirs += n
-        else:
-            files += n
-        size = (ino.data.size if ino.data else 0) + (ino.reparse.size if ino.reparse else 0) + \
-            sum(s.size for s in ino.named_streams.values())
-        total += size * n
-        hard += size * (n - 1)
-    return dirs, files, total, hard
-
-
-def set_property(image_el, key: str, value: str) -> None:
-    """--set-property KEY=VALUE: KEY is a path like WINDOWS/VERSION/BUILD or NAME."""
-    el = image_el
-    parts = [p for p in key.upper().split("/") if p]
-    if not parts:
-        raise WimfsError(f"invalid property name {key!r}")
-    for p in parts[:-1]:
-        nxt = el.find(p)
-        if nxt is None:
-            nxt = etree.SubElement(el, p)
-        el = nxt
-    _set_text(el, parts[-1], value if value != "" else None)
 
 
 class WimBuilder:
@@ -341,7 +289,7 @@ class WimBuilder:
             table = blob_table_bytes(entries, rw.solid_resources, rw.solid_usizes, metadata)
             hdr.blob_table_reshdr, _ = rw.write_buffer(table, compress=False,
                                                        flags=S.RESHDR_FLAG_METADATA)
-            _set_text(xml_root, "TOTALBYTES", rw.pos)
+            set_text(xml_root, "TOTALBYTES", rw.pos)
             hdr.xml_data_reshdr, _ = rw.write_buffer(encode_xml(xml_root), compress=False,
                                                      flags=S.RESHDR_FLAG_METADATA)
             hdr.image_count = len(metadata)
@@ -465,21 +413,21 @@ class WimBuilder:
         now = filetime_now()
         for tag, val in (("DIRCOUNT", dirs), ("FILECOUNT", files), ("TOTALBYTES", total),
                          ("HARDLINKBYTES", hard)):
-            _set_text(el, tag, val)
+            set_text(el, tag, val)
         if el.find("CREATIONTIME") is None:
-            _set_time(el, "CREATIONTIME", now)
-        _set_time(el, "LASTMODIFICATIONTIME", now)
+            set_time(el, "CREATIONTIME", now)
+        set_time(el, "LASTMODIFICATIONTIME", now)
         if ni.windows is not None:
             old = el.find("WINDOWS")
             if old is not None:
                 el.remove(old)
             el.append(ni.windows)
         if ni.name is not None:
-            _set_text(el, "NAME", ni.name)
+            set_text(el, "NAME", ni.name)
         if ni.description is not None:
-            _set_text(el, "DESCRIPTION", ni.description)
+            set_text(el, "DESCRIPTION", ni.description)
         if ni.flags is not None:
-            _set_text(el, "FLAGS", ni.flags)
+            set_text(el, "FLAGS", ni.flags)
         for k, v in ni.extra_properties.items():
             set_property(el, k, v)
         return el
@@ -531,5 +479,4 @@ def attach_wim_sources(img: Image, reader) -> None:
             s.source = WimBlobSource(reader, s.blob)
 
 
-__all__ = ["WimBuilder", "NewImage", "attach_wim_sources", "image_statistics", "set_property",
-           "Dentry", "Inode"]
+__all__ = ["WimBuilder", "NewImage", "attach_wim_sources"]

@@ -111,6 +111,11 @@ class Inode:
         rp = self.reparse.hash if self.reparse else ZERO_HASH
         return data, rp, [(n, s.hash) for n, s in self.named_streams.items()]
 
+    @property
+    def link_parsed(self) -> bool:
+        """`link()` has parsed the reparse data already (it will not read it again)."""
+        return self._link is not False
+
     def invalidate_link(self) -> None:
         """Forget the parsed link (the reparse data changed); `link()` parses it again."""
         self._link = False

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from wimfs.builder import NewImage, WimBuilder, attach_wim_sources, set_property
+from wimfs.builder import NewImage, WimBuilder, attach_wim_sources
 from wimfs.capture import CaptureOptions, capture_tree, uses_rpfix
 from wimfs.errors import (
     ImageNotFoundError,
@@ -20,6 +20,7 @@ from wimfs.errors import (
 )
 from wimfs.format import structs as S
 from wimfs.fsutil import check_output_dir
+from wimfs.format.xmlinfo import set_property
 from wimfs.hooks import stream_reader, windows_xml
 from wimfs.image import ZERO_HASH
 from wimfs.imagespec import ImageSpec, plural

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_ntfs_wim, make_tree, require_tool, wimlib_capture
+from tests.helpers import make_tree, require_tool, wimlib_capture
+from tests.helpers.ntfs import SD_DIR_INHERITABLE
+from tests.helpers.wimlib import wimlib_dir_detailed
+from wimfs.overlay import Overlay
 
 
 @pytest.fixture(scope="session")
@@ -32,15 +35,20 @@ def wim(tmp_path, ov_base) -> Path:
     return p
 
 
-@pytest.fixture(scope="session")
-def ntfs_base(tmp_path_factory):
-    """The NTFS-rich fixture (SDs, named streams, DOS names, reparse points) via ntfs-3g."""
-    require_tool("mkntfs", "ntfs-3g", "wimlib-imagex")
-    return make_ntfs_wim(tmp_path_factory.mktemp("ov_ntfs"))
-
-
 @pytest.fixture
-def ntfs_wim(tmp_path, ntfs_base) -> Path:
-    p = tmp_path / "ntfs.wim"
-    shutil.copyfile(ntfs_base.wim, p)
-    return p
+def sd_wim(wim, tmp_path) -> Path:
+    """`wim` with an inheritable security descriptor on `hardlinks/` and a named stream on
+    `hardlinks/a/pair_1` (wimlib cannot capture either from a Linux directory), set through
+    an Overlay and checked with `wimlib-imagex dir --detailed`."""
+    ov = Overlay(str(wim), 1, str(tmp_path / "sd_staging"))
+    try:
+        ov.set_ntfs_xattr(ov.resolve("hardlinks").inode, "system.ntfs_acl",
+                          SD_DIR_INHERITABLE)
+        ov.set_named_stream(ov.resolve("hardlinks/a/pair_1").inode, "ads", b"named stream")
+        ov.commit()
+    finally:
+        ov.discard()
+    info = wimlib_dir_detailed(wim)
+    assert bytes.fromhex(info["hardlinks"]["sd"]) == SD_DIR_INHERITABLE
+    assert info["hardlinks/a/pair_1"]["streams"]["ads"] == len(b"named stream")
+    return wim

@@ -14,9 +14,9 @@ import pytest
 from tests.helpers import assert_same_tree, snapshot, wimlib_apply, wimlib_verify
 from tests.helpers.ntfs import ACCESS_ALLOWED, FILE_ALL_ACCESS, ace, acl, security_descriptor
 from tests.helpers.overlay import check_overlay, read_all, truncate, write
-from tests.helpers.wimlib import wimlib_dir_detailed
-from wimfs.errors import BusyError
-from wimfs.overlay import Overlay
+from tests.helpers.wimlib import wimlib_dir_detailed, wimlib_xml, xml_image_names
+from wimfs.errors import BusyError, WimfsError
+from wimfs.overlay import Change, Kind, Overlay
 
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 ARCHIVE, HIDDEN, READONLY = 0x20, 0x2, 0x1
@@ -277,3 +277,29 @@ def test_journal_replay_restores_the_session(ov, wim, tmp_path):
         assert d(again, "symlinks/target.txt").inode.last_write_time == T2020
     finally:
         again.close()
+
+
+def test_append_needs_a_name_before_any_work(ov, wim):
+    write(ov, ov.create(ov.image.root, "x", 0o644, 0, 0, "file"), b"appended")
+    before = wim.read_bytes()
+    with pytest.raises(WimfsError, match="--append needs --name"):
+        ov.commit(append=True)
+    assert wim.read_bytes() == before and ov.diff()
+    assert ov.commit(append=True, name="second").new_index == 2
+    assert ov.index == 2 and not ov.diff()
+    assert wimlib_verify(wim).returncode == 0
+    assert xml_image_names(wimlib_xml(wim)) == ["base", "second"]
+    check_overlay(ov)
+
+
+def test_diff_kinds(ov):
+    ov.rename(d(ov, "hardlinks/a"), "same_content_1", d(ov, "hardlinks/a"), "renamed")
+    ov.create(ov.image.root, "added", 0o644, 0, 0, Kind.FILE)
+    ov.chmod(d(ov, "hardlinks/a/triple_1").inode, 0o444)
+    ov.unlink(d(ov, "hardlinks/b"), "same_content_2")
+    got = {(e.change, e.path) for e in ov.diff()}
+    assert got >= {(Change.RENAMED, "/hardlinks/a/renamed"), (Change.ADDED, "/added"),
+                   (Change.DELETED, "/hardlinks/b/same_content_2")}
+    assert any(c == Change.MODIFIED for c, _ in got)
+    assert all(isinstance(c, Change) for c, _ in got)
+    check_overlay(ov)

@@ -178,10 +178,10 @@ class WimOperations(GuardedOperations):
 
     async def _link_target(self, inode: Inode) -> bytes | None:
         """UNIX target of a symlink/junction inode, or None if it is not a valid link."""
-        if inode._link is False:
+        if not inode.link_parsed:
             await trio.to_thread.run_sync(inode.link, self._read_small_blob,
                                           limiter=self.limiter)
-        link = inode._link
+        link = inode.link(self._read_small_blob)
         if not link:
             return None
         root = self.mountpoint

@@ -15,7 +15,7 @@ from wimfs.errors import WimfsError
 from wimfs.format.xmlinfo import unix_ns_to_filetime
 from wimfs.fuse.ops import Handle, WimOperations
 from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream
-from wimfs.overlay import Overlay, ntfs_xattrs
+from wimfs.overlay import Kind, Overlay, ntfs_xattrs
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +40,6 @@ class RwOperations(WimOperations):
 
     def _image_for(self, ino: Inode) -> Image | None:
         return self.overlay.image
-
-    @property
-    def root(self) -> Dentry:  # type: ignore[override]
-        return self.overlay.image.root
-
-    @root.setter
-    def root(self, value) -> None:
-        pass
 
     async def _wait_commit(self) -> None:
         while self.committing:
@@ -96,7 +88,7 @@ class RwOperations(WimOperations):
     async def create(self, parent_inode, name, mode, flags, ctx):
         await self._wait_commit()
         parent = self._dentry_of(parent_inode)
-        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, "file")
+        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, Kind.FILE)
         attr = await self._attr(ino)
         self._count_lookup(ino)
         fh = self._open_handle(ino, ino.data, flags)
@@ -108,7 +100,7 @@ class RwOperations(WimOperations):
             if not self.overlay.unix_mode:
                 raise pyfuse3.FUSEError(errno.EPERM)
         parent = self._dentry_of(parent_inode)
-        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, "file")
+        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, Kind.FILE)
         if ino.unix is not None:
             ino.unix.rdev = rdev
         attr = await self._attr(ino)
@@ -118,7 +110,7 @@ class RwOperations(WimOperations):
     async def mkdir(self, parent_inode, name, mode, ctx):
         await self._wait_commit()
         parent = self._dentry_of(parent_inode)
-        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, "dir")
+        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, Kind.DIR)
         attr = await self._attr(ino)
         self._count_lookup(ino)
         return attr
@@ -127,7 +119,7 @@ class RwOperations(WimOperations):
         await self._wait_commit()
         parent = self._dentry_of(parent_inode)
         ino = self.overlay.create(parent, self._str(name), 0o777, ctx.uid, ctx.gid,
-                                  "symlink", target=os.fsdecode(target))
+                                  Kind.SYMLINK, target=os.fsdecode(target))
         attr = await self._attr(ino)
         self._count_lookup(ino)
         return attr
@@ -259,7 +251,7 @@ class RwOperations(WimOperations):
                 self.open_counts[h.inode.ino] = n
             else:
                 self.open_counts.pop(h.inode.ino, None)
-            if getattr(h, "writable", False):
+            if h.writable:
                 w = self.write_counts.get(h.inode.ino, 1) - 1
                 if w > 0:
                     self.write_counts[h.inode.ino] = w

@@ -17,15 +17,22 @@ behind a path API, for editing an image in process (no FUSE).
 
 from __future__ import annotations
 
-from wimfs.overlay.commit import CommitResult
-from wimfs.overlay.edits import Kind
-from wimfs.overlay.errors import (FsError, IsADirectoryPathError, NotADirectoryPathError,
-                                  PathError, PathExistsError)
-from wimfs.overlay.paths import ImageSession, PathStat, open_image
-from wimfs.overlay.session import Overlay
-from wimfs.overlay.staging import StagedSource
-from wimfs.overlay.status import Change, DiffEntry
+import importlib
 
-__all__ = ["Change", "CommitResult", "DiffEntry", "FsError", "ImageSession",
-           "IsADirectoryPathError", "Kind", "NotADirectoryPathError", "Overlay", "PathError",
-           "PathExistsError", "PathStat", "StagedSource", "open_image"]
+# Loaded on first use (PEP 562): the read-only FUSE adapter needs only `ntfs_xattrs`,
+# not the writer and the commit machinery behind `Overlay`.
+_EXPORTS = {
+    "Change": "status", "CommitResult": "commit", "DiffEntry": "status", "FsError": "errors",
+    "ImageSession": "paths", "IsADirectoryPathError": "errors", "Kind": "edits",
+    "NotADirectoryPathError": "errors", "Overlay": "session", "PathError": "errors",
+    "PathExistsError": "errors", "PathStat": "paths", "StagedSource": "staging",
+    "open_image": "paths",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -22,10 +22,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 from wimfs.errors import MountError
 from wimfs.image import UnixData
+from wimfs.overlay.edits import Kind
 from wimfs.overlay.errors import FsError
+from wimfs.overlay.staging import is_staged
 
 if TYPE_CHECKING:
     from wimfs.overlay.edits import TreeEdits
+    from wimfs.overlay.session import Overlay
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,9 @@ class Create(Record):
     sd: str | None
     times: list[int]
     t: int | None = None
+
+    def __post_init__(self) -> None:
+        Kind(self.kind)                  # ValueError: not a kind `create` knows
 
     def apply(self, edits: TreeEdits) -> None:
         parent = edits.resolve(os.path.dirname(self.path))
@@ -214,7 +220,7 @@ def parse_record(line: str, where: str) -> Record:
         raise JournalError(f"{where}: unknown journal record {op!r}")
     try:
         return cls(**d)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise JournalError(f"{where}: journal record {op!r} does not fit: {exc}") from None
 
 
@@ -285,4 +291,44 @@ def replay(records: list[Record], edits: TreeEdits) -> int:
             n += 1
         except FsError as exc:
             log.warning("journal: cannot replay %r: %s", r, exc)
+    return n
+
+
+def records_for(ov: Overlay) -> list[Record]:
+    """The journal of the tree as it is (after a commit): the base and the staged data
+    streams."""
+    records: list[Record] = [Base(ov.wim_path, ov.index, ov.generation)]
+    for ino in ov.edits.live_inodes():
+        for s in (ino.data, *ino.named_streams.values()):
+            if is_staged(s):
+                records.append(Stage(ino.dentries[0].path, s.name,
+                                     os.path.basename(s.source.path)))
+    return records
+
+
+def recover(ov: Overlay) -> int:
+    """Rebuild a session from its journal (remount after the daemon died); returns the
+    number of edits replayed."""
+    records = ov.journal.read()
+    base = records[0]
+    assert isinstance(base, Base)
+    if base.index != ov.index:
+        ov.reload_image(base.index)
+    if base.generation != ov.generation:
+        commits = [r for r in records if isinstance(r, CommitMark)]
+        if commits and commits[-1].generation == ov.generation:
+            # The commit reached the WIM; what the journal holds is in it now, except
+            # data staged after the commit began (none survives a crash anyway).
+            log.info("last commit completed before the crash; overlay is empty")
+            ov.rewrite_journal()
+            return 0
+        raise MountError(f"the WIM changed since this overlay was made "
+                         f"({base.generation} != {ov.generation}); cannot remount")
+    n = replay(records[1:], ov.edits)
+    for ino in ov.edits.live_inodes():       # data writes are not journaled one by one
+        if is_staged(ino.data):
+            try:
+                ino.last_write_time = ov.staging_area.mtime(ino.data)
+            except OSError:
+                pass
     return n

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from wimfs.errors import PathNotFoundError, WimfsError
+from wimfs.errors import PathNotFoundError, WimCorruptError, WimfsError
 from wimfs.format.xmlinfo import filetime_to_unix_ns, unix_ns_to_filetime
 from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream
 from wimfs.overlay.commit import CommitResult
@@ -68,7 +68,7 @@ class ImageSession:
     def __init__(self, wim_path: str, index: int | None, *, write: bool = True,
                  staging_dir: str | None = None, check: bool = False,
                  progress: Callable[[int, int], None] | None = None) -> None:
-        self.write = write
+        self.writable = write
         self.check = check
         self.progress = progress
         self.overlay: Overlay | None = None
@@ -215,6 +215,13 @@ class ImageSession:
             raise PathNotFoundError(f"{_norm(path)}: no stream named {stream!r}")
         return s
 
+    def _readable(self, path: str, stream: str) -> Stream | None:
+        s = self._stream(path, stream)
+        if s is not None and s.missing:
+            raise WimCorruptError(f"{_norm(path)}: its data is missing from the WIM (blob "
+                                  f"{s.hash.hex()}; a part of a split WIM?)")
+        return s
+
     def _read(self, s: Stream, off: int, size: int) -> bytes:
         if self.overlay is not None:
             return self.overlay.read(s, off, size)
@@ -223,13 +230,13 @@ class ImageSession:
         return self._wim.reader.read(s.blob, off, size)
 
     def read_file(self, path: str, stream: str = "") -> bytes:
-        s = self._stream(path, stream)
+        s = self._readable(path, stream)
         if s is None or s.size == 0:
             return b""
         return self._read(s, 0, s.size)
 
     def open_file(self, path: str) -> io.BufferedReader:
-        return io.BufferedReader(_StreamFile(self, self._stream(path, "")), CHUNK)
+        return io.BufferedReader(_StreamFile(self, self._readable(path, "")), CHUNK)
 
     # -- writing --------------------------------------------------------------------------
 

@@ -121,48 +121,20 @@ class Overlay:
         if exists and not resume:
             raise MountError(f"staging directory {self.staging} holds an overlay; use "
                              "'wimfs remount' or remove it")
-        n = self._recover() if exists else 0
+        n = J.recover(self) if exists else 0
         if not exists:
             self.rewrite_journal()
         self.journal.open()
         return n
 
-    def _recover(self) -> int:
-        records = self.journal.read()
-        base = records[0]
-        assert isinstance(base, J.Base)
-        if base.index != self.index:
-            self.index = base.index
-            self._load_base()
-            self.edits = TreeEdits(self.image, self.staging_area, self.mountpoint)
-        if base.generation != self.generation:
-            commits = [r for r in records if isinstance(r, J.CommitMark)]
-            if commits and commits[-1].generation == self.generation:
-                # The commit reached the WIM; what the journal holds is in it now, except
-                # data staged after the commit began (none survives a crash anyway).
-                log.info("last commit completed before the crash; overlay is empty")
-                self.rewrite_journal()
-                return 0
-            raise MountError(f"the WIM changed since this overlay was made "
-                             f"({base.generation} != {self.generation}); cannot remount")
-        n = J.replay(records[1:], self.edits)
-        for ino in self.edits.live_inodes():       # data writes are not journaled
-            if is_staged(ino.data):
-                try:
-                    ino.last_write_time = self.staging_area.mtime(ino.data)
-                except OSError:
-                    pass
-        return n
-
     def rewrite_journal(self) -> None:
-        """The journal for the tree as it is: the base and the staged data streams."""
-        records: list[J.Record] = [J.Base(self.wim_path, self.index, self.generation)]
-        for ino in self.edits.live_inodes():
-            for s in (ino.data, *ino.named_streams.values()):
-                if is_staged(s):
-                    records.append(J.Stage(ino.dentries[0].path, s.name,
-                                           os.path.basename(s.source.path)))
-        self.journal.rewrite(records)
+        self.journal.rewrite(J.records_for(self))
+
+    def reload_image(self, index: int) -> None:
+        """Load another image of the WIM (a journal made for it is being recovered)."""
+        self.index = index
+        self._load_base()
+        self.edits = TreeEdits(self.image, self.staging_area, self.mountpoint)
 
     def _check_freeze(self) -> None:
         if self.frozen:
@@ -240,17 +212,17 @@ class Overlay:
         return ino
 
     def unlink(self, parent: Dentry, name: str) -> Inode:
-        self._check_freeze()
-        path, now = _child_path(parent, name), filetime_now()
-        ino = self.edits.unlink(parent, name, now)
-        self.journal.append(J.Unlink(path, now))
-        return ino
+        return self._remove(self.edits.unlink, J.Unlink, parent, name)
 
     def rmdir(self, parent: Dentry, name: str) -> Inode:
+        return self._remove(self.edits.rmdir, J.Rmdir, parent, name)
+
+    def _remove(self, edit, record: type[J.Unlink | J.Rmdir], parent: Dentry,
+                name: str) -> Inode:
         self._check_freeze()
         path, now = _child_path(parent, name), filetime_now()
-        ino = self.edits.rmdir(parent, name, now)
-        self.journal.append(J.Rmdir(path, now))
+        ino = edit(parent, name, now)
+        self.journal.append(record(path, now))
         return ino
 
     def rename(self, p_old: Dentry, old: str, p_new: Dentry, new: str, flags: int = 0
