@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                epilog="examples:\n" + "\n".join(c[3] for c in COMMANDS.values()) +
                "\n\nexit codes: 0 ok, 1 failed (e.g. a read-only tree), 2 usage or bad .reg "
                "syntax, 3 corrupt or dirty hive, 4 key, value, hive or file not found")
-    p.add_argument("tree", metavar="TREE", help="a Windows tree (directory) or "
+    p.add_argument("tree", metavar="TARGET", help="a Windows tree (directory) or "
                    "IMAGE.wim[:N|:NAME], edited without mounting it")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (fn, writes, summary, examples) in COMMANDS.items():
