@@ -1,12 +1,11 @@
-"""Servicing commands that take a TARGET (a Windows tree or IMAGE.wim[:N]):
-`wimfs image-info TARGET [--json]`."""
+"""`wimfs image-info TARGET [--json]`: what Windows a tree or IMAGE.wim[:N] holds."""
 
 from __future__ import annotations
 
 import json
 
 
-def add_parsers(sub) -> None:
+def add_parser(sub) -> None:
     from servicing.options import add_common_arguments
 
     c = sub.add_parser("image-info", help="Windows version, architecture, edition of a TARGET "
