@@ -103,11 +103,8 @@ class TargetCase:
         """Every byte of the target: the WIM file, or every file and directory."""
         if self.wim is not None:
             return {"wim": self.wim.read_bytes()}
-        out = {}
-        for p in sorted(self.dir.rglob("*")):
-            rel = str(p.relative_to(self.dir))
-            out[rel] = p.read_bytes() if p.is_file() else "dir"
-        return out
+        from windows_trees import tree_fingerprint
+        return tree_fingerprint(self.dir)
 
 
 @pytest.fixture(params=["dir", "wim"])

@@ -226,3 +226,32 @@ def test_case_insensitive_lookup_as_windows(tmp_path):
         assert t.resolve("WINDOWS/ärger") == "Windows/Ärger"
         assert t.resolve("windows/STRAßE") == "Windows/Straße"
         assert t.resolve("windows/STRASSE") is None
+
+
+def test_directory_commit_failing_late_is_undone(hives, tmp_path, monkeypatch):
+    """A directory commit that fails at its last step (the second hive, e.g. disk full)
+    undoes the files already moved into place and writes back the hive already committed."""
+    from servicing.regf import Hive, RegfError
+    from windows_trees import tree_fingerprint, windows_tree
+    tree = windows_tree(tmp_path / "t", hives, "10clean")
+    before = tree_fingerprint(tree)
+    real_commit, calls = Hive.commit, []
+
+    def failing_commit(self, *a, **kw):
+        calls.append(self)
+        if len(calls) == 2:
+            raise RegfError("cannot write: No space left on device")
+        return real_commit(self, *a, **kw)
+
+    monkeypatch.setattr(Hive, "commit", failing_commit)
+    with pytest.raises(RegfError, match="No space left"):
+        with open_target(str(tree), write=True) as t:
+            t.write_file("Windows/INF/machine.inf", b"replaced")
+            t.mkdirs("Windows/New")
+            t.write_file("Windows/New/a.txt", b"a")
+            t.remove("Windows/System32/drivers")
+            with transaction(t) as r:
+                r.set_value("HKLM\\SOFTWARE\\Contoso", "A", REG_DWORD, 1)
+                r.set_value("HKLM\\SYSTEM\\Contoso", "B", REG_DWORD, 2)
+    assert len(calls) == 2
+    assert tree_fingerprint(tree) == before

@@ -152,3 +152,9 @@ def windows_tree(root: Path, hives: Path, flavor: str, *, windir: str = "Windows
     (root / windir / "INF").mkdir()
     (root / windir / "INF" / "machine.inf").write_text("[Version]\r\nSignature=\"$Windows NT$\"\r\n")
     return root
+
+
+def tree_fingerprint(root: Path) -> dict:
+    """Every byte of a tree: each file's content, each directory by name."""
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else "dir"
+            for p in sorted(root.rglob("*"))}
