@@ -21,7 +21,9 @@ from wimfs.errors import PathNotFoundError, UsageError, WimfsError
 from wimfs.fsutil import check_output_dir
 
 from . import regfile
+from .options import add_common_arguments, options_from_args
 from .registry import ImageRegistry, RegistryPathError, split_key
+from .session import changes_json, operation
 from .regf import TYPE_BY_NAME, RegfNotFoundError, decode_data
 from .regf.format import (REG_DWORD, REG_DWORD_BIG_ENDIAN, REG_EXPAND_SZ, REG_MULTI_SZ,
                           REG_QWORD, REG_SZ)
@@ -267,12 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
                epilog="examples:\n" + "\n".join(c[3] for c in COMMANDS.values()) +
                "\n\nexit codes: 0 ok, 1 failed (e.g. a read-only tree), 2 usage or bad .reg "
                "syntax, 3 corrupt or dirty hive, 4 key, value, hive or file not found")
-    p.add_argument("tree", metavar="TREE", help="the root of the Windows tree")
+    p.add_argument("tree", metavar="TARGET", help="a Windows tree (directory) or "
+                   "IMAGE.wim[:N|:NAME], edited without mounting it")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (fn, writes, summary, examples) in COMMANDS.items():
         c = sub.add_parser(name, help=summary, description=summary[:1].upper() + summary[1:],
                            epilog="examples:\n" + examples)
         c.set_defaults(run=fn, writes=writes, prog=c.prog)
+        add_common_arguments(c, writes=writes, json=name != "query")
         if name == "import":
             c.add_argument("file", metavar="FILE.reg")
         else:
@@ -342,11 +346,16 @@ def _run(argv: list[str], out) -> int:
     a = parser.parse_args(normalize(argv))
     if a.writes:
         _check_writable(a.tree)
-    reg = ImageRegistry(a.tree, write=a.writes)
-    message = a.run(reg, a, out)
-    if a.writes:
-        reg.commit()
-    if message:
+    opts = options_from_args(a)
+    with operation(a.tree, opts, command=" ".join(["reg", *argv[1:]]), write=a.writes,
+                   out=out) as target:
+        reg = ImageRegistry(target, write=a.writes)
+        message = a.run(reg, a, out)
+        if a.writes:
+            reg.commit()
+    if a.writes and opts.json and not opts.dry_run:
+        out.write(json.dumps(changes_json(target), indent=2, ensure_ascii=False) + "\n")
+    elif message:
         out.write(message + "\n")
     return 0
 

@@ -31,6 +31,7 @@ log = logging.getLogger("wimfs")
 
 # Commands whose arguments are parsed by another module: name -> "module:function".
 # The function takes the remaining argv and the --debug flag and returns an exit code.
+SERVICING_PARSERS = "servicing.commands:add_parsers"
 DELEGATED: dict[str, str] = {
     "reg": "servicing.cli:reg_main",
     "dism": "servicing.dism:main",      # DISM's syntax, text and exit codes
@@ -140,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version="wimfs 0.1.0")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     parsers.add_all(sub, _sub)
+    # Servicing commands on a TARGET: parsers beside their handlers in servicing/commands,
+    # named by string like the delegated commands (the engine never imports servicing).
+    mod_name, _, func_name = SERVICING_PARSERS.partition(":")
+    getattr(__import__(mod_name, fromlist=[func_name]), func_name)(sub)
     for name in DELEGATED:
         what = "registry access" if name == "reg" else "image servicing (/?: help)"
         c = sub.add_parser(name, help=f"{name}.exe-style {what}", add_help=False)

@@ -8,9 +8,10 @@ import inspect
 
 import pytest
 
+import servicing.errors as servicing_errors
 import servicing.regf.errors as regf_errors
-import servicing.regfile as regfile
-import servicing.registry as registry
+import servicing.registry.hives as registry
+import servicing.registry.regfile as regfile
 import wimfs.errors as errors
 from wimfs.errors import exit_code_for
 
@@ -24,13 +25,18 @@ EXPECTED = {
     "servicing.regf.errors": {
         "RegfError": 1, "RegfStateError": 1, "RegfCorruptError": 3,
         "RegfUnsupportedError": 3, "RegfDirtyError": 3, "RegfNotFoundError": 4,
-        "KeyNotFoundError": 4, "ValueNotFoundError": 4,
-        "RegfDataError": 2,        # h/regf: bad `reg add /d` data text
+        "KeyNotFoundError": 4, "ValueNotFoundError": 4, "RegfDataError": 2,
     },
-    "servicing.regfile": {"RegFileError": 2},
-    "servicing.registry": {"RegistryPathError": 4},
+    "servicing.registry.regfile": {"RegFileError": 2},
+    "servicing.registry.hives": {"RegistryPathError": 4},
+    # the codes every servicing command shares (README exit-code table, 8-10 added)
+    "servicing.errors": {
+        "ServicingError": 1, "NotApplicableError": 8, "RefusedError": 9,
+        "NoWindowsError": 9, "UnsupportedWindowsError": 9, "PendingError": 10,
+        "TargetNotFoundError": 4, "TargetPathError": 4, "TargetDamagedError": 3,
+    },
 }
-MODULES = {m.__name__: m for m in (errors, regf_errors, regfile, registry)}
+MODULES = {m.__name__: m for m in (errors, regf_errors, regfile, registry, servicing_errors)}
 
 
 def _own_exceptions(module) -> set[str]:
