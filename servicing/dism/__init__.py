@@ -20,17 +20,19 @@ from servicing.dism.output import Console
 from wimfs.errors import is_expected, message_for
 
 log = logging.getLogger("wimfs.dism")
-LOG_LEVELS = {"1": logging.ERROR, "2": logging.WARNING, "3": logging.INFO, "4": logging.DEBUG}
+LOG_LEVELS = ("1", "2", "3", "4")
 
 
 def default_log_path() -> str:
-    from wimfs.paths import state_dir
+    """The one servicing log (servicing.log): DISM's log is the servicing commands' log."""
+    from servicing.log import default_log_path as servicing_log_path
 
-    return os.path.join(state_dir(), "log", "dism.log")
+    return servicing_log_path()
 
 
 def main(argv: Sequence[str] | None = None, *, debug: bool = False, out=None) -> int:
     """Run one DISM command line; returns the exit status (codes.exit_status)."""
+    import servicing.dism.imagecmds  # noqa: F401 - registers the /Image commands
     import servicing.dism.wimcmds  # noqa: F401 - registers the WIM commands
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -70,13 +72,22 @@ def run(line: grammar.CommandLine, console: Console, debug: bool):
         raise DismError(NOT_SUPPORTED, "The /Online option is not supported: there is no "
                         "running Windows to service. Use /Image:<dir> or "
                         "/Image:<file.wim>:<index>.")
+    spelled = line.command.spelled.rstrip(":=")
     if line.image is not None and not cmd.image:
-        raise grammar.bad_argument(f"{line.command.spelled.rstrip(':=')} does not take "
-                                   "/Image.")
+        raise grammar.bad_argument(f"{spelled} does not take /Image.")
+    if cmd.image and line.image is None:
+        raise grammar.bad_argument(f"{spelled} needs /Image:<dir> or "
+                                   "/Image:<file.wim>:<index>.")
     scratch = line.globals.get("scratchdir")
     if isinstance(scratch, str) and not os.path.isdir(scratch):
         raise DismError(PATH_NOT_FOUND, f"The scratch directory {scratch} does not exist.")
-    return cmd.handler(Call(line, opts, console, debug))
+    call = Call(line, opts, console, debug)
+    if cmd.image:
+        from servicing.dism.imagecmds import image_info
+
+        call.image = image_info(call)
+        console.image_version(call.image.get("version"))
+    return cmd.handler(call)
 
 
 def _fail(console: Console, exc: BaseException, debug: bool) -> int:
@@ -98,15 +109,38 @@ def _fail(console: Console, exc: BaseException, debug: bool) -> int:
     return exit_status(code)
 
 
+class _ServicingLogHandler(logging.Handler):
+    """Python logging records of the front end, written to the servicing log in its
+    DISM-style layout."""
+
+    def __init__(self, slog) -> None:
+        super().__init__()
+        self.slog = slog
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from servicing.log import Level
+
+        level = Level.ERROR if record.levelno >= logging.ERROR else \
+            Level.WARNING if record.levelno >= logging.WARNING else \
+            Level.INFO if record.levelno >= logging.INFO else Level.DEBUG
+        self.slog.write(level, f"DISM  {record.getMessage()}")
+
+    def close(self) -> None:
+        self.slog.close()
+        super().close()
+
+
 def _open_log(path: str, level: str) -> logging.Handler | None:
+    from servicing.log import ServicingLog
+    from wimfs.errors import WimfsError
+
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8")
-    except OSError:
-        return None          # the log is best effort; the command still runs
-    handler.setFormatter(logging.Formatter("%(asctime)s, %(levelname)-7s %(message)s"))
+        handler = _ServicingLogHandler(ServicingLog(path, int(level) if level in LOG_LEVELS
+                                                    else 3))
+    except WimfsError:
+        return None          # a bad /LogPath is reported by the command that uses it
     log.addHandler(handler)
-    log.setLevel(LOG_LEVELS.get(level, logging.INFO))
+    log.setLevel(logging.DEBUG)
     log.propagate = False
     return handler
 

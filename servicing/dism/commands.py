@@ -43,6 +43,7 @@ class Call:
     opts: dict[str, str | bool | list[str]]
     console: Console
     debug: bool = False
+    image: dict | None = None       # `wimfs image-info --json` of /Image, when the command serves one
 
     def get(self, *names: str) -> str | None:
         for n in names:

@@ -51,10 +51,12 @@ class Console:
         if not self.quiet and not self.json:
             self.out.write(text)
 
-    def banner(self, image_version: str | None = None) -> None:
+    def banner(self) -> None:
         self.write(f"\n{TOOL}\nVersion: {version()}\n\n")
-        if image_version:
-            self.write(f"Image Version: {image_version}\n\n")
+
+    def image_version(self, image_version: str | None) -> None:
+        """`Image Version: 10.0.19041.1` under the banner, for /Image commands."""
+        self.write(f"Image Version: {image_version or '<undefined>'}\n\n")
 
     def lines(self, lines: Iterable[str]) -> None:
         self.write("".join(f"{line}\n" for line in lines))
