@@ -143,3 +143,40 @@ def test_only_output_formats_dism_codes():
                  and p.name != "output.py"]
     assert offenders == []
     assert re.search(r"Error: \{format_code", (root / "servicing/dism/output.py").read_text())
+
+
+def test_errors_map_to_dism_codes():
+    from servicing.dism.codes import code_for
+    from servicing.errors import NotApplicableError, PendingError, RefusedError, \
+        TargetNotFoundError
+    from wimfs.errors import BusyError, DependencyError, NotAWimError, PathNotFoundError, \
+        UsageError, WimCorruptError
+
+    # dism-reference.md 3.4 codes; ServicingError subclasses carry their own.
+    cases = [(UsageError("x"), 87, "87", 87), (PathNotFoundError("x"), 2, "2", 2),
+             (PermissionError(13, "denied"), 5, "5", 5), (NotAWimError("x"), 11, "11", 11),
+             (WimCorruptError("x"), 13, "13", 13), (RefusedError("x"), 50, "50", 50),
+             (TargetNotFoundError("x"), 2, "2", 2),
+             (NotApplicableError("x"), 0x800F081E, "0x800f081e", 112),
+             (PendingError("x"), 0x800F082F, "0x800f082f", 116),
+             (BusyError("x"), 170, "170", 104),
+             (DependencyError("x"), 0xC0000135, "0xc0000135", 125),
+             (RuntimeError("bug"), 0x80004005, "0x80004005", 1)]
+    for exc, code, text, status in cases:
+        assert (code_for(exc), format_code(code_for(exc)), exit_status(code_for(exc))) == \
+            (code, text, status), exc
+
+
+def test_front_end_never_loads_fuse(wim2):
+    """The front end reaches FUSE only through the native mount daemon (a process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, io\nfrom servicing.dism import main\n"
+            f"main(['/Get-ImageInfo', '/ImageFile:{wim2}', '/Index:1'], out=io.StringIO())\n"
+            "main(['/?'], out=io.StringIO())\n"
+            "print('\\n'.join(sorted(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                            text=True).stdout.split()
+    assert "servicing.dism.wimcmds" in loaded
+    assert not [m for m in loaded if m.startswith(("wimfs.fuse", "pyfuse3", "trio"))]
