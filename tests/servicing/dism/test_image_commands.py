@@ -49,3 +49,36 @@ def test_image_errors(tmp_path, args, code):
     rc, out = dism(*[a.format(d=tmp_path) for a in args])
     assert rc == int(code) and f"\nError: {code}\n\n" in out
     assert "Traceback" not in out
+
+
+def test_get_imageinfo_windows_fields(hives, tmp_path):
+    """The detail labels of /Get-ImageInfo /Index read the WINDOWS element that wimlib
+    reads back from the WIM's XML (anchors.md 2.3 label -> XML field)."""
+    from lxml import etree
+
+    from tests.helpers import wimlib_xml
+    from tests.servicing.dism.conftest import dism as run
+    from windows_trees import windows_tree
+
+    tree = windows_tree(tmp_path / "t", hives, "10")
+    wim = tmp_path / "w.wim"
+    from wimfs.cli import main
+    assert main(["capture", str(tree), str(wim), "--name", "Win", "-q"]) == 0
+    win = etree.fromstring(wimlib_xml(wim).encode()).find("IMAGE/WINDOWS")
+
+    def x(path):
+        return win.findtext(path)
+
+    rc, out = run("/Get-ImageInfo", f"/ImageFile:{wim}", "/Index:1")
+    assert rc == 0
+    expected = [
+        "Hal : " + x("HAL"),
+        f"Version : {x('VERSION/MAJOR')}.{x('VERSION/MINOR')}.{x('VERSION/BUILD')}",
+        "ServicePack Build : " + x("VERSION/SPBUILD"),
+        "ServicePack Level : " + x("VERSION/SPLEVEL"), "Edition : " + x("EDITIONID"),
+        "Installation : " + x("INSTALLATIONTYPE"), "ProductType : " + x("PRODUCTTYPE"),
+        "ProductSuite : " + x("PRODUCTSUITE"), "System Root : " + x("SYSTEMROOT"),
+        f"Languages :\n        {x('LANGUAGES/LANGUAGE')} (Default)"]
+    assert x("LANGUAGES/DEFAULT") == x("LANGUAGES/LANGUAGE")
+    for line in expected:
+        assert f"\n{line}\n" in out, line
