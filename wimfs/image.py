@@ -16,6 +16,7 @@ from wimfs.format import structs as S
 from wimfs.format.blobtable import ZERO_HASH, BlobDescriptor  # noqa: F401  (ZERO_HASH re-exported)
 from wimfs.format.metadata import DiskDentry, parse_tagged_items
 from wimfs.format.reparse import LinkReparsePoint, parse_link
+from wimfs.format.upcase import upcase
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +161,9 @@ class Dentry:
         if self._ci is None:
             ci: dict[str, Dentry] = {}
             for n, c in self.children.items():
-                ci.setdefault(n.upper(), c)  # Windows compares upper-cased names
+                ci.setdefault(upcase(n), c)  # Windows compares upper-cased names
             self._ci = ci
-        return self._ci.get(name.upper())
+        return self._ci.get(upcase(name))
 
     def add_child(self, child: Dentry) -> None:
         assert self.children is not None
