@@ -69,9 +69,9 @@ def run(line: grammar.CommandLine, console: Console, debug: bool):
     cmd = lookup(line.command)
     opts = bind(cmd, line.options)
     if line.online:
-        raise DismError(NOT_SUPPORTED, "The /Online option is not supported: there is no "
-                        "running Windows to service. Use /Image:<dir> or "
-                        "/Image:<file.wim>:<index>.")
+        raise DismError("The /Online option is not supported: there is no running Windows "
+                        "to service. Use /Image:<dir> or /Image:<file.wim>:<index>.",
+                        NOT_SUPPORTED)
     spelled = line.command.spelled.rstrip(":=")
     if line.image is not None and not cmd.image:
         raise grammar.bad_argument(f"{spelled} does not take /Image.")
@@ -80,7 +80,7 @@ def run(line: grammar.CommandLine, console: Console, debug: bool):
                                    "/Image:<file.wim>:<index>.")
     scratch = line.globals.get("scratchdir")
     if isinstance(scratch, str) and not os.path.isdir(scratch):
-        raise DismError(PATH_NOT_FOUND, f"The scratch directory {scratch} does not exist.")
+        raise DismError(f"The scratch directory {scratch} does not exist.", PATH_NOT_FOUND)
     call = Call(line, opts, console, debug)
     if cmd.image:
         from servicing.dism.imagecmds import image_info

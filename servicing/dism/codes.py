@@ -3,8 +3,6 @@ onto them (dism-reference.md section 3.4). Only `servicing.dism.output` prints t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from wimfs.errors import (
     BusyError,
     DependencyError,
@@ -15,6 +13,7 @@ from wimfs.errors import (
     UsageError,
     WimCorruptError,
     WimFormatError,
+    WimfsError,
 )
 
 # Win32 codes (printed in decimal) and HRESULTs (printed as 0x + lower-case hex).
@@ -83,15 +82,18 @@ def is_hresult(code: int) -> bool:
     return code >= 0x80000000
 
 
-@dataclass
-class DismError(Exception):
-    """A failure reported as DISM reports it: `code` and the message lines under it."""
+class DismError(WimfsError):
+    """A failure reported as DISM reports it: `code` and the message lines under it.
+    Its wimfs exit code is DISM's exit status for the code."""
 
-    code: int
-    message: str
+    def __init__(self, message: str, code: int = INVALID_PARAMETER) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
 
-    def __str__(self) -> str:
-        return self.message
+    @property
+    def exit_code(self) -> int:         # type: ignore[override]
+        return exit_status(self.code)
 
 
 # wimfs errors -> DISM codes, most specific class first.

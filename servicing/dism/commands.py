@@ -43,7 +43,7 @@ class Call:
     opts: dict[str, str | bool | list[str]]
     console: Console
     debug: bool = False
-    image: dict | None = None       # `wimfs image-info --json` of /Image, when the command serves one
+    image: dict | None = None       # `wimfs image-info --json` of /Image (image commands)
 
     def get(self, *names: str) -> str | None:
         for n in names:
@@ -103,8 +103,8 @@ def bind(cmd: Command, tokens: list[Token]) -> dict[str, str | bool | list[str]]
         if kind is None:
             raise unknown_option(tok.name)
         if kind is Kind.UNSUPPORTED:
-            raise DismError(NOT_SUPPORTED, f"The {spelled} option is not supported by "
-                                           f"wimfs dism.")
+            raise DismError(f"The {spelled} option is not supported by wimfs dism.",
+                            NOT_SUPPORTED)
         if kind is Kind.FLAG:
             if tok.value:
                 raise bad_argument(f"The {spelled} option does not take an argument.")
@@ -147,8 +147,8 @@ def native(call: Call, argv: list[str]) -> str:
     if rc:
         lines = [ln.removeprefix("wimfs: error: ") for ln in err.getvalue().splitlines()
                  if ln.strip()]
-        raise DismError(_CODE_OF_EXIT.get(rc, E_FAIL),
-                        lines[-1] if lines else f"wimfs {argv[0]} failed ({rc})")
+        raise DismError(lines[-1] if lines else f"wimfs {argv[0]} failed ({rc})",
+                        _CODE_OF_EXIT.get(rc, E_FAIL))
     return out.getvalue()
 
 

@@ -64,11 +64,11 @@ class CommandLine:
 
 
 def unknown_option(name: str) -> DismError:
-    return DismError(INVALID_PARAMETER, f"The {name} option is unknown.\n{HELP_HINT}")
+    return DismError(f"The {name} option is unknown.\n{HELP_HINT}", INVALID_PARAMETER)
 
 
 def bad_argument(message: str) -> DismError:
-    return DismError(INVALID_PARAMETER, f"{message}\n{HELP_HINT}")
+    return DismError(f"{message}\n{HELP_HINT}", INVALID_PARAMETER)
 
 
 def split_command_line(text: str) -> list[str]:

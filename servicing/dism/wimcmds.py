@@ -152,17 +152,16 @@ def mount(call: Call):
     sel = selector(call)
     mountdir = call.need("mountdir")
     if os.path.isdir(mountdir) and not os.path.ismount(mountdir) and os.listdir(mountdir):
-        raise DismError(WIM_MOUNT_DIR_NOT_EMPTY,
-                        f"The mount directory {mountdir} is not empty. Mount into an empty "
-                        "directory.")
+        raise DismError(f"The mount directory {mountdir} is not empty. Mount into an "
+                        "empty directory.", WIM_MOUNT_DIR_NOT_EMPTY)
     argv = ["mount", path, mountdir] + sel + ([] if call.flag("readonly") else ["--rw"])
     try:
         native(call, argv)
     except BusyError as exc:
-        raise DismError(WIM_ALREADY_MOUNTED, f"The image is already mounted: {exc}") from exc
+        raise DismError(f"The image is already mounted: {exc}", WIM_ALREADY_MOUNTED) from exc
     except DismError as exc:
         if exc.code == BUSY:
-            raise DismError(WIM_ALREADY_MOUNTED, exc.message) from exc
+            raise DismError(exc.message, WIM_ALREADY_MOUNTED) from exc
         raise
 
 
@@ -175,8 +174,8 @@ def _mounted(call: Call, argv: list[str]) -> None:
         from wimfs import mounts
 
         if mounts.read_record(os.path.abspath(argv[1])) is None:
-            raise DismError(WIM_NOT_A_MOUNT_POINT, f"{exc}. The directory is not a mount "
-                                                   "point.") from exc
+            raise DismError(f"{exc}. The directory is not a mount point.",
+                            WIM_NOT_A_MOUNT_POINT) from exc
         raise
 
 

@@ -38,6 +38,8 @@ EXPECTED = {
         "KeyNotFoundError": 4, "ValueNotFoundError": 4, "RegfDataError": 2,
     },
     "servicing.registry.regfile": {"RegFileError": 2},
+    # `wimfs dism`: DISM's code (87 by default) and its exit status (NOTES-dism table)
+    "servicing.dism.codes": {"DismError": 87},
     "servicing.registry.hives": {"RegistryPathError": 4},
     # the codes every servicing command shares (README exit-code table, 8-10 added)
     "servicing.errors": {
