@@ -15,7 +15,8 @@ Rules for INF Files", "INF Strings Section", "Creating International INF Files")
   removed and ``""`` inside quotes is one ``"``;
 * ``%strkey%`` is replaced by the string of the language in use (the exact LANGID, then
   the primary language, then the neutral ``[Strings]``); ``%%`` is one ``%``; an unknown
-  key such as a DIRID (``%11%``) is kept as written.
+  key such as a DIRID (``%11%``) is kept as written; in ``[Strings]`` values ``%%`` is
+  one ``%`` and ``%key%`` is not substituted.
 
 Semantics (Version, models, install sections) live in :mod:`servicing.formats.inf_driver`.
 """
@@ -315,8 +316,11 @@ def _strings(name: str, section: _RawSection | None) -> dict[str, str]:
             continue
         # a string value is the whole right-hand side: commas inside it are kept
         value = line.split("=", 1)[1].strip()
-        table[key.lower()] = _unquote(value) if _QUOTED_SPAN.fullmatch(value) else \
-            ",".join(fields)
+        if _QUOTED_SPAN.fullmatch(value):
+            value = _unquote(value)
+        elif '"' in value:
+            value = ",".join(fields)
+        table[key.lower()] = value.replace("%%", "%")
     return table
 
 
