@@ -56,6 +56,8 @@ class InfLine:
     key: str | None
     fields: list[str]
     lineno: int
+    raw_key: str | None = None      # the key before %strkey% substitution
+    raw_fields: list[str] | None = None   # the fields before substitution
 
     @property
     def key_ci(self) -> str | None:
@@ -269,7 +271,9 @@ def parse_inf(data: bytes, name: str = "INF", *, langid: int | None = None) -> I
         is_strings = key == "strings" or key.startswith("strings.")
         for lineno, text_line in rawsec.body:
             k, fields = _split(name, text_line, lineno, None if is_strings else subst)
-            sec.lines.append(InfLine(k, fields, lineno))
+            raw_key, raw_fields = (k, fields) if is_strings or "%" not in text_line else \
+                _split(name, text_line, lineno, None)
+            sec.lines.append(InfLine(k, fields, lineno, raw_key, raw_fields))
         sections[key] = sec
     template = any("$ARCH$" in sec.upper() for sec in raw)
     return Inf(name, encoding, sections, strings, chosen, template)

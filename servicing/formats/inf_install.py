@@ -140,6 +140,7 @@ class ServiceInstall:
     name: str
     flags: int
     display_name: str = ""
+    display_name_raw: str = ""  # as written, e.g. "%Svc.Desc%"
     description: str = ""
     service_type: int = 1
     start_type: int = 3
@@ -426,6 +427,8 @@ def _service_value(ctx: _Context, inf: Inf, svc: ServiceInstall, ln: InfLine) ->
         setattr(svc, _SVC_NUMBERS[key], number(inf.name, ln.field(0), ln.lineno, ln.key))
     elif key in _SVC_TEXTS:
         setattr(svc, _SVC_TEXTS[key], ",".join(ln.fields))
+        if key == "displayname":
+            svc.display_name_raw = ",".join(ln.raw_fields or ln.fields)
     elif key == "dependencies":
         svc.dependencies += [f for f in ln.fields if f]
     elif key == "addreg":
