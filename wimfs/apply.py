@@ -27,6 +27,7 @@ from wimfs.format import structs as S
 from wimfs.format.reparse import full_reparse_buffer, link_target
 from wimfs.format.xmlinfo import filetime_to_unix_ns
 from wimfs.image import Dentry, Image, Inode
+from wimfs.progress import Progress, ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +96,13 @@ def _parts(d: Dentry) -> tuple[str, ...]:
 
 class Applier:
     def __init__(self, wim, img: Image, dest: str, unix_data: bool = False,
-                 quiet: bool = True, altroot_fix: bool | None = None):
+                 progress: ProgressCallback | None = None,
+                 altroot_fix: bool | None = None):
         self.wim = wim
         self.img = img
         self.dest = os.path.abspath(dest)
         self.unix_data = unix_data
-        from wimfs.writer import Progress
-
-        self.progress = Progress(quiet=quiet, label="applying")
+        self.progress = Progress(label="applying", callback=progress)
         self.rpfix = bool(wim.header.flags & S.HDR_FLAG_RP_FIX) if altroot_fix is None \
             else altroot_fix
         self.warnings = 0
@@ -331,10 +331,10 @@ class Applier:
 
 
 def apply_image(wim, index: int, dest: str, unix_data: bool = False,
-                quiet: bool = True) -> int:
+                progress: ProgressCallback | None = None) -> int:
     """Extract image `index` of `wim` to `dest`; returns the number of warnings."""
     img = wim.image(index)
-    a = Applier(wim, img, dest, unix_data=unix_data, quiet=quiet)
+    a = Applier(wim, img, dest, unix_data=unix_data, progress=progress)
     try:
         a.run()
     except OSError as exc:

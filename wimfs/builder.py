@@ -26,14 +26,15 @@ from wimfs.format.header import ResourceHeader, WimHeader
 from wimfs.format.integrity import compute as compute_integrity
 from wimfs.format.metadata import build_metadata
 from wimfs.format.blobtable import ZERO_HASH
-from wimfs.format.xmlinfo import encode_xml, filetime_now
+from wimfs.format.xmlinfo import (encode_xml, filetime_now, image_statistics, set_property,
+                                  set_text, set_time)
 from wimfs.fsutil import fsync_dir
-from wimfs.image import Dentry, Image, Inode, Stream
+from wimfs.image import Image, Stream
+from wimfs.progress import Progress, ProgressCallback, ProgressEvent
 from wimfs.writer import (
     DEFAULT_CHUNK_SIZE,
     SOLID_CHUNK_SIZE,
     BlobSource,
-    Progress,
     ResourceWriter,
     WimBlobSource,
     WrittenBlob,
@@ -62,67 +63,14 @@ class NewImage:
     windows: etree._Element | None = None
 
 
-def _set_text(parent, tag: str, value) -> None:
-    el = parent.find(tag)
-    if value is None:
-        if el is not None:
-            parent.remove(el)
-        return
-    if el is None:
-        el = etree.SubElement(parent, tag)
-    el.text = str(value)
-
-
-def _set_time(parent, tag: str, ft: int) -> None:
-    el = parent.find(tag)
-    if el is None:
-        el = etree.SubElement(parent, tag)
-    for child in list(el):
-        el.remove(child)
-    etree.SubElement(el, "HIGHPART").text = f"0x{ft >> 32:08X}"
-    etree.SubElement(el, "LOWPART").text = f"0x{ft & 0xFFFFFFFF:08X}"
-
-
-def image_statistics(img: Image) -> tuple[int, int, int, int]:
-    """(dir count, file count, total bytes, hard link bytes) as DISM/wimlib count them."""
-    dirs = files = total = hard = 0
-    for ino in img.inodes:
-        n = len(ino.dentries)
-        if n == 0:
-            continue
-        if ino.is_directory:
-            dirs += n
-        else:
-            files += n
-        size = (ino.data.size if ino.data else 0) + (ino.reparse.size if ino.reparse else 0) + \
-            sum(s.size for s in ino.named_streams.values())
-        total += size * n
-        hard += size * (n - 1)
-    return dirs, files, total, hard
-
-
-def set_property(image_el, key: str, value: str) -> None:
-    """--set-property KEY=VALUE: KEY is a path like WINDOWS/VERSION/BUILD or NAME."""
-    el = image_el
-    parts = [p for p in key.upper().split("/") if p]
-    if not parts:
-        raise WimfsError(f"invalid property name {key!r}")
-    for p in parts[:-1]:
-        nxt = el.find(p)
-        if nxt is None:
-            nxt = etree.SubElement(el, p)
-        el = nxt
-    _set_text(el, parts[-1], value if value != "" else None)
-
-
 class WimBuilder:
     """Collects images and writes them into a new WIM or appends them to one."""
 
     def __init__(self, path: str, ctype: int, chunk_size: int | None = None,
                  solid: bool = False, solid_ctype: int = S.COMPRESSION_LZMS,
                  solid_chunk_size: int = SOLID_CHUNK_SIZE, threads: int = 0,
-                 quiet: bool = True, append_to=None, check_integrity: bool = False,
-                 level: int = 0, header_flags: int = 0) -> None:
+                 progress: ProgressCallback | None = None, append_to=None,
+                 check_integrity: bool = False, level: int = 0, header_flags: int = 0) -> None:
         self.path = path
         self.header_flags = header_flags    # extra WIM header flags, e.g. HDR_FLAG_RP_FIX
         self.append_to = append_to          # an open wimfs.wim.Wim for in-place appends
@@ -132,7 +80,7 @@ class WimBuilder:
         self.solid_ctype = solid_ctype
         self.solid_chunk_size = solid_chunk_size
         self.threads = threads
-        self.quiet = quiet
+        self.progress = progress        # ProgressEvent reports of the write
         self.check_integrity = check_integrity
         self.level = level
         self.images: list[NewImage] = []
@@ -144,13 +92,16 @@ class WimBuilder:
         # (read-write mounts journal the commit there).
         self.before_header: Callable[[WimHeader], None] | None = None
         self._replace_index: int | None = None
-        self.progress_cb: Callable[[int, int], None] | None = None
         # Copy resources of other WIMs as stored when their compression already fits
         # (export, optimize); False recompresses everything (--recompress).
         self.raw_copy = True
 
     def add(self, new: NewImage) -> None:
         self.images.append(new)
+
+    def _report(self, ev: ProgressEvent) -> None:
+        if self.progress is not None:
+            self.progress(ev)
 
     # -- the write --------------------------------------------------------------
 
@@ -289,7 +240,7 @@ class WimBuilder:
                     entries: list[WrittenBlob], solid, solid_usizes,
                     metadata: list[WrittenBlob]) -> None:
         known: dict[bytes, WrittenBlob] = {e.hash: e for e in entries}
-        progress = Progress(quiet=self.quiet, label="writing", callback=self.progress_cb)
+        progress = Progress(label="writing", callback=self._report)
         rw = ResourceWriter(fd, offset, self.ctype, self.chunk_size, self.threads, progress,
                             self.level)
         rw.solid_resources = list(solid)
@@ -305,13 +256,13 @@ class WimBuilder:
             counts: dict[bytes, int] = {}
             for ni in self.images:
                 for ino in ni.image.inodes:
-                    for s in _inode_streams(ino):
+                    for s in ino.streams():
                         if s.hash != ZERO_HASH:
                             counts[s.hash] = counts.get(s.hash, 0) + len(ino.dentries)
             if self._replace_index is not None and self.append_to is not None:
                 old = self.append_to.image(self._replace_index)
                 for ino in old.inodes:
-                    for s in _inode_streams(ino):
+                    for s in ino.streams():
                         if s.hash != ZERO_HASH:
                             counts[s.hash] = counts.get(s.hash, 0) - len(ino.dentries)
             for e in entries:
@@ -333,7 +284,7 @@ class WimBuilder:
             table = blob_table_bytes(entries, rw.solid_resources, rw.solid_usizes, metadata)
             hdr.blob_table_reshdr, _ = rw.write_buffer(table, compress=False,
                                                        flags=S.RESHDR_FLAG_METADATA)
-            _set_text(xml_root, "TOTALBYTES", rw.pos)
+            set_text(xml_root, "TOTALBYTES", rw.pos)
             hdr.xml_data_reshdr, _ = rw.write_buffer(encode_xml(xml_root), compress=False,
                                                      flags=S.RESHDR_FLAG_METADATA)
             hdr.image_count = len(metadata)
@@ -457,21 +408,21 @@ class WimBuilder:
         now = filetime_now()
         for tag, val in (("DIRCOUNT", dirs), ("FILECOUNT", files), ("TOTALBYTES", total),
                          ("HARDLINKBYTES", hard)):
-            _set_text(el, tag, val)
+            set_text(el, tag, val)
         if el.find("CREATIONTIME") is None:
-            _set_time(el, "CREATIONTIME", now)
-        _set_time(el, "LASTMODIFICATIONTIME", now)
+            set_time(el, "CREATIONTIME", now)
+        set_time(el, "LASTMODIFICATIONTIME", now)
         if ni.windows is not None:
             old = el.find("WINDOWS")
             if old is not None:
                 el.remove(old)
             el.append(ni.windows)
         if ni.name is not None:
-            _set_text(el, "NAME", ni.name)
+            set_text(el, "NAME", ni.name)
         if ni.description is not None:
-            _set_text(el, "DESCRIPTION", ni.description)
+            set_text(el, "DESCRIPTION", ni.description)
         if ni.flags is not None:
-            _set_text(el, "FLAGS", ni.flags)
+            set_text(el, "FLAGS", ni.flags)
         for k, v in ni.extra_properties.items():
             set_property(el, k, v)
         return el
@@ -487,18 +438,10 @@ def _source(s: Stream) -> BlobSource | None:
     return s.source
 
 
-def _inode_streams(ino: Inode):
-    if ino.data is not None:
-        yield ino.data
-    if ino.reparse is not None:
-        yield ino.reparse
-    yield from ino.named_streams.values()
-
-
 def _all_streams(img: Image):
     for ino in img.inodes:
         if ino.dentries:
-            yield from _inode_streams(ino)
+            yield from ino.streams()
 
 
 def _propagate_hashes(streams: list[Stream]) -> None:
@@ -531,5 +474,4 @@ def attach_wim_sources(img: Image, reader) -> None:
             s.source = WimBlobSource(reader, s.blob)
 
 
-__all__ = ["WimBuilder", "NewImage", "attach_wim_sources", "image_statistics", "set_property",
-           "Dentry", "Inode"]
+__all__ = ["WimBuilder", "NewImage", "attach_wim_sources"]

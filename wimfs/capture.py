@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from wimfs.errors import PathNotFoundError, WimfsError
 from wimfs.format import structs as S
+from wimfs.format.metadata import unix_data_item
 from wimfs.format.xmlinfo import unix_ns_to_filetime
 from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream, UnixData
 from wimfs.writer import BytesSource, FileSource
@@ -164,9 +165,7 @@ def _ft(ns: int) -> int:
 
 
 def _unix_item(st: os.stat_result) -> bytes:
-    return struct.pack("<II", S.TAG_WIMLIB_UNIX_DATA, 16) + \
-        S.UNIX_DATA_STRUCT.pack(st.st_uid & 0xFFFFFFFF, st.st_gid & 0xFFFFFFFF,
-                                st.st_mode & 0xFFFFFFFF, st.st_rdev & 0xFFFFFFFF)
+    return unix_data_item(st.st_uid, st.st_gid, st.st_mode, st.st_rdev)
 
 
 class _Scanner:

@@ -1,9 +1,11 @@
 """Command-line interface: the composition root of wimfs.
 
 `main(argv=None)` parses arguments, wires the engine, the FUSE adapter and the
-servicing layer together, and turns every `WimfsError` into one line on stderr
-plus a documented exit code (see `wimfs.errors`). Heavy modules (pyfuse3,
-trio, servicing) are imported lazily, so `--help` works without them.
+servicing layer together, and turns every exception into one line on stderr plus the
+exit code `wimfs.errors.exit_code_for` gives it (the one mapping for every command,
+`wimfs reg` included). Every bad option value is a `UsageError` (exit 2) raised while
+parsing, before anything runs. Heavy modules (pyfuse3, trio, servicing) are imported
+lazily, so `--help` works without them.
 """
 
 from __future__ import annotations
@@ -12,243 +14,144 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
-from wimfs import errors
-from wimfs.errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, WimfsError
+from wimfs import hooks
+from wimfs.errors import (
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    exit_code_for,
+    message_for,
+)
+from wimfs.imagespec import FORMS, check_index
 
 log = logging.getLogger("wimfs")
 
 # Commands whose arguments are parsed by another module: name -> "module:function".
-# The function takes the remaining argv and returns an exit code.
+# The function takes the remaining argv and the --debug flag and returns an exit code.
+SERVICING_PARSERS = "servicing.commands:add_parsers"
 DELEGATED: dict[str, str] = {
     "reg": "servicing.cli:reg_main",
 }
 
 
-def _parse_image_spec(spec: str) -> tuple[str, str | None]:
-    """Split ``IMAGE[:N]`` into path and selector; a trailing ``:N`` only if N is a number or 'all'."""
-    path, sep, sel = spec.rpartition(":")
-    if sep and path and (sel.isdigit() or sel == "all") and not os.path.exists(spec):
-        return path, sel
-    return spec, None
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one `UsageError` line (exit 2)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+    def parse_args(self, args=None, namespace=None):
+        """Unknown arguments are reported against the command they were given to."""
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            prog = getattr(ns, "prog", None) or self.prog
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see '{prog} "
+                             "--help')")
+        return ns
+
+
+# -- option value types: a bad value is a usage error before anything runs -------------
+
+
+def _int_type(minimum: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            v = int(text, 0) if text.lower().startswith("0x") else int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{what} must be at least {minimum}, not {v}")
+        return v
+    parse.__name__ = what      # argparse names the type in "invalid X value"
+    return parse
+
+
+count = _int_type(1, "count")            # --threads
+megabytes = _int_type(1, "size in MB")   # --cache-size, --size
+boot_index = _int_type(0, "image index")
+
+
+def index_value(text: str) -> str:
+    """``--index``: a number from 1, or ``all``."""
+    try:
+        return check_index(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def single_index_value(text: str) -> str:
+    """``--index`` where only one image makes sense: a number from 1."""
+    try:
+        return check_index(text, allow_all=False)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def compression_value(text: str) -> str:
+    from wimfs.imaging import COMPRESSION
+
+    if text.lower() not in COMPRESSION:
+        raise argparse.ArgumentTypeError(f"unknown compression type {text!r} "
+                                         "(none, xpress, lzx, lzms, recovery)")
+    return text
+
+
+def chunk_size_value(text: str) -> int:
+    v = _int_type(1, "chunk size")(text)
+    if v & (v - 1) or not 1 << 15 <= v <= 1 << 26:
+        raise argparse.ArgumentTypeError(f"invalid chunk size {v}: a power of 2 from 32768 "
+                                         "to 67108864")
+    return v
+
+
+def property_value(text: str) -> str:
+    key, eq, _ = text.partition("=")
+    if not eq or not key.strip() or any(not p for p in key.strip("/").split("/")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. "
+                                         "WINDOWS/EDITIONID=Pro)")
+    return text
+
+
+# -- the parser --------------------------------------------------------------------------
+
+
+def _sub(sub, name: str, help_: str, examples: str, **kw) -> argparse.ArgumentParser:
+    c = sub.add_parser(name, help=help_, description=help_[:1].upper() + help_[1:] + ".",
+                       epilog="examples:\n" + examples, **kw)
+    c.set_defaults(prog=c.prog)
+    return c
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wimfs", description="Mount, edit and service Windows images.")
+    from wimfs.commands import parsers
+
+    p = Parser(prog="wimfs", description="Mount, edit and service Windows images (WIM/ESD).",
+               epilog=f"Images are chosen as {FORMS}.\nRun 'wimfs COMMAND --help' for a "
+                      "command's options and examples.\nExit codes: 0 ok, 1 failed, 2 bad "
+                      "command line, 3 bad WIM, 4 not found, 5 mount, 6 library, 7 busy.")
     p.add_argument("--debug", action="store_true", help="log debug output and show tracebacks")
     p.add_argument("--version", action="version", version="wimfs 0.1.0")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    c = sub.add_parser("info", help="show images, names, sizes, compression and XML fields")
-    c.add_argument("image")
-    c.add_argument("--index", type=int)
-    c.add_argument("--json", action="store_true")
-    c.add_argument("--header", action="store_true", help="also print the raw header fields")
-    c.add_argument("--set-name", metavar="NAME", help="change the image's NAME (with --index)")
-    c.add_argument("--set-description", metavar="TEXT")
-    c.add_argument("--set-property", metavar="KEY=VALUE", action="append", default=[],
-                   help="set an XML field, e.g. WINDOWS/EDITIONID=Pro (repeatable; empty "
-                        "VALUE removes it)")
-    c.add_argument("--boot", type=int, metavar="N", help="make image N bootable (0: none)")
-    c.add_argument("--check", action="store_true", help="write an integrity table when editing")
-    c.add_argument("--ref", action="append", default=[], metavar="PART",
-                   help="other parts of a split WIM (repeatable, globs allowed)")
-    c.set_defaults(func=_cmd("wimfs.commands.info:run"))
-
-    c = sub.add_parser("ls", help="list files in an image")
-    c.add_argument("image", metavar="IMAGE[:N]")
-    c.add_argument("path", nargs="?", default="/")
-    c.add_argument("--long", "-l", action="store_true")
-    c.add_argument("--ref", action="append", default=[], metavar="PART",
-                   help="other parts of a split WIM (repeatable, globs allowed)")
-    c.set_defaults(func=_cmd("wimfs.commands.ls:run"))
-
-    c = sub.add_parser("mount", help="mount an image (read-only, or read-write with --rw)")
-    c.add_argument("image")
-    c.add_argument("mountdir")
-    sel = c.add_mutually_exclusive_group()
-    sel.add_argument("--index", help="image index, or 'all' for every image as a top-level folder")
-    sel.add_argument("--name", help="image name")
-    c.add_argument("--foreground", "-f", action="store_true", help="do not daemonize")
-    c.add_argument("--allow-other", action="store_true")
-    c.add_argument("--cache-size", type=int, default=None, metavar="MB",
-                   help="decompressed chunk cache (default: 16 MiB, or two solid chunks "
-                        "for ESD/solid WIMs)")
-    c.add_argument("--threads", type=int, default=0, help="decompression threads (default: cores)")
-    c.add_argument("-o", dest="options", action="append", default=[],
-                   help="mount options: case_insensitive")
-    c.add_argument("--ref", action="append", default=[], metavar="PART",
-                   help="other parts of a split WIM (read-only mounts; globs allowed)")
-    c.add_argument("--rw", action="store_true",
-                   help="read-write: changes stay in an overlay until commit or discard")
-    c.add_argument("--staging", metavar="DIR",
-                   help="overlay directory (default: a private one under the state dir)")
-    c.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
-    c.set_defaults(func=_cmd("wimfs.commands.mount:run"))
-
-    c = sub.add_parser("unmount", aliases=["umount"], help="unmount a wimfs mount")
-    c.add_argument("mountdir")
-    act = c.add_mutually_exclusive_group()
-    act.add_argument("--commit", action="store_true", help="save the changes, then unmount")
-    act.add_argument("--discard", action="store_true", help="drop the changes and unmount")
-    c.add_argument("--force", action="store_true",
-                   help="commit even with files open for writing; unmount lazily")
-    c.add_argument("--lazy", action="store_true", help="detach even if the mount is busy")
-    _commit_options(c)
-    c.set_defaults(func=_cmd("wimfs.commands.mount:run_unmount"))
-
-    c = sub.add_parser("commit", help="save the changes of a read-write mount, stay mounted")
-    c.add_argument("mountdir")
-    c.add_argument("--force", action="store_true",
-                   help="commit even with files open for writing")
-    _commit_options(c)
-    c.set_defaults(func=_cmd("wimfs.commands.mount:run_commit"))
-
-    c = sub.add_parser("status", help="what the overlay of a mount holds")
-    c.add_argument("mountdir")
-    c.add_argument("--json", action="store_true")
-    c.add_argument("--diff", action="store_true", help="show sizes of changed files")
-    c.set_defaults(func=_cmd("wimfs.commands.mount:run_status"))
-
-    c = sub.add_parser("mounts", help="list wimfs mounts (DISM /Get-MountedImageInfo)")
-    c.add_argument("--json", action="store_true")
-    c.set_defaults(func=_cmd("wimfs.commands.mount:run_mounts"))
-
-    c = sub.add_parser("remount", help="bring back a read-write mount after a crash")
-    c.add_argument("mountdir")
-    c.add_argument("--cache-size", type=int, default=None, metavar="MB")
-    c.set_defaults(func=_cmd("wimfs.commands.mount:run_remount"))
-
-    c = sub.add_parser("cleanup", help="remove stale mount records and dead mounts")
-    c.add_argument("--purge", action="store_true", help="also delete orphaned overlays")
-    c.set_defaults(func=_cmd("wimfs.commands.mount:run_cleanup"))
-
-    _image_commands(sub)
-
+    parsers.add_all(sub, _sub)
+    # Servicing commands on a TARGET: parsers beside their handlers in servicing/commands,
+    # named by string like the delegated commands (the engine never imports servicing).
+    mod_name, _, func_name = SERVICING_PARSERS.partition(":")
+    getattr(__import__(mod_name, fromlist=[func_name]), func_name)(sub)
     for name in DELEGATED:
-        c = sub.add_parser(name, help=f"{name} commands (see 'wimfs {name} --help')", add_help=False)
+        c = sub.add_parser(name, help=f"{name}.exe-style registry access "
+                                      f"(see 'wimfs {name} --help')", add_help=False)
         c.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 
-def _image_commands(sub) -> None:
-    """capture, append, apply, export, delete, optimize, verify, split, join."""
-
-    def common(c, threads: bool = True) -> None:
-        c.add_argument("--quiet", "-q", action="store_true", help="no progress output")
-        if threads:
-            c.add_argument("--threads", type=int, default=0,
-                           help="compression threads (default: cores)")
-
-    comp = "none|xpress|lzx|lzms"
-    for name, help_ in (("capture", "capture a directory into a new WIM"),
-                        ("append", "capture a directory as a new image of an existing WIM")):
-        c = sub.add_parser(name, help=help_)
-        c.add_argument("source", metavar="DIR")
-        c.add_argument("wim", metavar="IMAGE.wim")
-        c.add_argument("--name", help="image name (default: the directory's name)")
-        c.add_argument("--description")
-        c.add_argument("--flags", help="the image's FLAGS XML field (e.g. Professional)")
-        if name == "capture":
-            c.add_argument("--compress", default="lzx", metavar="TYPE", help=comp)
-            c.add_argument("--solid", action="store_true",
-                           help="pack all data into solid LZMS resources (ESD style)")
-            c.add_argument("--chunk-size", type=int, metavar="N")
-        c.add_argument("--boot", action="store_true", help="mark the new image bootable")
-        c.add_argument("--check", action="store_true", help="write an integrity table")
-        c.add_argument("--config", metavar="EXCLUSIONS",
-                       help="wimlib-style capture configuration ([ExclusionList] ...)")
-        c.add_argument("--unix-data", action="store_true",
-                       help="store UNIX owner, group, mode and device numbers")
-        c.add_argument("--norpfix", action="store_true",
-                       help="store absolute symlink targets as they are")
-        c.add_argument("--skip-errors", action="store_true",
-                       help="skip unreadable files (each one is reported)")
-        common(c)
-        c.set_defaults(func=_cmd("wimfs.commands.capture:run" if name == "capture"
-                                 else "wimfs.commands.capture:run_append"))
-
-    c = sub.add_parser("apply", help="extract an image to a directory")
-    c.add_argument("image", metavar="IMAGE[:N]")
-    c.add_argument("dir", metavar="DIR")
-    c.add_argument("--index", help="image index (or 'all')")
-    c.add_argument("--name", help="image name")
-    c.add_argument("--unix-data", action="store_true",
-                   help="restore UNIX owner, group, mode and special files")
-    c.add_argument("--ref", action="append", default=[], metavar="PART",
-                   help="other parts of a split WIM (repeatable, globs allowed)")
-    common(c, threads=False)
-    c.set_defaults(func=_cmd("wimfs.commands.apply:run"))
-
-    c = sub.add_parser("export", help="copy images into another (new or existing) WIM")
-    c.add_argument("source", metavar="SRC[:N|:all]")
-    c.add_argument("dest", metavar="DST")
-    c.add_argument("--index", help="image index, name or 'all'")
-    c.add_argument("--compress", metavar="TYPE", help=comp + "|recovery (new DST only)")
-    c.add_argument("--solid", action="store_true", help="solid LZMS (ESD) output")
-    c.add_argument("--chunk-size", type=int, metavar="N")
-    c.add_argument("--recompress", action="store_true",
-                   help="recompress resources even where their compression already fits")
-    c.add_argument("--name", help="name of the exported image")
-    c.add_argument("--description")
-    c.add_argument("--boot", action="store_true")
-    c.add_argument("--check", action="store_true")
-    c.add_argument("--ref", action="append", default=[], metavar="PART")
-    common(c)
-    c.set_defaults(func=_cmd("wimfs.commands.export:run"))
-
-    c = sub.add_parser("delete", help="delete an image from a WIM")
-    c.add_argument("wim", metavar="IMAGE.wim")
-    c.add_argument("image", metavar="N", help="index, name or 'all'")
-    c.add_argument("--rebuild", action="store_true", help="rewrite the WIM to reclaim space")
-    c.add_argument("--check", action="store_true")
-    common(c, threads=False)
-    c.set_defaults(func=_cmd("wimfs.commands.delete:run"))
-
-    c = sub.add_parser("optimize", help="rewrite a WIM without unused space")
-    c.add_argument("wim", metavar="IMAGE.wim")
-    c.add_argument("--recompress", action="store_true",
-                   help="compress every resource again (default: copy them as stored)")
-    c.add_argument("--compress", metavar="TYPE", help=comp)
-    c.add_argument("--solid", action="store_true")
-    c.add_argument("--chunk-size", type=int, metavar="N")
-    c.add_argument("--check", action="store_true")
-    common(c)
-    c.set_defaults(func=_cmd("wimfs.commands.optimize:run"))
-
-    c = sub.add_parser("verify", help="check headers, metadata, every blob and the integrity table")
-    c.add_argument("wim", metavar="IMAGE.wim")
-    c.add_argument("--ref", action="append", default=[], metavar="PART")
-    common(c, threads=False)
-    c.set_defaults(func=_cmd("wimfs.commands.verify:run"))
-
-    c = sub.add_parser("split", help="split a WIM into parts (.swm)")
-    c.add_argument("wim", metavar="IMAGE.wim")
-    c.add_argument("part", metavar="PART.swm")
-    c.add_argument("--size", type=int, required=True, metavar="MB", help="maximum part size")
-    c.add_argument("--check", action="store_true")
-    common(c, threads=False)
-    c.set_defaults(func=_cmd("wimfs.commands.split:run"))
-
-    c = sub.add_parser("join", help="join the parts of a split WIM into one WIM")
-    c.add_argument("out", metavar="OUT.wim")
-    c.add_argument("parts", nargs="+", metavar="PART.swm")
-    c.add_argument("--check", action="store_true")
-    common(c, threads=False)
-    c.set_defaults(func=_cmd("wimfs.commands.join:run"))
-
-
-def _commit_options(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--append", action="store_true",
-                   help="commit the changes as a new image (needs --name)")
-    c.add_argument("--name", help="name of the new image (--append)")
-    c.add_argument("--description", help="description of the new image (--append)")
-    c.add_argument("--check", action="store_true", help="write an integrity table")
-    c.add_argument("--quiet", "-q", action="store_true", help="no progress output")
-
-
-def _cmd(target: str) -> Callable[[argparse.Namespace], int]:
+def command(target: str) -> Callable[[argparse.Namespace], int]:
     """Resolve ``module:function`` at call time (lazy imports keep --help fast)."""
 
     def run(args: argparse.Namespace) -> int:
@@ -265,40 +168,39 @@ def setup_logging(debug: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    hooks.set_windows_info_provider("servicing.windows_info:windows_info")
     argv = list(sys.argv[1:] if argv is None else argv)
     # Delegated commands parse their own arguments (reg.exe syntax uses /v, /t ...).
-    debug = "--debug" in argv[:1]
+    debug = argv[:1] == ["--debug"]
     rest = argv[1:] if debug else argv
     if rest and rest[0] in DELEGATED:
         setup_logging(debug)
         mod_name, func_name = DELEGATED[rest[0]].split(":")
-        return _run_guarded(lambda: getattr(__import__(mod_name, fromlist=[func_name]),
-                                            func_name)(rest[1:]), debug)
+        fn = getattr(__import__(mod_name, fromlist=[func_name]), func_name)
+        return fn(rest[1:], debug=debug)
 
-    parser = build_parser()
-    try:
+    def parse_and_run() -> int | None:
+        parser = build_parser()
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help (0) or usage error (2)
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    setup_logging(args.debug)
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    return _run_guarded(lambda: args.func(args), args.debug)
+        setup_logging(args.debug)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        return args.func(args)
+
+    return run_guarded(parse_and_run, debug="--debug" in argv[:1])
 
 
-def _run_guarded(fn: Callable[[], int | None], debug: bool) -> int:
+def run_guarded(fn: Callable[[], int | None], *, debug: bool, prog: str = "wimfs",
+                err=None) -> int:
+    """Run a command: every exception becomes one line ``PROG: error: ...`` on `err`
+    (stderr) and the exit code of `exit_code_for`; --debug adds the traceback."""
+    err = err or sys.stderr
     try:
         rc = fn()
         return EXIT_OK if rc is None else int(rc)
-    except WimfsError as exc:
-        if debug:
-            log.exception("error")
-        print(f"wimfs: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("wimfs: interrupted", file=sys.stderr)
-        return 130
+    except SystemExit as exc:          # argparse --help / --version
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except BrokenPipeError:
         # e.g. `wimfs ls x.wim | head`: not an error worth a message.
         try:
@@ -306,15 +208,11 @@ def _run_guarded(fn: Callable[[], int | None], debug: bool) -> int:
         except OSError:
             pass
         return EXIT_OK
-    except OSError as exc:
+    except BaseException as exc:       # noqa: BLE001 - mapped to one line + exit code
         if debug:
-            log.exception("error")
-        name = f": {exc.filename}" if exc.filename else ""
-        print(f"wimfs: error: {exc.strerror or exc}{name}", file=sys.stderr)
-        return errors.EXIT_NOT_FOUND if isinstance(exc, FileNotFoundError) else EXIT_ERROR
-    except Exception as exc:  # a bug: one line unless --debug
-        if debug:
-            raise
-        print(f"wimfs: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
-              file=sys.stderr)
-        return EXIT_ERROR
+            traceback.print_exc(file=err)
+        if isinstance(exc, KeyboardInterrupt):
+            err.write(f"{prog}: interrupted\n")
+        else:
+            err.write(f"{prog}: error: {message_for(exc, debug)}\n")
+        return exit_code_for(exc)

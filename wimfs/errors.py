@@ -9,6 +9,7 @@ traceback only with --debug.
 from __future__ import annotations
 
 import errno as _errno
+import os
 
 # Documented exit codes (README "Exit codes").
 EXIT_OK = 0
@@ -26,6 +27,13 @@ class WimfsError(Exception):
 
     exit_code = EXIT_ERROR
     errno = _errno.EIO
+
+
+class UsageError(WimfsError):
+    """A bad command line: unknown option, missing argument, bad option value."""
+
+    exit_code = EXIT_USAGE
+    errno = _errno.EINVAL
 
 
 class WimFormatError(WimfsError):
@@ -69,3 +77,52 @@ class DependencyError(WimfsError):
 class BusyError(WimfsError):
     exit_code = EXIT_BUSY
     errno = _errno.EBUSY
+
+
+# Classes of other layers that are not (yet) WimfsError subclasses, by class name, so this
+# module imports nothing from them. Once servicing.regf's errors derive from WimfsError
+# with `exit_code` attributes, these entries are never reached.
+_FOREIGN_EXIT_CODES = {
+    "RegfNotFoundError": EXIT_NOT_FOUND,
+    "RegfCorruptError": EXIT_BAD_IMAGE,
+    "RegfDirtyError": EXIT_BAD_IMAGE,
+    "RegfUnsupportedError": EXIT_BAD_IMAGE,
+    "RegFileError": EXIT_USAGE,
+    "RegfError": EXIT_ERROR,
+}
+
+EXIT_INTERRUPTED = 130
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The documented exit code of an exception (the ONE mapping for every command)."""
+    if isinstance(exc, WimfsError):
+        return exc.exit_code
+    for cls in type(exc).__mro__:
+        code = _FOREIGN_EXIT_CODES.get(cls.__name__)
+        if code is not None:
+            return code
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, FileNotFoundError):
+        return EXIT_NOT_FOUND
+    return EXIT_ERROR
+
+
+def is_expected(exc: BaseException) -> bool:
+    """Errors a user can cause (one line, no traceback); anything else is a bug."""
+    return isinstance(exc, (WimfsError, OSError)) or any(
+        cls.__name__ in _FOREIGN_EXIT_CODES for cls in type(exc).__mro__)
+
+
+def message_for(exc: BaseException, debug: bool = False) -> str:
+    """One line describing `exc` (OSError: its text and the file it names)."""
+    if isinstance(exc, OSError) and not isinstance(exc, WimfsError) and exc.strerror:
+        names = [f for f in (exc.filename, exc.filename2) if f]
+        text = exc.strerror + "".join(f": {os.fsdecode(f)}" for f in names)
+    else:
+        text = str(exc)
+    if not is_expected(exc):
+        text = f"internal error: {type(exc).__name__}: {text}" + \
+            ("" if debug else " (rerun with --debug)")
+    return " ".join(text.split()) or type(exc).__name__

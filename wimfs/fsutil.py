@@ -18,3 +18,12 @@ def fsync_dir(path: str) -> None:
         pass
     finally:
         os.close(dfd)
+
+
+def check_output_dir(path: str) -> None:
+    """Refuse up front to write `path` into a directory that does not exist."""
+    from wimfs.errors import PathNotFoundError
+
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise PathNotFoundError(f"cannot write {path}: the directory {d} does not exist")

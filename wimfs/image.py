@@ -97,11 +97,28 @@ class Inode:
     def size(self) -> int:
         return self.data.size if self.data else 0
 
+    def streams(self) -> Iterator[Stream]:
+        """Every stream the inode has: unnamed data, reparse data, then the named ones."""
+        if self.data is not None:
+            yield self.data
+        if self.reparse is not None:
+            yield self.reparse
+        yield from self.named_streams.values()
+
     def stream_hashes(self) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         """(unnamed data hash, reparse data hash, [(name, hash)]) for the metadata writer."""
         data = self.data.hash if self.data else ZERO_HASH
         rp = self.reparse.hash if self.reparse else ZERO_HASH
         return data, rp, [(n, s.hash) for n, s in self.named_streams.items()]
+
+    @property
+    def link_parsed(self) -> bool:
+        """`link()` has parsed the reparse data already (it will not read it again)."""
+        return self._link is not False
+
+    def invalidate_link(self) -> None:
+        """Forget the parsed link (the reparse data changed); `link()` parses it again."""
+        self._link = False
 
     def link(self, read_blob) -> LinkReparsePoint | None:
         """The parsed symlink/junction, or None if this is not a link."""
@@ -146,6 +163,24 @@ class Dentry:
                 ci.setdefault(n.upper(), c)  # Windows compares upper-cased names
             self._ci = ci
         return self._ci.get(name.upper())
+
+    def add_child(self, child: Dentry) -> None:
+        assert self.children is not None
+        self.children[child.name] = child
+        self._ci = None
+
+    def remove_child(self, name: str) -> None:
+        assert self.children is not None
+        del self.children[name]
+        self._ci = None
+
+    def take_children(self, other: Dentry) -> None:
+        """Take over `other`'s children (a directory renamed: its new dentry)."""
+        if other.children is not None:
+            self.children = other.children
+            for c in self.children.values():
+                c.parent = self
+            self._ci = None
 
     @property
     def path(self) -> str:

@@ -6,16 +6,25 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import sys
 from collections.abc import Callable
 
 from lxml import etree
 
-from wimfs.builder import NewImage, WimBuilder, attach_wim_sources, set_property
+from wimfs.builder import NewImage, WimBuilder, attach_wim_sources
 from wimfs.capture import CaptureOptions, capture_tree, uses_rpfix
-from wimfs.errors import ImageNotFoundError, WimCorruptError, WimfsError
+from wimfs.errors import (
+    ImageNotFoundError,
+    UsageError,
+    WimCorruptError,
+    WimfsError,
+)
 from wimfs.format import structs as S
+from wimfs.format.xmlinfo import set_property
+from wimfs.fsutil import check_output_dir
+from wimfs.hooks import stream_reader, windows_xml
 from wimfs.image import ZERO_HASH
+from wimfs.imagespec import ImageSpec, plural
+from wimfs.progress import Progress, ProgressCallback
 from wimfs.wim import Wim
 
 log = logging.getLogger(__name__)
@@ -33,7 +42,7 @@ def compression_type(name: str | None, default: int = S.COMPRESSION_LZX) -> int:
     try:
         return COMPRESSION[name.lower()]
     except KeyError:
-        raise WimfsError(f"unknown compression type {name!r} (none, xpress, lzx, lzms)") \
+        raise UsageError(f"unknown compression type {name!r} (none, xpress, lzx, lzms)") \
             from None
 
 
@@ -41,53 +50,56 @@ def check_chunk_size(ctype: int, chunk_size: int | None) -> int | None:
     if chunk_size is None:
         return None
     if chunk_size & (chunk_size - 1) or not 1 << 15 <= chunk_size <= 1 << 26:
-        raise WimfsError(f"invalid chunk size {chunk_size}: a power of 2 from 32768")
+        raise UsageError(f"invalid chunk size {chunk_size}: a power of 2 from 32768")
     limits = {S.COMPRESSION_XPRESS: 1 << 16, S.COMPRESSION_LZX: 1 << 21,
               S.COMPRESSION_LZMS: 1 << 30}
     if chunk_size > limits.get(ctype, 1 << 30):
-        raise WimfsError(f"chunk size {chunk_size} is too large for "
+        raise UsageError(f"chunk size {chunk_size} is too large for "
                          f"{S.COMPRESSION_NAMES[ctype]}")
     return chunk_size
 
 
-def skip_reporter(enabled: bool) -> Callable[[str, Exception], bool]:
-    def on_skip(path: str, exc: Exception) -> bool:
-        if not enabled:
-            return False
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        print(f"wimfs: warning: skipping {path}: {reason}", file=sys.stderr)
-        return True
-    return on_skip
+def no_skip(path: str, exc: Exception) -> bool:
+    """The default: an unreadable source file stops the capture."""
+    return False
 
 
 def _names(wim: Wim) -> set[str]:
     return {i.name for i in wim.infos.values() if i.name}
 
 
-def _wrap_read_errors(fn):
-    """Unreadable source files during the write: one clear line."""
+def _wrap_read_errors(fn, src: str, wim_path: str):
+    """I/O errors during the write of a capture: one line naming the source file that could
+    not be read, or the WIM that could not be written."""
     try:
         return fn()
     except OSError as exc:
-        if exc.filename:
+        if not exc.filename or isinstance(exc, WimfsError):
+            raise
+        name = os.path.abspath(os.fsdecode(exc.filename))
+        if name.startswith(os.path.join(os.path.abspath(src), "")):
             raise WimfsError(f"cannot read {exc.filename}: {exc.strerror} (use --skip-errors to "
                              "skip unreadable files)") from None
-        raise
+        raise WimfsError(f"cannot write {wim_path}: {exc.strerror}") from None
 
 
 def capture(src: str, wim_path: str, *, name: str | None, description: str | None = None,
             ctype: int = S.COMPRESSION_LZX, chunk_size: int | None = None,
             solid: bool = False, boot: bool = False, check: bool = False,
-            opts: CaptureOptions | None = None, threads: int = 0, quiet: bool = True,
+            opts: CaptureOptions | None = None, threads: int = 0,
+            progress: ProgressCallback | None = None,
             append: bool = False, flags: str | None = None,
-            skip_errors: bool = False) -> None:
+            on_skip: Callable[[str, Exception], bool] = no_skip) -> None:
+    """Capture `src` into a new WIM (or as a new image of it with `append`). `on_skip`
+    decides for each unreadable source file: True skips it, False stops the capture."""
     opts = opts or CaptureOptions()
-    on_skip = skip_reporter(skip_errors)
     opts.on_error = on_skip
     if not os.path.isdir(src):
         if not os.path.exists(src):
             raise ImageNotFoundError(f"{src}: no such directory")
         raise WimfsError(f"{src} is not a directory")
+    if not append:
+        check_output_dir(wim_path)
     if name is None:
         name = os.path.basename(os.path.abspath(src).rstrip("/")) or "root"
     if append:
@@ -97,38 +109,33 @@ def capture(src: str, wim_path: str, *, name: str | None, description: str | Non
                 raise WimfsError(f"{wim_path} already has an image named {name!r}")
             img, _ = capture_tree(src, opts)
             win, extra = _windows(img)
-            b = WimBuilder(wim_path, wim.header.compression_type, threads=threads, quiet=quiet,
-                           append_to=wim, check_integrity=check or _has_integrity(wim),
+            b = WimBuilder(wim_path, wim.header.compression_type, threads=threads,
+                           progress=progress, append_to=wim,
+                           check_integrity=check or _has_integrity(wim),
                            header_flags=S.HDR_FLAG_RP_FIX if uses_rpfix(img) else 0)
             b.on_skip = on_skip
             b.add(_new_image(img, name, description, flags, win, extra))
             if boot:
                 b.boot_index = wim.image_count + 1
-            _wrap_read_errors(b.write)
+            _wrap_read_errors(b.write, src, wim_path)
         finally:
             wim.close()
         return
     img, _ = capture_tree(src, opts)
     win, extra = _windows(img)
     b = WimBuilder(wim_path, ctype, chunk_size=chunk_size, solid=solid, threads=threads,
-                   quiet=quiet, check_integrity=check,
+                   progress=progress, check_integrity=check,
                    header_flags=S.HDR_FLAG_RP_FIX if uses_rpfix(img) else 0)
     b.on_skip = on_skip
     b.add(_new_image(img, name, description, flags, win, extra))
     if boot:
         b.boot_index = 1
-    _wrap_read_errors(b.write)
+    _wrap_read_errors(b.write, src, wim_path)
 
 
 def _windows(img):
     """The WINDOWS XML element when the tree holds a Windows installation."""
-    from wimfs.windows import stream_reader_for_capture, windows_info
-
-    try:
-        found = windows_info(img, stream_reader_for_capture)
-    except ImportError:          # the servicing (registry) package is not installed
-        return None, {}
-    return found if found is not None else (None, {})
+    return windows_xml(img, stream_reader())
 
 
 def _new_image(img, name, description, flags, win, extra) -> NewImage:
@@ -151,24 +158,19 @@ def image_element(wim: Wim, index: int):
     return None
 
 
-def resolve_images(wim: Wim, sel: str | None) -> list[int]:
-    if sel == "all":
-        return list(range(1, wim.image_count + 1))
-    if sel is not None and not sel.isdigit():
-        return [wim.resolve_image(None, sel)]
-    return [wim.resolve_image(sel)]
-
-
-def export(src_path: str, sel: str | None, dst_path: str, *, ctype: int | None = None,
+def export(spec: ImageSpec, dst_path: str, *, ctype: int | None = None,
            solid: bool = False, name: str | None = None, description: str | None = None,
-           boot: bool = False, check: bool = False, threads: int = 0, quiet: bool = True,
+           boot: bool = False, check: bool = False, threads: int = 0,
+           progress: ProgressCallback | None = None,
            chunk_size: int | None = None, refs: list[str] | None = None,
            recompress: bool = False) -> list[int]:
     """Export images; returns the new indexes in DST. Resources whose compression already
     fits DST are copied as stored unless `recompress`."""
+    src_path = spec.path
+    check_output_dir(dst_path)
     src = open_wim(src_path, refs)
     try:
-        indexes = resolve_images(src, sel)
+        indexes = spec.resolve(src, allow_all=True)
         if name is not None and len(indexes) > 1:
             raise WimfsError("--name can only be used when exporting one image")
         same = os.path.exists(dst_path) and os.path.samefile(src_path, dst_path)
@@ -178,7 +180,7 @@ def export(src_path: str, sel: str | None, dst_path: str, *, ctype: int | None =
         try:
             if dst is not None:
                 b = WimBuilder(dst_path, dst.header.compression_type, threads=threads,
-                               quiet=quiet, append_to=dst,
+                               progress=progress, append_to=dst,
                                check_integrity=check or _has_integrity(dst))
                 taken = _names(dst)
                 first = dst.image_count + 1
@@ -187,7 +189,7 @@ def export(src_path: str, sel: str | None, dst_path: str, *, ctype: int | None =
                     ctype = src.header.compression_type
                     solid = solid or src.header.wim_version == S.WIM_VERSION_SOLID
                 b = WimBuilder(dst_path, ctype, chunk_size=chunk_size, solid=solid,
-                               threads=threads, quiet=quiet, check_integrity=check)
+                               threads=threads, progress=progress, check_integrity=check)
                 taken = set()
                 first = 1
             b.header_flags = src.header.flags & S.HDR_FLAG_RP_FIX
@@ -248,7 +250,8 @@ def _check_complete(wim: Wim, img, index: int) -> None:
 
 def rebuild(path: str, keep: list[int] | None = None, *, ctype: int | None = None,
             solid: bool | None = None, chunk_size: int | None = None, threads: int = 0,
-            quiet: bool = True, check: bool | None = None, recompress: bool = False) -> None:
+            progress: ProgressCallback | None = None, check: bool | None = None,
+            recompress: bool = False) -> None:
     """Write the WIM anew (temp file + rename) holding only `keep` (default: all)."""
     wim = Wim(path)
     try:
@@ -262,7 +265,7 @@ def rebuild(path: str, keep: list[int] | None = None, *, ctype: int | None = Non
         if chunk_size is None and not solid and ctype != S.COMPRESSION_NONE:
             chunk_size = wim.header.chunk_size or None
         b = WimBuilder(path, ctype, chunk_size=chunk_size, solid=solid, threads=threads,
-                       quiet=quiet, check_integrity=_has_integrity(wim) if check is None
+                       progress=progress, check_integrity=_has_integrity(wim) if check is None
                        else check,
                        header_flags=wim.header.flags & (S.HDR_FLAG_RP_FIX |
                                                          S.HDR_FLAG_READONLY))
@@ -278,18 +281,19 @@ def rebuild(path: str, keep: list[int] | None = None, *, ctype: int | None = Non
 
 
 def delete(path: str, indexes: list[int], *, rebuild_wim: bool = False, threads: int = 0,
-           quiet: bool = True, check: bool | None = None) -> None:
+           progress: ProgressCallback | None = None, check: bool | None = None) -> None:
     with Wim(path) as wim:
         n = wim.image_count
         for i in indexes:
             if not 1 <= i <= n:
-                raise ImageNotFoundError(f"{path}: no image {i} (the WIM has {n} images)")
+                raise ImageNotFoundError(f"{path}: no image {i} (the WIM has "
+                                         f"{plural(n, 'image')})")
         keep = [i for i in range(1, n + 1) if i not in indexes]
     if rebuild_wim:
         from wimfs.split import compact
 
-        if not compact(path, keep, check=check, quiet=quiet):
-            rebuild(path, keep, threads=threads, quiet=quiet, check=check)
+        if not compact(path, keep, check=check, progress=progress):
+            rebuild(path, keep, threads=threads, progress=progress, check=check)
         return
     wim = Wim(path)
     try:
@@ -299,7 +303,7 @@ def delete(path: str, indexes: list[int], *, rebuild_wim: bool = False, threads:
         for i in keep:
             img = wim.image(i)
             for ino in img.inodes:
-                for s in _streams(ino):
+                for s in ino.streams():
                     if s.hash != ZERO_HASH:
                         counts[s.hash] = counts.get(s.hash, 0) + len(ino.dentries)
         blobs = wim.blob_table.blobs
@@ -309,19 +313,11 @@ def delete(path: str, indexes: list[int], *, rebuild_wim: bool = False, threads:
                 del blobs[h]
             else:
                 blobs[h].refcnt = c
-        b = WimBuilder(path, wim.header.compression_type, quiet=quiet, append_to=wim,
+        b = WimBuilder(path, wim.header.compression_type, progress=progress, append_to=wim,
                        check_integrity=_has_integrity(wim) if check is None else check)
         b.write(keep_images=keep)
     finally:
         wim.close()
-
-
-def _streams(ino):
-    if ino.data is not None:
-        yield ino.data
-    if ino.reparse is not None:
-        yield ino.reparse
-    yield from ino.named_streams.values()
 
 
 def edit_info(path: str, index: int | None, *, name: str | None = None,
@@ -336,7 +332,9 @@ def edit_info(path: str, index: int | None, *, name: str | None = None,
             if wim.image_count == 1:
                 index = 1
             else:
-                raise ImageNotFoundError("choose the image to edit with --index N")
+                raise UsageError(f"{path} contains {plural(wim.image_count, 'image')}: "
+                                 "choose the one to edit with IMAGE:N, --index N or --name "
+                                 "NAME")
         if index is not None:
             index = wim.resolve_image(index)
             el = image_element(wim, index)
@@ -353,14 +351,14 @@ def edit_info(path: str, index: int | None, *, name: str | None = None,
             for kv in properties or []:
                 key, sep, value = kv.partition("=")
                 if not sep or not key:
-                    raise WimfsError(f"--set-property wants KEY=VALUE, not {kv!r}")
+                    raise UsageError(f"--set-property wants KEY=VALUE, not {kv!r}")
                 set_property(el, key, value)
         b = WimBuilder(path, wim.header.compression_type, append_to=wim,
                        check_integrity=_has_integrity(wim) if check is None else check)
         if boot is not None:
             if not 0 <= boot <= wim.image_count:
                 raise ImageNotFoundError(f"{path}: no image {boot} to boot (the WIM has "
-                                         f"{wim.image_count} images; 0 clears it)")
+                                         f"{plural(wim.image_count, 'image')}; 0 clears it)")
             b.boot_index = boot
         b.write()
     finally:
@@ -380,11 +378,12 @@ def open_wim(path: str, refs: list[str] | None = None) -> Wim:
     return wim
 
 
-def verify(path: str, refs: list[str] | None = None, quiet: bool = True) -> list[str]:
+def verify(path: str, refs: list[str] | None = None,
+           progress: ProgressCallback | None = None,
+           spec: ImageSpec | None = None) -> list[str]:
     """Check headers, XML, every image's metadata, every blob's SHA-1 and the integrity
-    table. Returns the problems found (empty: the WIM is good)."""
-    from wimfs.writer import Progress
-
+    table; with a `spec` selector only the chosen images' metadata and blobs. Returns the
+    problems found (empty: the WIM is good)."""
     problems: list[str] = []
     wim = open_wim(path, refs)
     try:
@@ -399,14 +398,17 @@ def verify(path: str, refs: list[str] | None = None, quiet: bool = True) -> list
         except WimCorruptError as exc:
             problems.append(f"integrity table: {exc}")
         if len(wim.blob_table.metadata) != wim.image_count and wim.header.part_number == 1:
-            problems.append(f"header says {wim.image_count} images but the blob table has "
-                            f"{len(wim.blob_table.metadata)} metadata resources")
+            problems.append(f"header says {plural(wim.image_count, 'image')} but the blob "
+                            f"table has {len(wim.blob_table.metadata)} metadata resources")
         if len(wim.infos) != wim.image_count and wim.header.part_number == 1:
-            problems.append(f"the XML describes {len(wim.infos)} images, the header "
+            problems.append(f"the XML describes {plural(len(wim.infos), 'image')}, the header "
                             f"{wim.image_count}")
         referenced: set[bytes] = set()
+        whole = spec is None or spec.selector is None
+        chosen = range(1, min(wim.image_count, len(wim.blob_table.metadata)) + 1) if whole \
+            else spec.resolve(wim, allow_all=True)
         if wim.header.part_number == 1:
-            for i in range(1, min(wim.image_count, len(wim.blob_table.metadata)) + 1):
+            for i in chosen:
                 try:
                     img = wim.image(i)
                 except WimCorruptError as exc:
@@ -415,17 +417,18 @@ def verify(path: str, refs: list[str] | None = None, quiet: bool = True) -> list
                 missing = 0
                 for ino in img.inodes:
                     missing += ino.missing_blobs
-                    for s in _streams(ino):
+                    for s in ino.streams():
                         if s.hash != ZERO_HASH:
                             referenced.add(s.hash)
                 if missing:
                     problems.append(f"image {i}: {missing} stream(s) reference blobs that are "
                                     "not in the WIM")
-        blobs = sorted(wim.blob_table.blobs.values(),
+        blobs = sorted((b for b in wim.blob_table.blobs.values()
+                        if whole or b.hash in referenced),
                        key=lambda b: (b.rdesc.part_number, b.rdesc.offset_in_wim,
                                       b.offset_in_res))
-        progress = Progress(quiet=quiet, label="verifying",
-                            total=sum(b.size for b in blobs))
+        counter = Progress(label="verifying", callback=progress,
+                           total=sum(b.size for b in blobs))
         for b in blobs:
             try:
                 off = 0
@@ -435,12 +438,12 @@ def verify(path: str, refs: list[str] | None = None, quiet: bool = True) -> list
                     if len(data) != n:
                         raise WimCorruptError("short read")
                     off += n
-                    progress.add(n)
+                    counter.add(n)
                 if b.verified is False:
                     raise WimCorruptError("SHA-1 mismatch")
             except WimCorruptError as exc:
                 problems.append(f"blob {b.hex}: {exc}")
-        progress.finish()
+        counter.finish()
     finally:
         wim.close()
     return problems

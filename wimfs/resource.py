@@ -138,6 +138,12 @@ class ResourceReader:
                                 int(os.environ.get("WIMFS_SPILL_LIMIT_MB", "8192")) << 20)
         self.stats = {"decompressed_chunks": 0, "cache_hits": 0, "readahead": 0}
 
+    def drop_cache(self) -> None:
+        """Free the decompressed chunks held in memory (the WIM is being replaced)."""
+        with self._lock:
+            self._cache.clear()
+            self._cached = 0
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.spill.close()

@@ -18,7 +18,8 @@ from wimfs.format import structs as S
 from wimfs.format.header import ResourceHeader, WimHeader
 from wimfs.format.integrity import compute as compute_integrity
 from wimfs.wim import Wim
-from wimfs.writer import Progress, WrittenBlob, blob_table_bytes
+from wimfs.progress import Progress, ProgressCallback
+from wimfs.writer import WrittenBlob, blob_table_bytes
 
 COPY_PIECE = 8 << 20
 
@@ -112,7 +113,7 @@ def _resources(wim: Wim):
 
 
 def split(path: str, first_part: str, max_mb: int, check: bool = False,
-          quiet: bool = True) -> list[str]:
+          progress: ProgressCallback | None = None) -> list[str]:
     if max_mb <= 0:
         raise WimfsError("--size must be a positive number of MiB")
     limit = max_mb << 20
@@ -138,7 +139,7 @@ def split(path: str, first_part: str, max_mb: int, check: bool = False,
             size += need
         n = len(parts)
         names = part_names(first_part, n)
-        progress = Progress(quiet=quiet, label="splitting",
+        counter = Progress(callback=progress, label="splitting",
                             total=sum(b.rdesc.size_in_wim for b in blobs))
         outs: list[_Out] = []
         try:
@@ -153,7 +154,7 @@ def split(path: str, first_part: str, max_mb: int, check: bool = False,
                 if k == 1:
                     for m in wim.blob_table.metadata:
                         r = m.rdesc
-                        off = out.copy_from(wim.fd, r.offset_in_wim, r.size_in_wim, progress)
+                        off = out.copy_from(wim.fd, r.offset_in_wim, r.size_in_wim, counter)
                         meta.append(WrittenBlob(m.hash, m.size, ResourceHeader(
                             r.size_in_wim, r.flags | S.RESHDR_FLAG_METADATA, off,
                             r.uncompressed_size), m.refcnt or 1, part_number=1))
@@ -164,7 +165,7 @@ def split(path: str, first_part: str, max_mb: int, check: bool = False,
                     hdr.boot_metadata_reshdr = ResourceHeader()
                 for b in pblobs:
                     r = b.rdesc
-                    off = out.copy_from(wim.fd, r.offset_in_wim, r.size_in_wim, progress)
+                    off = out.copy_from(wim.fd, r.offset_in_wim, r.size_in_wim, counter)
                     entries.append(WrittenBlob(b.hash, b.size, ResourceHeader(
                         r.size_in_wim, r.flags & ~S.RESHDR_FLAG_METADATA, off,
                         r.uncompressed_size), b.refcnt, part_number=k))
@@ -175,11 +176,12 @@ def split(path: str, first_part: str, max_mb: int, check: bool = False,
             for out in outs:
                 out.abort()
             raise
-        progress.finish()
+        counter.finish()
         return names
 
 
-def join(out_path: str, part_paths: list[str], check: bool = False, quiet: bool = True) -> None:
+def join(out_path: str, part_paths: list[str], check: bool = False,
+         progress: ProgressCallback | None = None) -> None:
     wims = [Wim(p, cache_size=0, threads=1) for p in part_paths]
     try:
         by_part: dict[int, Wim] = {}
@@ -198,7 +200,7 @@ def join(out_path: str, part_paths: list[str], check: bool = False, quiet: bool 
             raise WimfsError(f"missing part(s) {', '.join(map(str, missing))} of {total}")
         first = by_part[1]
         xml = _raw_xml(first)
-        progress = Progress(quiet=quiet, label="joining", total=sum(
+        counter = Progress(callback=progress, label="joining", total=sum(
             b.rdesc.size_in_wim for w in wims for b in w.blob_table.blobs.values()))
         out = _Out(out_path)
         try:
@@ -208,7 +210,7 @@ def join(out_path: str, part_paths: list[str], check: bool = False, quiet: bool 
             meta: list[WrittenBlob] = []
             for m in first.blob_table.metadata:
                 r = m.rdesc
-                off = out.copy_from(first.fd, r.offset_in_wim, r.size_in_wim, progress)
+                off = out.copy_from(first.fd, r.offset_in_wim, r.size_in_wim, counter)
                 meta.append(WrittenBlob(m.hash, m.size, ResourceHeader(
                     r.size_in_wim, r.flags | S.RESHDR_FLAG_METADATA, off,
                     r.uncompressed_size), m.refcnt or 1))
@@ -224,7 +226,7 @@ def join(out_path: str, part_paths: list[str], check: bool = False, quiet: bool 
                         continue
                     seen.add(b.hash)
                     r = b.rdesc
-                    off = out.copy_from(w.fd, r.offset_in_wim, r.size_in_wim, progress)
+                    off = out.copy_from(w.fd, r.offset_in_wim, r.size_in_wim, counter)
                     entries.append(WrittenBlob(b.hash, b.size, ResourceHeader(
                         r.size_in_wim, r.flags & ~S.RESHDR_FLAG_METADATA, off,
                         r.uncompressed_size), b.refcnt))
@@ -233,14 +235,14 @@ def join(out_path: str, part_paths: list[str], check: bool = False, quiet: bool 
         except BaseException:
             out.abort()
             raise
-        progress.finish()
+        counter.finish()
     finally:
         for w in wims:
             w.close()
 
 
 def compact(path: str, keep: list[int] | None = None, check: bool | None = None,
-            quiet: bool = True) -> bool:
+            progress: ProgressCallback | None = None) -> bool:
     """Rewrite a (non-solid, unsplit) WIM through a temporary file, copying the stored
     resources of the kept images as they are (no recompression) and leaving out
     everything nothing references any more. Returns False (and does nothing) for WIMs
@@ -283,7 +285,7 @@ def compact(path: str, keep: list[int] | None = None, check: bool | None = None,
             el = els[i - 1] if i - 1 < len(els) else etree.Element("IMAGE")
             el.set("INDEX", str(new))
             xml_root.append(el)
-        progress = Progress(quiet=quiet, label="optimizing",
+        counter = Progress(callback=progress, label="optimizing",
                             total=sum(b.rdesc.size_in_wim for b in blobs))
         out = _Out(path)
         try:
@@ -292,14 +294,14 @@ def compact(path: str, keep: list[int] | None = None, check: bool | None = None,
             for i in keep:
                 m = wim.blob_table.metadata[i - 1]
                 r = m.rdesc
-                off = out.copy_from(wim.fd, r.offset_in_wim, r.size_in_wim, progress)
+                off = out.copy_from(wim.fd, r.offset_in_wim, r.size_in_wim, counter)
                 meta.append(WrittenBlob(m.hash, m.size, ResourceHeader(
                     r.size_in_wim, r.flags | S.RESHDR_FLAG_METADATA, off,
                     r.uncompressed_size), 1))
             entries: list[WrittenBlob] = []
             for b in blobs:
                 r = b.rdesc
-                off = out.copy_from(wim.fd, r.offset_in_wim, r.size_in_wim, progress)
+                off = out.copy_from(wim.fd, r.offset_in_wim, r.size_in_wim, counter)
                 entries.append(WrittenBlob(b.hash, b.size, ResourceHeader(
                     r.size_in_wim, r.flags & ~S.RESHDR_FLAG_METADATA, off,
                     r.uncompressed_size), counts[b.hash]))
@@ -321,5 +323,5 @@ def compact(path: str, keep: list[int] | None = None, check: bool | None = None,
         except BaseException:
             out.abort()
             raise
-        progress.finish()
+        counter.finish()
         return True

@@ -17,18 +17,17 @@ import hashlib
 import logging
 import os
 import struct
-import sys
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from wimfs.codec import Compressor
 from wimfs.errors import WimfsError
 from wimfs.format import structs as S
 from wimfs.format.blobtable import ZERO_HASH, build_blob_table
 from wimfs.format.header import ResourceHeader
+from wimfs.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -113,41 +112,6 @@ class WrittenBlob:
     refcnt: int = 1
     part_number: int = 1
     solid_group: int = -1          # index into ResourceWriter.solid_resources, or -1
-
-
-@dataclass
-class Progress:
-    total: int = 0
-    done: int = 0
-    quiet: bool = True
-    label: str = "writing"
-    start: float = field(default_factory=time.monotonic)
-    _last: float = 0.0
-    callback: Callable[[int, int], None] | None = None    # (done, total) on every add
-
-    def add(self, n: int, force: bool = False) -> None:
-        self.done += n
-        if self.callback is not None:
-            self.callback(self.done, self.total)
-        if self.quiet:
-            return
-        now = time.monotonic()
-        if now - self._last < 0.5 and not force:
-            return
-        self._last = now
-        el = max(now - self.start, 1e-6)
-        rate = self.done / el
-        total = max(self.total, self.done)
-        eta = max(total - self.done, 0) / rate if rate > 0 else 0
-        pct = 100.0 * self.done / total if total else 100.0
-        sys.stderr.write(f"\r{self.label}: {self.done >> 20} MiB of {total >> 20} MiB "
-                         f"({pct:.0f}%) at {rate / 1e6:.1f} MB/s, ETA {eta:.0f} s   ")
-        sys.stderr.flush()
-
-    def finish(self) -> None:
-        if not self.quiet:
-            self.add(0, force=True)
-            sys.stderr.write("\n")
 
 
 class ResourceWriter:

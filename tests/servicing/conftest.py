@@ -64,3 +64,53 @@ def unpack(src: pathlib.Path, dst_dir: pathlib.Path, name: str | None = None) ->
     else:
         shutil.copyfile(src, dst)
     return dst
+
+
+@pytest.fixture(autouse=True)
+def _private_state(tmp_path, monkeypatch):
+    """Servicing logs and image sessions go to the test's own state directory."""
+    monkeypatch.setenv("WIMFS_STATE_DIR", str(tmp_path / "state"))
+
+
+class TargetCase:
+    """One servicing target of the parametrized ``target`` fixture: the same Windows
+    tree as a directory or as image 1 of a WIM (captured by wimlib-imagex)."""
+
+    def __init__(self, kind: str, tree: pathlib.Path, tmp: pathlib.Path) -> None:
+        self.kind = kind
+        self.tmp = tmp
+        self.dir = tree
+        self.wim = None
+        if kind == "wim":
+            from tests.helpers import wimlib_capture
+            self.wim = wimlib_capture(tree, tmp / "install.wim", compress="xpress",
+                                      name="Windows")
+            shutil.rmtree(tree)
+        self.spec = str(self.wim) + ":1" if self.wim else str(tree)
+        self._applied = 0
+
+    def tree(self) -> pathlib.Path:
+        """The tree as it is now (a WIM: ``wimlib-imagex apply`` of image 1)."""
+        if self.wim is None:
+            return self.dir
+        from tests.helpers import wimlib_apply
+        self._applied += 1
+        out = self.tmp / f"applied{self._applied}"
+        wimlib_apply(self.wim, 1, out)
+        return out
+
+    def fingerprint(self) -> dict:
+        """Every byte of the target: the WIM file, or every file and directory."""
+        if self.wim is not None:
+            return {"wim": self.wim.read_bytes()}
+        from windows_trees import tree_fingerprint
+        return tree_fingerprint(self.dir)
+
+
+@pytest.fixture(params=["dir", "wim"])
+def target(request, hives, tmp_path) -> TargetCase:
+    """A Windows 10 tree (real SYSTEM, DEFAULT, default NTUSER.DAT) as a directory and as
+    ``IMAGE.wim:1``: every test using it runs on both kinds of target."""
+    from windows_trees import windows_tree
+    tree = windows_tree(tmp_path / "tree", hives, "10clean")
+    return TargetCase(request.param, tree, tmp_path)

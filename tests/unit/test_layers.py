@@ -48,3 +48,27 @@ def test_servicing_does_not_import_fuse_layer():
     for path in root.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert "wimfs.fuse" not in text and "pyfuse3" not in text, path
+
+
+def test_engine_does_not_import_servicing():
+    """The engine reaches the registry code only through the hook the CLI registers
+    (wimfs.hooks.set_windows_info_provider), never by import."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "wimfs"
+    pattern = re.compile(r"^\s*(from|import)\s+servicing\b", re.M)
+    offenders = [str(p) for p in root.rglob("*.py") if pattern.search(p.read_text("utf-8"))]
+    assert not offenders
+    loaded = _loaded_after_import(["wimfs.overlay.paths", "wimfs.overlay.commit",
+                                   "wimfs.imaging", "wimfs.builder", "wimfs.fuse.rwops",
+                                   "wimfs.commands.mount"])
+    assert "wimfs.overlay.session" in loaded
+    assert not {m for m in loaded if m.split(".")[0] == "servicing"}
+
+
+def test_overlay_imports_no_fuse():
+    loaded = _loaded_after_import(["wimfs.overlay.paths", "wimfs.overlay.commit"])
+    assert "wimfs.overlay.session" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("pyfuse3", "trio")}
+    assert not any(m.startswith("wimfs.fuse") for m in loaded)

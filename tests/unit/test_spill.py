@@ -3,7 +3,6 @@ solid resource stay correct when the spill limit forces slots to be reused."""
 
 from __future__ import annotations
 
-import os
 import random
 
 import pytest

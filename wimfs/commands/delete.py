@@ -1,22 +1,24 @@
-"""`wimfs delete WIM N [--rebuild]`."""
+"""`wimfs delete IMAGE[:N|:NAME|:all] [N|NAME|all] [--rebuild]`."""
 
 from __future__ import annotations
 
-from wimfs.errors import WimfsError
+from wimfs import progress
+from wimfs.commands import image_spec
+from wimfs.errors import UsageError
+from wimfs.imagespec import FORMS
 from wimfs.imaging import delete
 from wimfs.wim import Wim
 
 
 def run(args) -> int:
-    with Wim(args.wim) as wim:
-        if args.image == "all":
-            indexes = list(range(1, wim.image_count + 1))
-        elif args.image.isdigit():
-            indexes = [int(args.image)]
-        else:
-            indexes = [wim.resolve_image(None, args.image)]
-    if not indexes:
-        raise WimfsError(f"{args.wim} has no images")
-    delete(args.wim, indexes, rebuild_wim=args.rebuild, quiet=args.quiet,
-           check=True if args.check else None)
+    spec = image_spec(args, "wim")
+    if args.selector is not None:
+        spec = spec.with_selector(args.selector)
+    if spec.selector is None:
+        raise UsageError(f"choose the image to delete with {FORMS}")
+    with Wim(spec.path) as wim:
+        indexes = spec.resolve(wim, allow_all=True)
+    with progress.bar(args.quiet) as cb:
+        delete(spec.path, indexes, rebuild_wim=args.rebuild, progress=cb,
+               check=True if args.check else None)
     return 0

@@ -6,12 +6,13 @@ import stat
 import sys
 import time
 
-from wimfs.cli import _parse_image_spec
+from wimfs.commands import image_spec
 from wimfs.errors import PathNotFoundError
 from wimfs.format import structs as S
 from wimfs.format.reparse import link_target
 from wimfs.format.xmlinfo import filetime_to_unix_ns
 from wimfs.image import Dentry
+from wimfs.imaging import open_wim
 from wimfs.wim import Wim
 
 _ATTR_LETTERS = ((S.FILE_ATTRIBUTE_READONLY, "R"), (S.FILE_ATTRIBUTE_HIDDEN, "H"),
@@ -48,11 +49,9 @@ def _line(wim: Wim, d: Dentry, long: bool) -> str:
 
 
 def run(args) -> int:
-    path, sel = _parse_image_spec(args.image)
-    with Wim(path) as wim:
-        if args.ref:
-            wim.add_ref_parts(args.ref)
-        index = wim.resolve_image(None if sel is None else sel)
+    spec = image_spec(args)
+    with open_wim(spec.path, args.ref) as wim:
+        index = spec.resolve_one(wim)
         img = wim.image(index)
         d = img.lookup_path(args.path)
         if d is None:

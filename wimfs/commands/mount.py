@@ -12,15 +12,17 @@ import subprocess
 import sys
 import time
 
-from wimfs import mounts
+from wimfs import mounts, progress
+from wimfs.commands import image_spec
 from wimfs.errors import (
     EXIT_MOUNT,
-    EXIT_USAGE,
     BusyError,
     MountError,
     PathNotFoundError,
+    UsageError,
     WimfsError,
 )
+from wimfs.imagespec import ImageSpec
 from wimfs.paths import find_mount, state_dir
 
 log = logging.getLogger(__name__)
@@ -44,24 +46,29 @@ def _check_mountdir(path: str) -> str:
 
 
 def run(args) -> int:
-    mountdir = _check_mountdir(args.mountdir)
-    if not os.path.isfile(args.image):
-        if os.path.exists(args.image):
-            raise MountError(f"{args.image} is not a regular file")
-        raise PathNotFoundError(f"{args.image}: no such file")
+    spec = image_spec(args)
     options = {o for opt in args.options for o in opt.split(",") if o}
     unknown = options - {"case_insensitive", "ro"}
     if unknown:
-        raise MountError(f"unknown mount option(s): {', '.join(sorted(unknown))}")
-    if args.rw and args.index == "all":
-        raise MountError("--index all is read-only; mount one image read-write")
+        raise UsageError(f"unknown mount option(s): {', '.join(sorted(unknown))} "
+                         "(known: case_insensitive)")
+    if args.rw and spec.selector == "all" and not spec.by_name:
+        raise UsageError("'all' mounts read-only; mount one image read-write")
     if args.rw and args.ref:
-        raise MountError("split WIMs mount read-only; 'wimfs join' them to edit")
+        raise UsageError("split WIMs mount read-only; 'wimfs join' them to edit")
+    mountdir = _check_mountdir(args.mountdir)
+    if not os.path.isfile(spec.path):
+        raise MountError(f"{spec.path} is not a regular file")
+    if not args.foreground:       # a bad selector fails here, not in the daemon
+        from wimfs.wim import Wim
+
+        with Wim(spec.path) as wim:
+            spec.resolve(wim, allow_all=not args.rw)
     if not args.foreground:
         return _daemonize(args)
     ready_fd = int(os.environ.pop(READY_ENV, "-1"))
     try:
-        return _serve(args, mountdir, options, ready_fd)
+        return _serve(args, spec, mountdir, options, ready_fd)
     except WimfsError as exc:
         _tell(ready_fd, f"ERROR {exc.exit_code} {exc}")
         raise
@@ -82,7 +89,7 @@ def _new_staging() -> str:
     return d
 
 
-def _serve(args, mountdir: str, options: set[str], ready_fd: int) -> int:
+def _serve(args, spec: ImageSpec, mountdir: str, options: set[str], ready_fd: int) -> int:
     if not os.path.exists("/dev/fuse"):
         raise MountError("/dev/fuse is missing: load the fuse module or run with --device "
                          "/dev/fuse")
@@ -92,24 +99,24 @@ def _serve(args, mountdir: str, options: set[str], ready_fd: int) -> int:
     except ImportError as exc:
         raise MountError(f"FUSE support is not installed ({exc}); run scripts/setup") from None
     if args.rw:
-        return _serve_rw(args, mountdir, options, ready_fd)
+        return _serve_rw(args, spec, mountdir, options, ready_fd)
     from wimfs.wim import Wim
 
-    wim = Wim(args.image, cache_size=None if args.cache_size is None else
+    wim = Wim(spec.path, cache_size=None if args.cache_size is None else
               args.cache_size << 20, threads=args.threads)
     try:
         if args.ref:
             wim.add_ref_parts(args.ref)
-        all_images = args.index == "all"
+        all_images = spec.selector == "all" and not spec.by_name
+        indexes = spec.resolve(wim, allow_all=True)
         if all_images:
             images, next_ino = [], 2
-            for i in range(1, wim.image_count + 1):
+            for i in indexes:
                 img = wim.image(i, ino_start=next_ino)
                 next_ino += len(img.inodes)
                 images.append(img)
         else:
-            idx = wim.resolve_image(args.index, args.name)
-            images = [wim.image(idx, ino_start=1)]
+            images = [wim.image(indexes[0], ino_start=1)]
         gc.freeze()   # the tree lives as long as the mount: keep it out of GC passes
         ops = WimOperations(wim, images, all_images=all_images,
                             case_insensitive="case_insensitive" in options,
@@ -133,7 +140,7 @@ def _serve(args, mountdir: str, options: set[str], ready_fd: int) -> int:
     return 0
 
 
-def _serve_rw(args, mountdir: str, options: set[str], ready_fd: int) -> int:
+def _serve_rw(args, spec: ImageSpec, mountdir: str, options: set[str], ready_fd: int) -> int:
     import trio
 
     from wimfs.fuse import control
@@ -150,14 +157,10 @@ def _serve_rw(args, mountdir: str, options: set[str], ready_fd: int) -> int:
         os.makedirs(staging, mode=0o700, exist_ok=True)
         if os.path.exists(os.path.join(staging, "journal")):
             raise MountError(f"{staging} already holds an overlay; use 'wimfs remount'")
-    if args.index is None and args.name is not None:
-        with Wim(args.image) as w:
-            index = w.resolve_image(None, args.name)
-    else:
-        index = args.index
+    with Wim(spec.path) as w:
+        index = spec.resolve_one(w)
     try:
-        overlay = Overlay(args.image, index if index is not None else None, staging,
-                          mountpoint=mountdir)
+        overlay = Overlay(spec.path, index, staging, mountpoint=mountdir)
     except BaseException:
         if args.staging is None:      # ours and still empty: do not leave an orphan
             shutil.rmtree(staging, ignore_errors=True)
@@ -210,8 +213,9 @@ def _daemonize(args) -> int:
     argv = [sys.executable, "-m", "wimfs"]
     if args.debug:
         argv.append("--debug")
-    argv += ["mount", "--foreground", args.image, args.mountdir,
-             "--threads", str(args.threads)]
+    argv += ["mount", "--foreground", args.image, args.mountdir]
+    if args.threads is not None:
+        argv += ["--threads", str(args.threads)]
     if args.cache_size is not None:
         argv += ["--cache-size", str(args.cache_size)]
     if args.index is not None:
@@ -267,36 +271,26 @@ def _record_for(mountdir: str) -> dict:
     return rec
 
 
-def _progress_printer(quiet: bool):
-    if quiet:
-        return None
-    start = time.monotonic()
-
-    def show(p: dict) -> None:
-        done, total = p.get("done", 0), p.get("total", 0)
-        el = max(time.monotonic() - start, 1e-6)
-        pct = 100.0 * done / total if total else 0.0
-        sys.stderr.write(f"\rcommitting: {done >> 20} MiB of {total >> 20} MiB ({pct:.0f}%) "
-                         f"at {done / el / 1e6:.1f} MB/s   ")
-        sys.stderr.flush()
-    return show
-
-
 def _commit(rec: dict, args) -> dict:
-    if getattr(args, "append", False) and not getattr(args, "name", None):
-        raise WimfsError("--append needs --name NAME for the new image")
-    show = _progress_printer(getattr(args, "quiet", False) or not sys.stderr.isatty())
-    res = mounts.request(rec, {"cmd": "commit", "append": getattr(args, "append", False),
-                               "name": getattr(args, "name", None),
-                               "description": getattr(args, "description", None),
-                               "check": getattr(args, "check", False),
-                               "force": getattr(args, "force", False)}, on_progress=show)
-    if show:
-        sys.stderr.write("\n")
-    return res
+    with progress.bar(args.quiet) as cb:
+        def show(p: dict) -> None:    # the daemon's {"done", "total"} progress lines
+            if cb is not None:
+                cb(progress.ProgressEvent("committing", p.get("done", 0), p.get("total", 0)))
+
+        return mounts.request(rec, {"cmd": "commit", "append": args.append, "name": args.name,
+                                    "description": args.description, "check": args.check,
+                                    "force": args.force}, on_progress=show)
+
+
+def _check_commit_args(args) -> None:
+    if args.append and not args.name:
+        raise UsageError("--append needs --name NAME for the new image")
+    if (args.name or args.description) and not args.append:
+        raise UsageError("--name and --description name a new image: they need --append")
 
 
 def run_commit(args) -> int:
+    _check_commit_args(args)
     rec = _record_for(args.mountdir)
     if mounts.status_of(rec) != "ok":
         raise MountError(f"{args.mountdir}: the mount is not active "
@@ -309,13 +303,13 @@ def run_commit(args) -> int:
 
 
 def run_unmount(args) -> int:
+    _check_commit_args(args)
     path = os.path.abspath(args.mountdir)
     rec = _record_for(path)
     if rec.get("rw"):
         if args.commit == args.discard:
-            print("wimfs: error: a read-write mount needs --commit or --discard",
-                  file=sys.stderr)
-            return EXIT_USAGE
+            raise UsageError(f"{path} is mounted read-write: unmount it with --commit or "
+                             "--discard")
         status = mounts.status_of(rec)
         if status == "needs remount":
             raise MountError(f"{path}: the mount daemon is gone; 'wimfs remount' it first "
@@ -447,7 +441,7 @@ def run_remount(args) -> int:
     a = A()
     a.image, a.mountdir, a.index, a.name = rec["wim"], path, rec["index"], None
     a.foreground, a.allow_other = False, rec.get("allow_other", False)
-    a.cache_size, a.threads, a.options = args.cache_size, 0, list(rec.get("options", []))
+    a.cache_size, a.threads, a.options = args.cache_size, None, list(rec.get("options", []))
     a.rw, a.staging, a.resume, a.debug = True, rec["staging"], True, args.debug
     a.ref = []
     return _daemonize(a)

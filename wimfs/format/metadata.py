@@ -208,6 +208,36 @@ def parse_tagged_items(data: bytes) -> dict[int, bytes]:
     return items
 
 
+def tagged_item(tag: int, data: bytes) -> bytes:
+    """One tagged item: u32 tag, u32 length, data padded to 8."""
+    return struct.pack("<II", tag, len(data)) + data + bytes(align8(len(data)) - len(data))
+
+
+def set_tagged_item(tagged: bytes, tag: int, data: bytes) -> bytes:
+    """`tagged` with its items of type `tag` replaced by one holding `data` (at the end)."""
+    out = bytearray()
+    p = 0
+    while p + 8 <= len(tagged):
+        t, length = struct.unpack_from("<II", tagged, p)
+        full = 8 + align8(length)
+        if t != tag:
+            out += tagged[p:p + full]
+        p += full
+    return bytes(out) + tagged_item(tag, data)
+
+
+def unix_data_item(uid: int, gid: int, mode: int, rdev: int) -> bytes:
+    """wimlib's UNIX data (owner, group, mode, device) as a tagged item."""
+    return tagged_item(S.TAG_WIMLIB_UNIX_DATA, S.UNIX_DATA_STRUCT.pack(
+        uid & 0xFFFFFFFF, gid & 0xFFFFFFFF, mode & 0xFFFFFFFF, rdev & 0xFFFFFFFF))
+
+
+def set_unix_data(tagged: bytes, uid: int, gid: int, mode: int, rdev: int) -> bytes:
+    """`tagged` with its UNIX data item replaced (or added)."""
+    return set_tagged_item(tagged, S.TAG_WIMLIB_UNIX_DATA,
+                           unix_data_item(uid, gid, mode, rdev)[8:])
+
+
 # --- Writing ---------------------------------------------------------------------
 #
 # The serializer takes duck-typed trees (wimfs.image.Dentry/Inode satisfy it):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from wimfs.errors import WimCorruptError
+from wimfs.errors import WimCorruptError, WimfsError
 
 FILETIME_EPOCH = _dt.datetime(1601, 1, 1, tzinfo=_dt.timezone.utc)
 
@@ -147,3 +147,60 @@ def encode_xml(root: etree._Element) -> bytes:
     """Serialise as WIMs store it: UTF-16LE with a byte-order mark, no declaration."""
     text = etree.tostring(root, encoding="unicode")
     return b"\xff\xfe" + text.encode("utf-16-le")
+
+
+# --- Editing an IMAGE element ------------------------------------------------------
+
+def set_text(parent, tag: str, value) -> None:
+    """Set (or, with None, remove) the text child `tag` of `parent`."""
+    el = parent.find(tag)
+    if value is None:
+        if el is not None:
+            parent.remove(el)
+        return
+    if el is None:
+        el = etree.SubElement(parent, tag)
+    el.text = str(value)
+
+
+def set_time(parent, tag: str, ft: int) -> None:
+    """A FILETIME child as WIM XML writes it (HIGHPART/LOWPART in hex)."""
+    el = parent.find(tag)
+    if el is None:
+        el = etree.SubElement(parent, tag)
+    for child in list(el):
+        el.remove(child)
+    etree.SubElement(el, "HIGHPART").text = f"0x{ft >> 32:08X}"
+    etree.SubElement(el, "LOWPART").text = f"0x{ft & 0xFFFFFFFF:08X}"
+
+
+def image_statistics(img) -> tuple[int, int, int, int]:
+    """(dir count, file count, total bytes, hard link bytes) as DISM/wimlib count them
+    (`img`: a wimfs.image.Image, duck-typed)."""
+    dirs = files = total = hard = 0
+    for ino in img.inodes:
+        n = len(ino.dentries)
+        if n == 0:
+            continue
+        if ino.is_directory:
+            dirs += n
+        else:
+            files += n
+        size = sum(s.size for s in ino.streams())
+        total += size * n
+        hard += size * (n - 1)
+    return dirs, files, total, hard
+
+
+def set_property(image_el, key: str, value: str) -> None:
+    """--set-property KEY=VALUE: KEY is a path like WINDOWS/VERSION/BUILD or NAME."""
+    el = image_el
+    parts = [p for p in key.upper().split("/") if p]
+    if not parts:
+        raise WimfsError(f"invalid property name {key!r}")
+    for p in parts[:-1]:
+        nxt = el.find(p)
+        if nxt is None:
+            nxt = etree.SubElement(el, p)
+        el = nxt
+    set_text(el, parts[-1], value if value != "" else None)

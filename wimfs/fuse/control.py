@@ -18,6 +18,7 @@ import trio
 
 from wimfs.errors import WimfsError
 from wimfs.fuse.rwops import RwOperations
+from wimfs.progress import ProgressEvent
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,8 @@ async def _dispatch(ops: RwOperations, conn, state: dict, req: dict) -> None:
     elif cmd == "commit":
         progress = {"done": 0, "total": 0}
 
-        def cb(done: int, total: int) -> None:
-            progress["done"], progress["total"] = done, total
+        def cb(ev: ProgressEvent) -> None:
+            progress["done"], progress["total"] = ev.done, ev.total
 
         result = None
         error = None
@@ -108,7 +109,7 @@ async def _dispatch(ops: RwOperations, conn, state: dict, req: dict) -> None:
                                           append=bool(req.get("append")),
                                           name=req.get("name"),
                                           description=req.get("description"),
-                                          check=bool(req.get("check")), progress_cb=cb)
+                                          check=bool(req.get("check")), progress=cb)
             except WimfsError as exc:
                 error = exc
             except OSError as exc:

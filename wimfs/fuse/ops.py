@@ -3,17 +3,19 @@ FUSEErrors out. No format knowledge lives here.
 
 Error boundary: every handler runs inside `_guard`; FUSEError passes through,
 WimfsError/OSError map to their errno, anything else is logged with its
-traceback and becomes EIO. No exception ever ends pyfuse3.main().
+traceback and becomes EIO. No exception ever ends pyfuse3.main(). The guard is
+applied by `GuardedOperations.__init_subclass__` to every pyfuse3 handler a subclass
+defines, so a new handler cannot miss it (`forget` alone handles its own errors).
 """
 
 from __future__ import annotations
 
 import errno
 import functools
+import inspect
 import logging
 import os
 import stat
-import struct
 from dataclasses import dataclass
 
 import pyfuse3
@@ -22,9 +24,10 @@ import trio
 from wimfs.errors import WimfsError
 from wimfs.format import structs as S
 from wimfs.format.metadata import DiskDentry
-from wimfs.format.reparse import full_reparse_buffer, link_target
+from wimfs.format.reparse import link_target
 from wimfs.format.xmlinfo import filetime_to_unix_ns
 from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream
+from wimfs.overlay import ntfs_xattrs
 from wimfs.wim import Wim
 
 log = logging.getLogger(__name__)
@@ -51,7 +54,24 @@ def _guard(fn):
             log.exception("internal error in %s%r", fn.__name__, args)
             raise pyfuse3.FUSEError(errno.EIO) from None
 
+    wrapper.guarded = True
     return wrapper
+
+
+HANDLERS = frozenset(n for n, f in vars(pyfuse3.Operations).items()
+                     if inspect.iscoroutinefunction(f))
+UNGUARDED = frozenset({"forget"})     # pyfuse3: must not raise; catches its own errors
+
+
+class GuardedOperations(pyfuse3.Operations):
+    """Wraps every pyfuse3 handler a subclass defines in `_guard`."""
+
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        for name in HANDLERS - UNGUARDED:
+            fn = cls.__dict__.get(name)
+            if fn is not None and not getattr(fn, "guarded", False):
+                setattr(cls, name, _guard(fn))
 
 
 async def _wait_future(fut) -> None:
@@ -79,7 +99,7 @@ class Handle:
     writable: bool = False
 
 
-class WimOperations(pyfuse3.Operations):
+class WimOperations(GuardedOperations):
     """Read-only view of one image, or of every image as numbered top-level folders."""
 
     supports_dot_lookup = True
@@ -158,10 +178,10 @@ class WimOperations(pyfuse3.Operations):
 
     async def _link_target(self, inode: Inode) -> bytes | None:
         """UNIX target of a symlink/junction inode, or None if it is not a valid link."""
-        if inode._link is False:
+        if not inode.link_parsed:
             await trio.to_thread.run_sync(inode.link, self._read_small_blob,
                                           limiter=self.limiter)
-        link = inode._link
+        link = inode.link(self._read_small_blob)
         if not link:
             return None
         root = self.mountpoint
@@ -241,7 +261,6 @@ class WimOperations(pyfuse3.Operations):
             d = self.root
         return (d.lookup(s, self.case_insensitive) if d.children is not None else None)
 
-    @_guard
     async def lookup(self, parent_inode, name, ctx=None):
         parent = self._inode(parent_inode)
         if not parent.is_directory:
@@ -263,22 +282,18 @@ class WimOperations(pyfuse3.Operations):
             else:
                 self.lookup_counts.pop(ino, None)
 
-    @_guard
     async def getattr(self, inode, ctx=None):
         return await self._attr(self._inode(inode))
 
-    @_guard
     async def setattr(self, inode, attr, fields, fh, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
-    @_guard
     async def readlink(self, inode, ctx):
         target = await self._link_target(self._inode(inode))
         if target is None:
             raise pyfuse3.FUSEError(errno.EINVAL)
         return target
 
-    @_guard
     async def access(self, inode, mode, ctx):
         self._inode(inode)
         if mode & os.W_OK:
@@ -293,7 +308,6 @@ class WimOperations(pyfuse3.Operations):
         self.handles[fh] = value
         return fh
 
-    @_guard
     async def opendir(self, inode, ctx):
         ino = self._inode(inode)
         if not ino.is_directory:
@@ -301,7 +315,6 @@ class WimOperations(pyfuse3.Operations):
         d = self.root if inode == pyfuse3.ROOT_INODE else self._dentry(ino)
         return self._new_fh(list((d.children or {}).items()))
 
-    @_guard
     async def readdir(self, fh, start_id, token):
         entries = self.handles.get(fh)
         if not isinstance(entries, list):
@@ -314,13 +327,11 @@ class WimOperations(pyfuse3.Operations):
                 break
             self.lookup_counts[child.inode.ino] = self.lookup_counts.get(child.inode.ino, 0) + 1
 
-    @_guard
     async def releasedir(self, fh):
         self.handles.pop(fh, None)
 
     # -- files -------------------------------------------------------------------
 
-    @_guard
     async def open(self, inode, flags, ctx):
         ino = self._inode(inode)
         if flags & self._rw_flags:
@@ -335,7 +346,6 @@ class WimOperations(pyfuse3.Operations):
         fh = self._new_fh(Handle(ino, ino.data, self._path(ino)))
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
-    @_guard
     async def read(self, fh, off, size):
         h = self.handles.get(fh)
         if not isinstance(h, Handle):
@@ -369,7 +379,6 @@ class WimOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EIO) from None
         return data
 
-    @_guard
     async def release(self, fh):
         self.handles.pop(fh, None)
 
@@ -380,7 +389,6 @@ class WimOperations(pyfuse3.Operations):
 
     # -- extended attributes -----------------------------------------------------
 
-    @_guard
     async def listxattr(self, inode, ctx):
         ino = self._inode(inode)
         # Like ntfs-3g, the system.ntfs_* names are readable but not listed, so that
@@ -392,7 +400,6 @@ class WimOperations(pyfuse3.Operations):
         sname = self._name(xattr[5:])
         return sname, (ino.named_streams.get(sname) if sname is not None else None)
 
-    @_guard
     async def getxattr(self, inode, name, ctx):
         ino = self._inode(inode)
         if name.startswith(b"user."):
@@ -417,45 +424,26 @@ class WimOperations(pyfuse3.Operations):
         return value
 
     async def _ntfs_xattr(self, ino: Inode, name: bytes) -> bytes | None:
-        if name == b"system.ntfs_attrib":
-            return struct.pack("<I", ino.attributes)
-        if name == b"system.ntfs_attrib_be":
-            return struct.pack(">I", ino.attributes)
-        if name == b"system.ntfs_acl":
-            img = self._image_for(ino)
-            return img.security_descriptor(ino) if img else None
-        if name == b"system.ntfs_dos_name":
-            # DOS names are upper case on NTFS (ntfs-3g returns them so), even where a
-            # WIM stores one that differs from its long name only by case.
-            for d in ino.dentries:
-                if d.short_name:
-                    return d.short_name.upper().encode("utf-8", "surrogatepass")
+        sname = name.decode("ascii", "replace")
+        if sname not in ntfs_xattrs.NAMES:
             return None
-        if name == b"system.ntfs_reparse_data":
-            if not ino.is_reparse_point:
-                return None
-            data = b""
-            if ino.reparse is not None and ino.reparse.blob is not None:
-                data = await trio.to_thread.run_sync(self.reader.read_all, ino.reparse.blob,
-                                                     limiter=self.limiter)
-            return full_reparse_buffer(ino.reparse_tag, ino.rp_reserved, data)
-        if name in (b"system.ntfs_times", b"system.ntfs_times_be"):
-            fmt = "<4Q" if name.endswith(b"times") else ">4Q"
-            return struct.pack(fmt, ino.creation_time, ino.last_write_time,
-                               ino.last_access_time, ino.last_write_time)
-        return None
+        img = self._image_for(ino)
+        sd = img.security_descriptor(ino) if img and sname == ntfs_xattrs.ACL else None
+        data = b""
+        if sname == ntfs_xattrs.REPARSE and ino.reparse is not None and \
+                ino.reparse.blob is not None:
+            data = await trio.to_thread.run_sync(self.reader.read_all, ino.reparse.blob,
+                                                 limiter=self.limiter)
+        return ntfs_xattrs.encode(sname, ino, sd, data)
 
-    @_guard
     async def setxattr(self, inode, name, value, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
-    @_guard
     async def removexattr(self, inode, name, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
     # -- file system -------------------------------------------------------------
 
-    @_guard
     async def statfs(self, ctx):
         s = pyfuse3.StatvfsData()
         s.f_bsize = 4096

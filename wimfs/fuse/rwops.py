@@ -12,11 +12,10 @@ import pyfuse3
 import trio
 
 from wimfs.errors import WimfsError
-from wimfs.format.reparse import full_reparse_buffer
 from wimfs.format.xmlinfo import unix_ns_to_filetime
-from wimfs.fuse.ops import Handle, WimOperations, _guard
+from wimfs.fuse.ops import Handle, WimOperations
 from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream
-from wimfs.overlay import Overlay
+from wimfs.overlay import Kind, Overlay, ntfs_xattrs
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +40,6 @@ class RwOperations(WimOperations):
 
     def _image_for(self, ino: Inode) -> Image | None:
         return self.overlay.image
-
-    @property
-    def root(self) -> Dentry:  # type: ignore[override]
-        return self.overlay.image.root
-
-    @root.setter
-    def root(self, value) -> None:
-        pass
 
     async def _wait_commit(self) -> None:
         while self.committing:
@@ -94,62 +85,55 @@ class RwOperations(WimOperations):
 
     # -- tree edits ----------------------------------------------------------------
 
-    @_guard
     async def create(self, parent_inode, name, mode, flags, ctx):
         await self._wait_commit()
         parent = self._dentry_of(parent_inode)
-        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, "file")
+        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, Kind.FILE)
         attr = await self._attr(ino)
         self._count_lookup(ino)
         fh = self._open_handle(ino, ino.data, flags)
         return pyfuse3.FileInfo(fh=fh), attr
 
-    @_guard
     async def mknod(self, parent_inode, name, mode, rdev, ctx):
         await self._wait_commit()
         if not stat.S_ISREG(mode):
             if not self.overlay.unix_mode:
                 raise pyfuse3.FUSEError(errno.EPERM)
         parent = self._dentry_of(parent_inode)
-        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, "file")
+        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, Kind.FILE)
         if ino.unix is not None:
             ino.unix.rdev = rdev
         attr = await self._attr(ino)
         self._count_lookup(ino)
         return attr
 
-    @_guard
     async def mkdir(self, parent_inode, name, mode, ctx):
         await self._wait_commit()
         parent = self._dentry_of(parent_inode)
-        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, "dir")
+        ino = self.overlay.create(parent, self._str(name), mode, ctx.uid, ctx.gid, Kind.DIR)
         attr = await self._attr(ino)
         self._count_lookup(ino)
         return attr
 
-    @_guard
     async def symlink(self, parent_inode, name, target, ctx):
         await self._wait_commit()
         parent = self._dentry_of(parent_inode)
         ino = self.overlay.create(parent, self._str(name), 0o777, ctx.uid, ctx.gid,
-                                  "symlink", target=os.fsdecode(target))
+                                  Kind.SYMLINK, target=os.fsdecode(target))
         attr = await self._attr(ino)
         self._count_lookup(ino)
         return attr
 
-    @_guard
     async def unlink(self, parent_inode, name, ctx):
         await self._wait_commit()
         ino = self.overlay.unlink(self._dentry_of(parent_inode), self._str(name))
         self._maybe_free(ino)
 
-    @_guard
     async def rmdir(self, parent_inode, name, ctx):
         await self._wait_commit()
         ino = self.overlay.rmdir(self._dentry_of(parent_inode), self._str(name))
         self._maybe_free(ino)
 
-    @_guard
     async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags,
                      ctx):
         await self._wait_commit()
@@ -159,7 +143,6 @@ class RwOperations(WimOperations):
         if replaced is not None:
             self._maybe_free(replaced)
 
-    @_guard
     async def link(self, inode, new_parent_inode, new_name, ctx):
         await self._wait_commit()
         ino = self._inode(inode)
@@ -170,7 +153,6 @@ class RwOperations(WimOperations):
 
     # -- attributes ----------------------------------------------------------------
 
-    @_guard
     async def setattr(self, inode, attr, fields, fh, ctx):
         await self._wait_commit()
         ino = self._inode(inode)
@@ -227,7 +209,6 @@ class RwOperations(WimOperations):
             self.write_counts[ino.ino] = self.write_counts.get(ino.ino, 0) + 1
         return fh
 
-    @_guard
     async def open(self, inode, flags, ctx):
         ino = self._inode(inode)
         if ino.is_directory:
@@ -247,7 +228,6 @@ class RwOperations(WimOperations):
             self.reader = self.overlay.wim.reader
         return await super()._read_stream(h, stream, off, size)
 
-    @_guard
     async def write(self, fh, off, buf):
         h = self.handles.get(fh)
         if not isinstance(h, Handle):
@@ -263,7 +243,6 @@ class RwOperations(WimOperations):
         self.overlay.note_data_write(ino)
         return n
 
-    @_guard
     async def release(self, fh):
         h = self.handles.pop(fh, None)
         if isinstance(h, Handle):
@@ -272,7 +251,7 @@ class RwOperations(WimOperations):
                 self.open_counts[h.inode.ino] = n
             else:
                 self.open_counts.pop(h.inode.ino, None)
-            if getattr(h, "writable", False):
+            if h.writable:
                 w = self.write_counts.get(h.inode.ino, 1) - 1
                 if w > 0:
                     self.write_counts[h.inode.ino] = w
@@ -280,24 +259,20 @@ class RwOperations(WimOperations):
                     self.write_counts.pop(h.inode.ino, None)
             self._maybe_free(h.inode)
 
-    @_guard
     async def fsync(self, fh, datasync):
         h = self.handles.get(fh)
         stream = h.stream if isinstance(h, Handle) else None
         await trio.to_thread.run_sync(self.overlay.fsync, stream, limiter=self.limiter)
 
-    @_guard
     async def fsyncdir(self, fh, datasync):
         await trio.to_thread.run_sync(self.overlay.fsync, None, limiter=self.limiter)
 
-    @_guard
     async def access(self, inode, mode, ctx):
         self._inode(inode)
         return True
 
     # -- xattrs ------------------------------------------------------------------------
 
-    @_guard
     async def getxattr(self, inode, name, ctx):
         ino = self._inode(inode)
         if name.startswith(b"user."):
@@ -309,11 +284,10 @@ class RwOperations(WimOperations):
                 self.overlay.is_staged(ino.reparse):
             data = await trio.to_thread.run_sync(self.overlay.read, ino.reparse, 0,
                                                  ino.reparse.size + 1, limiter=self.limiter)
-            return full_reparse_buffer(ino.reparse_tag, ino.rp_reserved, data)
+            return ntfs_xattrs.encode(ntfs_xattrs.REPARSE, ino, None, data)
         self.reader = self.overlay.wim.reader
         return await super().getxattr(inode, name, ctx)
 
-    @_guard
     async def setxattr(self, inode, name, value, ctx):
         await self._wait_commit()
         ino = self._inode(inode)
@@ -339,7 +313,6 @@ class RwOperations(WimOperations):
             except Exception:  # best effort; the cache expires within a second anyway
                 log.debug("invalidate_entry_async failed", exc_info=True)
 
-    @_guard
     async def removexattr(self, inode, name, ctx):
         await self._wait_commit()
         ino = self._inode(inode)
@@ -352,7 +325,6 @@ class RwOperations(WimOperations):
         else:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
 
-    @_guard
     async def statfs(self, ctx):
         s = await super().statfs(ctx)
         st = os.statvfs(self.overlay.staging)

@@ -6,6 +6,10 @@ SYSTEM hives (read with the servicing registry engine).
 
 Also sets the image's FLAGS (EditionID), DISPLAYNAME and DISPLAYDESCRIPTION
 (ProductName) when they are missing, as wimlib does.
+
+The engine does not import this module: `wimfs.cli` registers `windows_info` as the
+engine's provider (`wimfs.hooks.set_windows_info_provider`), which capture, export and
+commit call through `wimfs.hooks.windows_xml`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import struct
 
 from lxml import etree
 
+from servicing.regf import Hive
 from wimfs.image import Dentry, Image
 
 log = logging.getLogger(__name__)
@@ -73,7 +78,6 @@ def _get(hive, key: str, name: str):
 
 
 def _from_software(p: _Props, data: bytes) -> None:
-    from servicing.regf import Hive
 
     hive = Hive.from_bytes(data)
     edition = _get(hive, VERSION_KEY, "EditionID")
@@ -111,7 +115,6 @@ def _from_software(p: _Props, data: bytes) -> None:
 
 
 def _from_system(p: _Props, data: bytes) -> None:
-    from servicing.regf import Hive
 
     hive = Hive.from_bytes(data)
     cs = "ControlSet001\\Control"
@@ -205,19 +208,3 @@ def windows_info(img: Image, read) -> tuple[etree._Element, dict[str, str]] | No
                 etree.SubElement(ver, tag).text = p.version[tag]
     add("SYSTEMROOT", root.name.upper())
     return win, p.image
-
-
-def stream_reader(wim=None):
-    """A `read(stream)` for windows_info: streams with a pending source (capture, a
-    read-write mount's new files) are read from it, others from `wim`'s blobs."""
-    def read(s) -> bytes:
-        src = getattr(s, "source", None)
-        if src is not None:
-            return b"".join(src.chunks(1 << 20))
-        if wim is not None and s.blob is not None:
-            return wim.read_blob(s.blob)
-        raise ValueError("stream has no readable content")
-    return read
-
-
-stream_reader_for_capture = stream_reader()

@@ -1,0 +1,225 @@
+"""Servicing benchmark (`scripts/bench servicing`), side by side in one run.
+
+Registry: set 1,000 values in the SYSTEM hive of a ~300 MB LZX image and commit,
+  (a) mount-free: `wimfs reg IMAGE.wim:1 import bench.reg`;
+  (b) through a wimfs read-write mount: `wimfs mount --rw` + `wimfs reg MNT import` +
+      `wimfs unmount --commit`;
+  (c) today's Linux way: `wimlib-imagex mountrw` + `hivexsh -w` (1,000 setval) +
+      `wimlib-imagex unmount --commit`.
+Update: add a 50 MB tree with `wimfs update` vs `wimlib-imagex update`.
+
+Each case runs on a fresh copy of the same base WIM; wall time of the whole case, median of
+`--repeat` runs. Peak RSS: the largest VmHWM/ru_maxrss of the processes of a case (the
+mount daemons' VmHWM is read just before the unmount; the others' from GNU time's %M). Every result WIM is verified with
+`wimlib-imagex verify`. Targets: (a) <= 0.5x (c); (b) <= 1.0x (c); update <= 1.0x wimlib's.
+Writes bench/results/servicing.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench import REPO, WORK_DIR, format_table, machine_info, median, now_iso, write_results
+from bench.rw import build_tree
+
+VERSION = "1"
+SEED = 20261130
+MiB = 1 << 20
+VALUES = 1000
+TARGETS = {"a_vs_c_max": 0.5, "b_vs_c_max": 1.0, "update_vs_wimlib_max": 1.0}
+CORPUS = os.path.join(os.path.dirname(REPO), "shared", "corpus", "hives", "regipy", "SYSTEM")
+
+
+def _work(quick: bool) -> str:
+    d = os.path.join(WORK_DIR, f"servicing-v{VERSION}-{'quick' if quick else 'full'}")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def base_wim(work: str, size: int) -> str:
+    """A Windows-like tree (the corpus Windows 7 SYSTEM hive + ~size bytes of files),
+    captured once with wimlib-imagex as LZX."""
+    wim = os.path.join(work, "base.wim")
+    if os.path.exists(wim):
+        return wim
+    src = os.path.join(work, "base_src")
+    build_tree(os.path.join(src, "Program Files"), size)
+    cfg = os.path.join(src, "Windows", "System32", "config")
+    os.makedirs(cfg, exist_ok=True)
+    shutil.copyfile(CORPUS, os.path.join(cfg, "SYSTEM"))
+    subprocess.run(["wimlib-imagex", "capture", src, wim, "base", "--compress=LZX"],
+                   check=True, capture_output=True)
+    return wim
+
+
+def inputs(work: str) -> tuple[str, str, str]:
+    reg = os.path.join(work, "bench.reg")
+    with open(reg, "w", encoding="utf-8") as f:
+        f.write("Windows Registry Editor Version 5.00\n\n[HKEY_LOCAL_MACHINE\\SYSTEM\\Bench]\n")
+        f.writelines(f'"v{i:04d}"=dword:{i:08x}\n' for i in range(VALUES))
+    hx = os.path.join(work, "bench.hivexsh")
+    with open(hx, "w", encoding="utf-8") as f:
+        f.write(f"add Bench\ncd Bench\nsetval {VALUES}\n")
+        f.writelines(f"v{i:04d}\ndword:0x{i:08x}\n" for i in range(VALUES))
+        f.write("commit\n")
+    tree = os.path.join(work, "add50")
+    build_add_tree(tree, 50 * MiB)
+    return reg, hx, tree
+
+
+def build_add_tree(root: str, total: int) -> None:
+    """~`total` bytes that the base image does not hold (no dedup): half random, half
+    Python standard library source; 1 KiB to 1 MiB files, 30 per directory."""
+    if os.path.exists(os.path.join(root, ".done")):
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    text = bytearray()
+    for dirpath, _, names in os.walk(os.path.dirname(os.__file__)):
+        for n in sorted(names):
+            if n.endswith(".py") and len(text) < 16 * MiB:
+                with open(os.path.join(dirpath, n), "rb") as f:
+                    text += f.read()
+    r = random.Random(SEED)
+    done = n = 0
+    while done < total:
+        d = os.path.join(root, f"dir{n // 30:03d}")
+        os.makedirs(d, exist_ok=True)
+        size = min(int(2 ** r.uniform(10, 20)), total - done)
+        off = r.randrange(0, len(text) - size)
+        data = r.randbytes(size) if n % 2 else bytes(text[off:off + size])
+        with open(os.path.join(d, f"f{n:05d}.dat"), "wb") as f:
+            f.write(data)
+        done += size
+        n += 1
+    open(os.path.join(root, ".done"), "w").close()
+
+
+class Case:
+    """Runs commands, timing the whole case and tracking the peak RSS of its processes."""
+
+    def __init__(self, env: dict) -> None:
+        self.env = env
+        self.peak_kib = 0
+
+    def run(self, cmd: list[str]) -> None:
+        """Run `cmd` under GNU time, whose %M is the command's own peak RSS (a child of
+        this Python process would inherit our high-water mark through fork/exec)."""
+        fd, out = tempfile.mkstemp(prefix="rss-")
+        os.close(fd)
+        try:
+            r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out, *cmd], env=self.env,
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if r.returncode:
+                raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr[-2000:]!r}")
+            with open(out) as f:
+                self.peak_kib = max(self.peak_kib, int(f.read().split()[-1]))
+        finally:
+            os.unlink(out)
+
+    def daemon_hwm(self, mnt: str) -> None:
+        """VmHWM of the FUSE daemon serving `mnt` (found by its command line)."""
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read().split(b"\0")
+                if mnt.encode() not in cmdline or b"umount" in cmdline[0]:
+                    continue
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+            except OSError:
+                continue
+
+
+def wimfs(*args: str) -> list[str]:
+    return [sys.executable, "-m", "wimfs", *args]
+
+
+def case_a(c: Case, wim, mnt, reg, hx, tree) -> None:
+    c.run(wimfs("reg", f"{wim}:1", "import", reg))
+
+
+def case_b(c: Case, wim, mnt, reg, hx, tree) -> None:
+    c.run(wimfs("mount", "--rw", wim, mnt))
+    try:
+        c.run(wimfs("reg", mnt, "import", reg))
+        c.daemon_hwm(mnt)
+    finally:
+        c.run(wimfs("unmount", mnt, "--commit"))
+
+
+def case_c(c: Case, wim, mnt, reg, hx, tree) -> None:
+    c.run(["wimlib-imagex", "mountrw", wim, "1", mnt])
+    try:
+        c.run(["hivexsh", "-w", "-f", hx, os.path.join(mnt, "Windows/System32/config/SYSTEM")])
+        c.daemon_hwm(mnt)
+    finally:
+        c.run(["wimlib-imagex", "unmount", mnt, "--commit"])
+
+
+def case_update(c: Case, wim, mnt, reg, hx, tree) -> None:
+    c.run(wimfs("update", f"{wim}:1", "--add", tree, "/Bench"))
+
+
+def case_wimlib_update(c: Case, wim, mnt, reg, hx, tree) -> None:
+    c.run(["wimlib-imagex", "update", wim, "1", f"--command=add {tree} /Bench"])
+
+
+CASES = {"a_mount_free_reg": case_a, "b_wimfs_rw_mount_reg": case_b,
+         "c_wimlib_mountrw_hivexsh": case_c, "update_wimfs": case_update,
+         "update_wimlib": case_wimlib_update}
+
+
+def measure(name: str, work: str, base: str, args: tuple, env: dict) -> dict:
+    wim = os.path.join(work, f"run-{name}.wim")
+    mnt = os.path.join(work, f"mnt-{name}")
+    os.makedirs(mnt, exist_ok=True)
+    shutil.copyfile(base, wim)
+    subprocess.run(["sync"], check=False)
+    c = Case(env)
+    t0 = time.perf_counter()
+    CASES[name](c, wim, mnt, *args)
+    seconds = time.perf_counter() - t0
+    ok = subprocess.run(["wimlib-imagex", "verify", wim], capture_output=True).returncode == 0
+    os.unlink(wim)
+    return {"seconds": seconds, "peak_rss_mib": round(c.peak_kib / 1024, 1), "verified": ok}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="scripts/bench servicing")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="an 8 MiB base image (smoke test)")
+    a = p.parse_args(argv)
+    work = _work(a.quick)
+    base = base_wim(work, (8 if a.quick else 300) * MiB)
+    args = inputs(work)
+    env = dict(os.environ, WIMFS_STATE_DIR=os.path.join(work, "state"), PYTHONPATH=REPO)
+    runs: dict[str, list[dict]] = {n: [] for n in CASES}
+    for _ in range(a.repeat):                 # interleaved, so load shifts hit every case
+        for name in CASES:
+            runs[name].append(measure(name, work, base, args, env))
+    res = {n: {"seconds": median([r["seconds"] for r in rs]),
+               "peak_rss_mib": max(r["peak_rss_mib"] for r in rs),
+               "verified": all(r["verified"] for r in rs), "runs": rs} for n, rs in runs.items()}
+    ratios = {"a_vs_c": res["a_mount_free_reg"]["seconds"] / res["c_wimlib_mountrw_hivexsh"]["seconds"],
+              "b_vs_c": res["b_wimfs_rw_mount_reg"]["seconds"] / res["c_wimlib_mountrw_hivexsh"]["seconds"],
+              "update_vs_wimlib": res["update_wimfs"]["seconds"] / res["update_wimlib"]["seconds"]}
+    rows = [[n, f"{r['seconds']:.2f} s", f"{r['peak_rss_mib']} MiB", r["verified"]]
+            for n, r in res.items()]
+    print(format_table(["case", "median time", "peak RSS", "verified"], rows))
+    for k, v in ratios.items():
+        print(f"{k}: {v:.2f}x (target <= {TARGETS[k + '_max']}x: "
+              f"{'met' if v <= TARGETS[k + '_max'] else 'missed'})")
+    size = os.path.getsize(base)
+    write_results("servicing-quick" if a.quick else "servicing", {"when": now_iso(), "machine": machine_info(),
+                                "base_wim_bytes": size, "values": VALUES, "repeat": a.repeat,
+                                "results": res, "ratios": ratios, "targets": TARGETS})
+    return 0

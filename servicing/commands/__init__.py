@@ -1,0 +1,15 @@
+"""Front ends of the servicing commands that wimfs's command line offers besides
+`wimfs reg` (servicing/cli.py): `wimfs image-info` and `wimfs update`. Syntax and text
+only; the work is in servicing.features, servicing.session and the overlay.
+
+`wimfs.cli` registers these parsers by name (``servicing.commands:add_parsers``), so the
+wimfs engine never imports servicing; importing this package loads only argparse."""
+
+from __future__ import annotations
+
+
+def add_parsers(sub) -> None:
+    from servicing.commands import image_info, update
+
+    image_info.add_parser(sub)
+    update.add_parser(sub)

@@ -1,0 +1,134 @@
+"""Commit a session: validate the request, write the tree into the WIM with the one
+writer (new blobs appended, the header written last, so a crash leaves the old WIM),
+then adopt the result (streams point at their new blobs, staging files go)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from wimfs.builder import NewImage, WimBuilder
+from wimfs.errors import WimfsError
+from wimfs.format.blobtable import ZERO_HASH
+from wimfs.format.header import WimHeader
+from wimfs.hooks import stream_reader, windows_xml
+from wimfs.image import Image, Inode
+from wimfs.overlay.journal import CommitMark
+from wimfs.overlay.staging import StagedSource, is_staged, unlink_all
+from wimfs.progress import ProgressCallback
+from wimfs.wim import Wim
+
+if TYPE_CHECKING:
+    from wimfs.overlay.session import Overlay
+
+
+@dataclass
+class CommitResult:
+    new_index: int
+    written_bytes: int
+    seconds: float
+
+
+def generation_of(hdr: WimHeader) -> str:
+    """Identifies one state of a WIM file: a commit changes the blob table's offset."""
+    return f"{hdr.guid.hex()}:{hdr.blob_table_reshdr.offset_in_wim}"
+
+
+def commit(ov: Overlay, *, append: bool = False, name: str | None = None,
+           description: str | None = None, check: bool = False,
+           open_for_write: Callable[[], set[int]] = set,
+           progress: ProgressCallback | None = None) -> CommitResult:
+    """Write the current tree into the WIM (in a worker thread while the FUSE layer holds
+    off every change). On failure nothing in the WIM changes."""
+    if append and name is None:
+        raise WimfsError("--append needs --name for the new image")
+    t0 = time.monotonic()
+    size_before = os.path.getsize(ov.wim_path)
+    if not append and not ov.diff():
+        return CommitResult(ov.index, 0, 0.0)     # nothing to write
+    live = ov.edits.live_inodes()
+    _write(ov, live, append, name, description, check, progress)
+    _adopt(ov, live, open_for_write(), append)
+    return CommitResult(ov.index, os.path.getsize(ov.wim_path) - size_before,
+                        time.monotonic() - t0)
+
+
+def _write(ov: Overlay, live: list[Inode], append: bool, name: str | None,
+           description: str | None, check: bool,
+           progress: ProgressCallback | None) -> None:
+    staged = [s.source for ino in live for s in ino.streams() if is_staged(s)]
+    for src in staged:
+        src.fixed_size = os.path.getsize(src.path)
+    try:
+        img = Image(ov.index, ov.image.security, ov.image.root, live)
+        for ino in live:
+            if not ino.is_directory:
+                ino.nlink = len(ino.dentries)
+        old_el = ov.wim.xml_root.findall("IMAGE")
+        el = old_el[ov.index - 1] if ov.index - 1 < len(old_el) else None
+        win, props = windows_xml(img, stream_reader(ov.wim))
+        ni = NewImage(img, name=name, description=description,
+                      xml_element=None if append else el, windows=win,
+                      extra_properties=props)
+        b = WimBuilder(ov.wim_path, ov.wim.header.compression_type, append_to=ov.wim,
+                       check_integrity=check, progress=progress)
+        b.lock = False                  # the session's lock_fd holds the flock
+
+        def mark(hdr: WimHeader) -> None:
+            ov.journal.append(CommitMark(generation_of(hdr)))
+            ov.journal.sync()
+
+        b.before_header = mark
+        b.add(ni)
+        b.write(replace_index=None if append else ov.index)
+    except OSError as exc:
+        raise WimfsError(f"commit failed: {exc.strerror or exc}"
+                         f"{': ' + exc.filename if exc.filename else ''}") from None
+    finally:
+        for src in staged:
+            src.fixed_size = None
+
+
+def _adopt(ov: Overlay, live: list[Inode], busy: set[int], append: bool) -> None:
+    """Switch to the new state: reload the WIM, point committed streams at their new
+    blobs and drop their staging files (unless still open for writing)."""
+    # Readers may still be using the old Wim in other threads: retire it (closed at
+    # the end of the session) instead of closing it under them.
+    old_wim = ov.wim
+    ov.wim = Wim(ov.wim_path)
+    old_wim.reader.drop_cache()
+    ov.retired.append(old_wim)
+    if append:
+        ov.index = ov.wim.image_count
+    blobs = ov.wim.blob_table.blobs
+    to_delete: list[str] = []
+    for ino in live:
+        if ino.ino in busy:
+            continue
+        for s in ino.streams():
+            if not isinstance(s.source, StagedSource):
+                continue
+            blob = blobs.get(s.hash) if s.hash != ZERO_HASH else None
+            if s.hash != ZERO_HASH and blob is None:
+                continue
+            to_delete.append(s.source.path)
+            s.source, s.blob = None, blob
+    # Unchanged streams keep their blob descriptors: their bytes did not move.
+    for ino in live:
+        for s in ino.streams():
+            if s.blob is not None and s.source is None:
+                nb = blobs.get(s.hash)
+                if nb is not None:
+                    s.blob = nb
+    ov.mark_base()
+    ov.rewrite_journal()
+    # The journal no longer names the committed staging files: delete them (and any
+    # other file nothing uses now) in the background, after the freeze is lifted;
+    # thousands of unlinks of flushed files take seconds.
+    to_delete += ov.staging_area.unused_files(ov.inodes.values())
+    threading.Thread(target=unlink_all, args=(to_delete,), daemon=True,
+                     name="wimfs-staging-cleanup").start()

@@ -1,0 +1,86 @@
+"""What a session changed: the tree as the WIM holds it (`BaseState`, recorded at load and
+after each commit) against the tree now (`diff`)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from wimfs.image import Image, Inode, Stream
+from wimfs.overlay.staging import StagedSource, is_staged
+
+
+class Change(enum.StrEnum):
+    ADDED = "added"
+    MODIFIED = "modified"
+    DELETED = "deleted"
+    RENAMED = "renamed"
+
+
+@dataclass
+class DiffEntry:
+    change: Change
+    path: str
+    size: int = 0
+    old_path: str | None = None
+
+
+def content_key(ino: Inode) -> tuple:
+    """What a modification changes: data, streams, attributes, times, security, links."""
+    def sk(s: Stream | None):
+        if s is None:
+            return None
+        if isinstance(s.source, StagedSource):
+            return ("staged", s.source.path)
+        return (s.hash, s.size)
+    # A directory's own write time changes with every entry added or removed below it;
+    # those entries are reported themselves, so it does not make the directory "modified".
+    mtime = None if ino.is_directory else ino.last_write_time
+    shorts = tuple(d.short_name for d in ino.dentries)
+    return (sk(ino.data), sk(ino.reparse),
+            tuple(sorted((n, sk(s)) for n, s in ino.named_streams.items())),
+            ino.attributes, ino.security_id, mtime, ino.creation_time, shorts,
+            (ino.unix.uid, ino.unix.gid, ino.unix.mode) if ino.unix else None)
+
+
+class BaseState:
+    """The tree as the WIM now holds it: each inode's first path and content key, and
+    every path."""
+
+    def __init__(self, image: Image) -> None:
+        self.origin: dict[int, tuple[str, tuple]] = {}
+        self.paths: set[str] = set()
+        for d in image.walk():
+            path = d.path
+            self.paths.add(path)
+            if d.inode.ino in self.origin:
+                continue
+            key = content_key(d.inode)
+            if any(is_staged(x) for x in d.inode.streams()):
+                # Still open for writing (--force commit): it may change after the commit,
+                # so the next commit must not be skipped as a no-op.
+                key = ("uncommitted", key)
+            self.origin[d.inode.ino] = (path, key)
+
+    def diff(self, image: Image) -> list[DiffEntry]:
+        out: list[DiffEntry] = []
+        now_paths = {d.path: d.inode for d in image.walk()}
+        seen_ino: set[int] = set()
+        for path, ino in now_paths.items():
+            orig = self.origin.get(ino.ino)
+            if orig is None:
+                out.append(DiffEntry(Change.ADDED, path, ino.size))
+                continue
+            old_path, key = orig
+            if old_path != path and ino.ino not in seen_ino and len(ino.dentries) == 1:
+                out.append(DiffEntry(Change.RENAMED, path, ino.size, old_path))
+            elif old_path != path and path not in self.paths:
+                out.append(DiffEntry(Change.ADDED, path, ino.size))
+            if ino.ino not in seen_ino and content_key(ino) != key:
+                out.append(DiffEntry(Change.MODIFIED, ino.dentries[0].path, ino.size))
+            seen_ino.add(ino.ino)
+        moved_from = {e.old_path for e in out if e.change == Change.RENAMED}
+        for path in sorted(self.paths - set(now_paths) - moved_from):
+            out.append(DiffEntry(Change.DELETED, path))
+        out.sort(key=lambda e: (e.path, e.change))
+        return out
