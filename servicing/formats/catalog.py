@@ -23,6 +23,7 @@ import hashlib
 import importlib
 import importlib.util
 import io
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -72,7 +73,7 @@ class CatalogMember:
 @dataclass
 class Catalog:
     members: list[CatalogMember] = field(default_factory=list)
-    signer: str | None = None
+    signer: str | None = None   # the signer certificate's common name
     intact: bool = False        # content digest and signer signature verified
     problem: str | None = None  # why it is not intact
 
@@ -122,7 +123,9 @@ def _check_integrity(ctl, cat: Catalog) -> None:
         certs[0].verify_signature(signer.encrypted_digest,
                                   signer._encoded_authenticated_attributes,
                                   signer.digest_algorithm)
-        cat.signer = certs[0].subject.dn
+        dn = certs[0].subject.dn
+        cn = re.search(r"(?:^|, )CN=((?:[^,\\]|\\.)+)", dn)
+        cat.signer = cn.group(1) if cn else dn
         cat.intact = True
     except Exception as e:
         cat.problem = f"the catalog signature does not verify ({type(e).__name__})"

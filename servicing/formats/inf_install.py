@@ -185,14 +185,12 @@ class _Context:
             if key in chain:
                 raise InfError(owner.name, f"Include loop: {' -> '.join(chain + (key,))}",
                                line.lineno)
-            if self.loader is None:
-                self.unresolved = True
-                continue
             if key in self.names:
                 continue
-            data = self.loader(name)
-            if data is None:
-                raise InfError(owner.name, f"included INF {name} not found", line.lineno)
+            data = self.loader(name) if self.loader is not None else None
+            if data is None:              # not readable here: its sections are skipped
+                self.unresolved = True
+                continue
             inc = parse_inf(data, name, langid=owner.langid)
             self.names.add(key)
             self.infs.append(inc)
@@ -208,12 +206,12 @@ class _Context:
         return None
 
     def owner_of(self, inf: Inf, section: str, lineno: int, what: str) -> Inf | None:
-        """The INF holding a section named by ``inf``; None when it is in an Include
-        we could not read (no loader); InfError when it is nowhere."""
+        """The INF holding a section named by ``inf``; None when it may be in an
+        Include we could not read; InfError when it is nowhere."""
         found = self.find(section, inf)
         if found is not None:
             return found[0]
-        if self.loader is None and self.unresolved:
+        if self.unresolved:
             return None
         raise InfError(inf.name, f"{what} section [{section}] not found", lineno)
 

@@ -254,8 +254,15 @@ def test_include_loop():
     with pytest.raises(InfError, match=r"Include loop"):
         install(load_inf(MAIN, "main.inf"), "Inst", AMD64,
                 loader={"a.inf": A, "b.inf": loop_b}.get)
-    with pytest.raises(InfError, match=r"main\.inf, line 4: included INF a\.inf not found"):
-        install(load_inf(MAIN, "main.inf"), "Inst", AMD64, loader={}.get)
+    # an included INF the image does not have: its sections are skipped, ours are not
+    inst = install(load_inf(MAIN, "main.inf"), "Inst", AMD64, loader={}.get)
+    assert [c.name for c in inst.copy_files] == ["own.sys"]
+    broken = MAIN.replace(b"CopyFiles=Own", b"CopyFiles=Own,Nowhere")
+    inst = install(load_inf(broken, "main.inf"), "Inst", AMD64, loader={}.get)
+    assert [c.name for c in inst.copy_files] == ["own.sys"]
+    no_include = broken.replace(b"Include=a.inf\n", b"").replace(b"Needs=A.Section\n", b"")
+    with pytest.raises(InfError, match=r"main\.inf, line 4: CopyFiles section \[Nowhere\]"):
+        install(load_inf(no_include, "main.inf"), "Inst", AMD64, loader={}.get)
 
 
 def test_needs_loop():
