@@ -91,10 +91,14 @@ def make_tree(root: pathlib.Path) -> None:
             cv.set_value(name, vtype, value)
 
 
-def make_package(folder: pathlib.Path) -> None:
+def make_package(folder: pathlib.Path, name: str = "demostor", *,
+                 decoration: str = "NTamd64.10.0...17763", device: int = 0x1001) -> None:
+    """A package ``name.inf`` + ``name.sys`` (service ``name``) for PCI device 1AF4:device."""
     folder.mkdir(parents=True)
-    (folder / "demostor.inf").write_bytes(INF.replace("\n", "\r\n").encode("ascii"))
-    (folder / "demostor.sys").write_bytes(b"MZ" + bytes(range(256)) * 64)
+    text = INF.replace("NTamd64.10.0...17763", decoration).replace("demostor", name)
+    text = text.replace("DEV_1001", f"DEV_{device:04X}")
+    (folder / f"{name}.inf").write_bytes(text.replace("\n", "\r\n").encode("ascii"))
+    (folder / f"{name}.sys").write_bytes(b"MZ" + name.encode() + bytes(range(256)) * 64)
 
 
 if __name__ == "__main__":

@@ -65,3 +65,58 @@ def inf_value(text: str, key: str) -> str:
 def build_tree(tmp: pathlib.Path, flavor: str) -> pathlib.Path:
     from tests.servicing.windows_trees import windows_tree
     return windows_tree(tmp / f"tree-{flavor}", corpus_dir() / "hives", flavor)
+
+
+def make_test_catalog(files: dict[str, bytes], out: pathlib.Path) -> pathlib.Path:
+    """A catalog signing *files* (flat SHA-1 members, as makecat writes for non-PE
+    files), signed by a throw-away test certificate with osslsigncode.
+
+    The member layout is copied from a real catalog of the corpus (arduino_gemma.cat):
+    identifier = the digest as upper-case hex in UTF-16LE with a NUL, attributes File
+    name, SpcIndirectDataContent digest, member info. Returns the test CA certificate."""
+    import hashlib
+
+    from asn1crypto import cms
+
+    from servicing.formats.catalog import _signify
+    _signify()                               # registers signify's CTL ASN.1 types
+    from signify.asn1.ctl import SubjectIdentifier, TrustedSubject, TrustedSubjects
+    template = (corpus_dir() / "drivers" / "arduino" / "arduino_gemma.cat").read_bytes()
+    ci = cms.ContentInfo.load(template)
+    ctl = ci["content"]["encap_content_info"]["content"]
+    model = ctl["trusted_subjects"][0].dump()
+    subjects = []
+    for name, data in sorted(files.items()):
+        digest = hashlib.sha1(data).digest()
+        s = TrustedSubject.load(model)
+        s["subject_identifier"] = SubjectIdentifier(
+            (digest.hex().upper() + "\0").encode("utf-16-le"))
+        for attr in s["subject_attributes"]:
+            value = attr["values"][0]
+            if attr["type"].native == "microsoft_spc_indirect_data_content":
+                value["message_digest"]["digest"] = digest
+            elif attr["type"].native == "microsoft_cat_namevalue" and \
+                    value["refname"].native == "File":
+                value["value"] = name
+        subjects.append(s)
+    ctl["trusted_subjects"] = TrustedSubjects(subjects)
+    unsigned = out.with_suffix(".unsigned")
+    unsigned.write_bytes(ci.dump(force=True))
+    ca = out.parent / "test-ca"
+    ca.mkdir(exist_ok=True)
+    key, cert = ca / "key.pem", ca / "cert.pem"
+    if not cert.exists():
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", str(key), "-out", str(cert), "-days", "3650",
+                        "-subj", "/CN=wimfs test signer"], check=True, capture_output=True)
+    subprocess.run(["osslsigncode", "sign", "-certs", str(cert), "-key", str(key),
+                    "-h", "sha256", "-in", str(unsigned), "-out", str(out)],
+                   check=True, capture_output=True)
+    unsigned.unlink()
+    return cert
+
+
+def osslsigncode_verifies(cat: pathlib.Path, ca: pathlib.Path) -> bool:
+    out = subprocess.run(["osslsigncode", "verify", "-CAfile", str(ca), "-in", str(cat)],
+                         capture_output=True, text=True)
+    return "Signature verification: ok" in out.stdout

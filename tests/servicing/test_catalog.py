@@ -108,3 +108,23 @@ def test_tampered_catalog_is_not_intact():
 def test_not_a_catalog(data):
     with pytest.raises(CatalogError, match="x.cat: not a signed catalog"):
         read_catalog(data, "x.cat")
+
+
+def test_test_signed_catalog_agrees_with_osslsigncode(tmp_path):
+    from tests.servicing.drivers_helpers import make_test_catalog, osslsigncode_verifies
+    if corpus_dir() is None:
+        pytest.skip("corpus not found")
+    files = {"pkg.inf": b"[Version]\r\n", "pkg.sys": b"payload " * 100}
+    cat = tmp_path / "pkg.cat"
+    ca = make_test_catalog(files, cat)
+    catalog = read_catalog(cat.read_bytes())
+    assert catalog.intact and osslsigncode_verifies(cat, ca)
+    assert catalog.signer == "wimfs test signer"
+    assert uncovered(catalog, files) == []
+    assert uncovered(catalog, {"pkg.sys": b"changed"}) == ["pkg.sys"]
+    data = bytearray(cat.read_bytes())
+    at = bytes(data).find(hashlib.sha1(files["pkg.sys"]).digest())
+    data[at] ^= 1
+    cat.write_bytes(data)
+    assert not read_catalog(bytes(data)).intact
+    assert not osslsigncode_verifies(cat, ca)

@@ -253,3 +253,50 @@ def test_driver_info(target, tmp_path):
     assert hw["hardware_id"] == re.search(r"=ViGEmBus_Device,\s*(\S+)", text).group(1)
     assert (hw["architecture"], hw["service"]) == ("amd64", "ViGEmBus")
     assert host.hardware == info.hardware and host.signed
+
+
+def test_database_in_drivers_hive(tmp_path):
+    """An image that keeps its DriverDatabase in the DRIVERS hive gets the entries there."""
+    from servicing.regf import Hive
+    tree = build_tree(tmp_path, "10clean")
+    drivers = tree / "Windows/System32/config/DRIVERS"
+    with Hive.create(drivers, name="DRIVERS") as h:
+        h.create_key("DriverDatabase\\DriverInfFiles")
+    with open_target(str(tree), write=True) as t:
+        [r] = add_drivers(t, [str(_vigem(tmp_path))])
+    assert hivexget(drivers, f"DriverDatabase\\DriverInfFiles\\{r.published_name}",
+                    "Active") == r.store
+    out = subprocess.run(["hivexget", str(_system(tree)),
+                          f"DriverDatabase\\DriverInfFiles\\{r.published_name}"],
+                         capture_output=True, text=True)
+    assert out.returncode != 0
+
+
+def _signed_viostor(tmp_path) -> pathlib.Path:
+    from tests.servicing.drivers_helpers import make_test_catalog
+    inf = stamp_viostor(tmp_path / "signed", "amd64")
+    files = {p.name: p.read_bytes() for p in inf.parent.iterdir()}
+    make_test_catalog(files, inf.parent / "viostor.cat")
+    return inf
+
+
+def test_test_signed_package(target, tmp_path):
+    inf = _signed_viostor(tmp_path)
+    with open_target(target.spec, write=True) as t:
+        [r] = add_drivers(t, [str(inf)])
+    assert r.signed and r.status == "added"
+    pkg = regipy_tree(_system(target.tree()), f"\\DriverDatabase\\DriverPackages\\{r.store}")
+    assert pkg[""]["SignerName"] == ("REG_SZ", "wimfs test signer")
+    assert pkg[""]["SignerScore"] == ("REG_DWORD", 0x0F000000)
+    assert pkg[""]["Catalog"] == ("REG_SZ", "viostor.cat")
+
+
+def test_catalog_not_covering_a_file_is_refused(target, tmp_path):
+    inf = _signed_viostor(tmp_path)
+    (inf.parent / "viostor.sys").write_bytes(b"MZ changed after signing")
+    snapshot = target.fingerprint()
+    with pytest.raises(Exception, match="viostor.cat does not sign viostor.sys") as e:
+        with open_target(target.spec, write=True) as t:
+            add_drivers(t, [str(inf)])
+    assert e.value.exit_code == EXIT_REFUSED
+    assert target.fingerprint() == snapshot
