@@ -23,6 +23,10 @@ def test_driver_commands(target, tmp_path, capsys):
     listed = json.loads(capsys.readouterr().out)
     assert [(d["published_name"], d["original_name"], d["class_name"]) for d in listed] == \
         [(added["published_name"], "viostor.inf", "SCSIAdapter")]
+    assert main(["driver", "list", target.spec, "--all", "--json"]) == 0
+    everything = json.loads(capsys.readouterr().out)
+    assert [(d["published_name"], d["inbox"]) for d in everything] == \
+        [(added["published_name"], False), ("machine.inf", True)]
     assert main(["driver", "info", target.spec, added["published_name"]]) == 0
     out = capsys.readouterr().out
     assert "Service Name : viostor" in out and "Hardware ID : PCI\\VEN_1AF4&DEV_1001" in out
