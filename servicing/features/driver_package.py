@@ -21,7 +21,7 @@ from servicing.formats import catalog as cat
 from servicing.formats.inf import Inf, InfError
 from servicing.formats.inf_driver import (
     HardwareEntry, Platform, VersionInfo, exclude_ids, load_inf, models, version_info)
-from servicing.formats.inf_install import Install, install, package_sources
+from servicing.formats.inf_install import FileCopy, Install, install, package_sources
 
 #: Classes whose devices a machine needs to boot (DISM stages these as boot-critical).
 BOOT_CLASSES = {"scsiadapter", "hdc", "system"}
@@ -55,6 +55,7 @@ class DriverPackage:
     signed: bool = False
     unsigned_reason: str | None = None
     excluded: set[str] = field(default_factory=set)
+    inbox_files: list[FileCopy] = field(default_factory=list)   # copied, not shipped
 
     @property
     def boot_critical(self) -> bool:
@@ -120,9 +121,9 @@ def _collect_files(pkg: DriverPackage, folder: str) -> None:
         for copy in inst.copy_files:
             if copy.inf != pkg.inf.name:
                 continue                  # a file of an included (inbox) INF
-            if copy.source_path is None:
-                raise PackageError(pkg.inf_name, f"{copy.source} is not listed in "
-                                   "[SourceDisksFiles]", copy.lineno)
+            if copy.source_path is None:      # an inbox file (usbser.sys): checked
+                pkg.inbox_files.append(copy)  # against the image by the caller
+                continue
             wanted.setdefault(copy.source_path.lower(), copy.source_path)
     for rel in sorted(wanted.values()):
         host = _host_lookup(folder, rel)

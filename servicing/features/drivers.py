@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from servicing.errors import TargetPathError
 from servicing.features import driver_registry as dreg
 from servicing.features.driver_package import (
-    DriverPackage, load_package, require_signed)
+    DriverPackage, PackageError, load_package, require_signed)
 from servicing.features.image_info import ImageInfo, Layout, image_info, require_serviceable
 from servicing.formats.inf import InfError
 from servicing.formats.inf_driver import Platform
@@ -184,6 +184,7 @@ def add_drivers(target: Target, paths: list[str], *, recurse: bool = False,
             pkg = load_package(path, img.platform, langid=img.langid,
                                loader=_inbox_loader(img))
             require_signed(pkg, force_unsigned)
+            _check_inbox_files(img, pkg)
         except WimfsError as e:           # invalid, not applicable or unsigned
             if explicit:
                 raise
@@ -197,6 +198,16 @@ def add_drivers(target: Target, paths: list[str], *, recurse: bool = False,
         for path, pkg in packages:
             results.append(_add_one(img, reg, path, pkg, now))
     return results
+
+
+def _check_inbox_files(img: _Image, pkg: DriverPackage) -> None:
+    """A file an INF copies without listing it in [SourceDisksFiles] must be an inbox
+    file the image already has at its destination (old INFs using usbser.sys do so)."""
+    for copy in pkg.inbox_files:
+        base = dirid_path(copy.dirid, platform=img.platform, system_root=img.target.windir)
+        if base is None or img.target.resolve(join(base, copy.subdir, copy.name)) is None:
+            raise PackageError(pkg.inf_name, f"{copy.source} is neither listed in "
+                               "[SourceDisksFiles] nor in the image", copy.lineno)
 
 
 def _add_one(img: _Image, reg, source: str, pkg: DriverPackage,
@@ -265,7 +276,7 @@ def _file_copies(img: _Image, pkg: DriverPackage, store_dir: str):
     seen = {}
     for inst in pkg.installs.values():
         for copy in inst.copy_files:
-            if copy.inf != pkg.inf.name or copy.dirid == 13:
+            if copy.inf != pkg.inf.name or copy.dirid == 13 or copy.source_path is None:
                 continue
             base = dirid_path(copy.dirid, platform=img.platform,
                               system_root=img.target.windir, store_dir=store_dir)

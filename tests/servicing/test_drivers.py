@@ -300,3 +300,41 @@ def test_catalog_not_covering_a_file_is_refused(target, tmp_path):
             add_drivers(t, [str(inf)])
     assert e.value.exit_code == EXIT_REFUSED
     assert target.fingerprint() == snapshot
+
+
+def test_real_signed_packages_from_a_folder(tmp_path):
+    """The corpus arduino folder (--recurse): FTDI's two INFs with per-arch folders, the
+    libusb0 and Arduino INFs, the CP210x package that lacks a file it lists, and an INF
+    copying the inbox usbser.sys without shipping it."""
+    tree = build_tree(tmp_path, "10clean")
+    folder = tmp_path / "arduino"
+    shutil.copytree(corpus_dir() / "drivers" / "arduino", folder)
+    with open_target(str(tree), write=True) as t:
+        results = {r.original_name: r for r in add_drivers(t, [str(folder)], recurse=True)}
+    slab = (folder / "CP210x_6.7.4" / "slabvcp.inf").read_text("latin-1")
+    listed = re.findall(r"^(\w+\.dll)\s*=", slab, re.M)
+    present = {p.name.lower() for p in folder.rglob("*")}
+    missing = [n for n in listed if n.lower() not in present]
+    assert missing and results["slabvcp.inf"].status == "skipped"
+    assert missing[0] in results["slabvcp.inf"].reason
+    ada = (folder / "AdafruitCircuitPlayground.inf").read_text("latin-1")
+    sources = re.search(r"^\[SourceDisksFiles\][^\[]*", ada, re.M | re.I).group(0)
+    assert "usbser.sys" in ada.lower() and "usbser" not in sources.lower()
+    assert results["AdafruitCircuitPlayground.inf"].status == "skipped"
+    added = [r for r in results.values() if r.status == "added"]
+    assert len(added) == len(results) - 2 and all(r.signed for r in added)
+    repo = tree / "Windows/System32/DriverStore/FileRepository"
+    for r in added:
+        src = pathlib.Path(r.source)
+        assert (repo / r.store / src.name).read_bytes() == src.read_bytes()
+        assert (tree / "Windows/INF" / r.published_name).read_bytes() == src.read_bytes()
+    ftdi = results["ftdibus.inf"]
+    text = (folder / "FTDI_USB_Drivers" / "ftdibus.inf").read_text("latin-1")
+    body = text.split("[SourceDisksFiles.amd64]")[1].split("[")[0]
+    for name, sub in re.findall(r"^(\S+)\s*=\s*1,(\w+)", body, re.M):
+        staged = {p.name.lower() for p in (repo / ftdi.store / sub).iterdir()}
+        assert name.lower() in staged
+    (tree / "Windows/System32/drivers/usbser.sys").write_bytes(b"MZ inbox usbser")
+    with open_target(str(tree), write=True) as t:
+        [r] = add_drivers(t, [str(folder / "AdafruitCircuitPlayground.inf")])
+    assert r.status == "added" and not (repo / r.store / "usbser.sys").exists()
