@@ -21,7 +21,8 @@ from servicing.formats import catalog as cat
 from servicing.formats.inf import Inf, InfError
 from servicing.formats.inf_driver import (
     HardwareEntry, Platform, VersionInfo, exclude_ids, load_inf, models, version_info)
-from servicing.formats.inf_install import FileCopy, Install, install, package_sources
+from servicing.formats.inf_install import (
+    FileCopy, Install, install, package_sources, safe_relative)
 
 #: Classes whose devices a machine needs to boot (DISM stages these as boot-critical).
 BOOT_CLASSES = {"scsiadapter", "hdc", "system"}
@@ -99,6 +100,8 @@ def load_package(inf_path: str, platform: Platform, *, langid: int | None = None
     """Read and check a package for ``platform``; raises InfError / PackageError /
     NotApplicableError."""
     name = os.path.basename(inf_path)
+    if safe_relative(name, name, None, "INF file name") != name:
+        raise PackageError(name, "not a valid Windows file name for an INF")
     data = _read(inf_path, "the INF", name)
     inf = load_inf(data, name, langid=langid)
     version = version_info(inf)
@@ -138,6 +141,8 @@ def _catalog(pkg: DriverPackage, folder: str) -> None:
     if not name:
         pkg.unsigned_reason = "the INF names no catalog (CatalogFile)"
         return
+    if "/" in safe_relative(pkg.inf_name, name, None, "CatalogFile"):
+        raise PackageError(pkg.inf_name, f"CatalogFile {name!r} is not a file next to the INF")
     host = _host_lookup(folder, name.replace("\\", "/"))
     if host is None:
         pkg.unsigned_reason = f"catalog {name} not found"

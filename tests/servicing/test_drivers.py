@@ -211,6 +211,11 @@ def test_not_applicable_and_inbox_refusals(target, tmp_path):
     (lambda d: (d / "viostor.inf").write_bytes((d / "viostor.inf").read_bytes().replace(
         b"viostor_Files_Driver = 12", b"viostor_Files_Driver = -1,C:\\x")),
      "absolute destination"),
+    (lambda d: (d / "viostor.inf").write_bytes((d / "viostor.inf").read_bytes().replace(
+        b"CatalogFile=viostor.cat", b"CatalogFile=..\\..\\other.cat")), "CatalogFile climbs"),
+    (lambda d: (d / "viostor.inf").write_bytes((d / "viostor.inf").read_bytes().replace(
+        b"[Manufacturer]", b"[Manufacturer]\r\n" + b"x" * (1 << 17) + b"\r\n")),
+     "line longer than"),
 ])
 def test_hostile_packages_change_nothing(target, tmp_path, change, match):
     inf = stamp_viostor(tmp_path / "bad", "amd64")
