@@ -148,6 +148,8 @@ def _descriptors(pkey: str, pkg: DriverPackage) -> list[RegEdit]:
     lines = {ln.lineno: ln for sec in pkg.inf.sections.values() for ln in sec.lines}
     manufacturers = {ln.key: ln.raw_key for ln in pkg.inf.lines("Manufacturer")}
     for entry in pkg.entries:
+        if not entry.hardware_id:
+            continue
         raw_desc = lines[entry.lineno].raw_key or entry.description
         raw_mfg = manufacturers.get(entry.manufacturer) or entry.manufacturer
         for raw, text in ((raw_desc, entry.description), (raw_mfg, entry.manufacturer)):
@@ -165,7 +167,7 @@ def _descriptors(pkey: str, pkg: DriverPackage) -> list[RegEdit]:
 
 def _device_ids(db: str, pkg: DriverPackage, published: str) -> list[RegEdit]:
     out = {}
-    for entry in pkg.entries:
+    for entry in (e for e in pkg.entries if e.hardware_id):
         for hwid, rank in [(entry.hardware_id, HW_ID)] + [(c, COMPAT_ID)
                                                           for c in entry.compatible_ids]:
             key = f"{db}\\DeviceIds\\{id_path(hwid)}"

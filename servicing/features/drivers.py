@@ -340,7 +340,7 @@ def _critical_devices(img: _Image, reg, pkg: DriverPackage) -> list[RegEdit]:
     for entry in pkg.entries:
         inst = pkg.installs[entry.install_section]
         function = [s.name for s in inst.services if s.flags & 0x2 and s.name]
-        if not function:
+        if not function or not entry.hardware_id:
             continue
         key = f"{img.ccs}\\Control\\CriticalDeviceDatabase\\" + \
             entry.hardware_id.replace("\\", "#").lower()

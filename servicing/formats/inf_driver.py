@@ -202,13 +202,11 @@ def models(inf: Inf, platform: Platform) -> list[HardwareEntry]:
         if section is None:
             continue
         for m in inf.lines(section):
-            if m.key is None or not m.field(0) or len(m.fields) < 2:
+            if m.key is None or not m.field(0):
                 continue
-            ids = [f for f in m.fields[1:] if f]
-            if not ids:
-                continue
+            ids = [f for f in m.fields[1:] if f]   # none: installed by name (printers)
             entries.append(HardwareEntry(manufacturer, section, m.key, m.field(0),
-                                         ids[0], ids[1:], m.lineno))
+                                         ids[0] if ids else "", ids[1:], m.lineno))
     return entries
 
 

@@ -343,3 +343,48 @@ def test_real_signed_packages_from_a_folder(tmp_path):
     with open_target(str(tree), write=True) as t:
         [r] = add_drivers(t, [str(folder / "AdafruitCircuitPlayground.inf")])
     assert r.status == "added" and not (repo / r.store / "usbser.sys").exists()
+
+
+def _utf16_printer_packages(dst: pathlib.Path) -> list[pathlib.Path]:
+    """The corpus UTF-16LE printer INFs, each in a folder with generated files where the
+    INF's source media sections put them for amd64 (setup only: the test checks that
+    add stages them)."""
+    from servicing.formats.inf_driver import Platform, load_inf
+    from servicing.formats.inf_install import package_sources
+    root = corpus_dir() / "inf" / \
+        "Windows-driver-samples-print@6ea518dd65b6c2c3b298bb8e7ed5e9124b8a4981"
+    out = []
+    for inf in sorted(root.rglob("*.inf")):
+        data = inf.read_bytes()
+        if not data.startswith(b"\xff\xfe"):
+            continue
+        folder = dst / inf.stem
+        folder.mkdir(parents=True)
+        (folder / inf.name).write_bytes(data)
+        sources = package_sources(load_inf(data, inf.name), Platform("amd64", 10, 0, 16299))
+        for rel in sources.values():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_bytes(b"generated " + rel.encode())
+        out.append(folder / inf.name)
+    return out
+
+
+def test_utf16_printer_packages(tmp_path):
+    tree = build_tree(tmp_path, "10clean")
+    infs = _utf16_printer_packages(tmp_path / "printers")
+    assert len(infs) >= 10
+    with open_target(str(tree), write=True) as t:
+        results = add_drivers(t, [str(p.parent) for p in infs], force_unsigned=True)
+    assert [(r.status, r.reason) for r in results if r.status != "added"] == []
+    repo = tree / "Windows/System32/DriverStore/FileRepository"
+    for r in results:
+        published = tree / "Windows/INF" / r.published_name
+        assert published.read_bytes() == pathlib.Path(r.source).read_bytes()
+        shipped = {str(p.relative_to(pathlib.Path(r.source).parent)).lower() for p in
+                   pathlib.Path(r.source).parent.rglob("*") if p.is_file()}
+        staged = {str(p.relative_to(repo / r.store)).lower()
+                  for p in (repo / r.store).rglob("*") if p.is_file()}
+        assert staged == shipped
+    with open_target(str(tree)) as t:
+        classes = {e.class_name for e in list_drivers(t)}
+    assert "Printer" in classes
