@@ -81,7 +81,8 @@ def run_info(args) -> int:
         _print_json(e.to_json())
         return 0
     print(f"Published Name : {e.published_name}\nDriver Store Path : {e.store or '-'}\n"
-          f"Class Name : {e.class_name}\nClass GUID : {e.class_guid}\nDate : {e.date}\n"
+          f"Class Name : {e.class_name}\nClass Description : {e.class_description or '-'}\n"
+          f"Class GUID : {e.class_guid}\nDate : {e.date}\n"
           f"Version : {e.version}\nBoot Critical : {_yes(e.boot_critical)}\n"
           f"Signature : {'Signed' if e.signed else 'Unsigned' if e.signed is False else '-'}"
           f"{' (' + e.signer + ')' if e.signer else ''}\n")

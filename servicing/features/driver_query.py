@@ -119,6 +119,7 @@ def driver_info(target: Target, name: str) -> DriverEntry:
             raise InfError(name, "not a driver INF")
         inf = load_inf(data, name, langid=img.langid)
         entry.hardware = _hardware(img, inf)
+        entry.class_description = _class_description(img, entry.class_guid)
         if store:
             _signature_from_store(img, entry, store, data)
         return entry
@@ -126,7 +127,21 @@ def driver_info(target: Target, name: str) -> DriverEntry:
     entry = _entry(img, os.path.basename(name), pkg.inf_data, False, None)
     entry.hardware = _hardware(img, pkg.inf)
     entry.signed, entry.signer = pkg.signed, pkg.signer
+    entry.class_description = _class_description(img, entry.class_guid)
     return entry
+
+
+def _class_description(img: _Image, guid: str) -> str:
+    """``Control\\Class\\{guid}``: its (default) value, else ``ClassDesc``."""
+    if not guid:
+        return ""
+    key = f"{img.ccs}\\Control\\Class\\{guid}"
+    with ImageRegistry(img.target) as reg:
+        for name in ("", "ClassDesc"):
+            value = _value(reg, key, name)
+            if isinstance(value, str) and value:
+                return value
+    return ""
 
 
 def _hardware(img: _Image, inf) -> list[dict]:

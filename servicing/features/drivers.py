@@ -366,6 +366,7 @@ class DriverEntry:
     signed: bool | None = None
     signer: str | None = None
     class_guid: str = ""
+    class_description: str = ""     # the class key's (default) or ClassDesc value
     catalog: str | None = None
 
     def to_json(self) -> dict:

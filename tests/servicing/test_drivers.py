@@ -254,6 +254,8 @@ def test_driver_info(target, tmp_path):
     assert (info.store, info.class_name, info.signed, info.boot_critical) == \
         (r.store, inf_value(text, "Class"), True, True)
     assert info.signer == "Microsoft Windows Hardware Compatibility Publisher"
+    class_key = "ControlSet001\\Control\\Class\\" + inf_value(text, "ClassGuid")
+    assert info.class_description == hivexget(_system(target.tree()), class_key, "ClassDesc")
     [hw] = info.hardware
     assert hw["hardware_id"] == re.search(r"=ViGEmBus_Device,\s*(\S+)", text).group(1)
     assert (hw["architecture"], hw["service"]) == ("amd64", "ViGEmBus")
