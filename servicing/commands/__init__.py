@@ -9,7 +9,8 @@ from __future__ import annotations
 
 
 def add_parsers(sub) -> None:
-    from servicing.commands import image_info, update
+    from servicing.commands import driver, image_info, update
 
     image_info.add_parser(sub)
     update.add_parser(sub)
+    driver.add_parser(sub)
