@@ -225,15 +225,19 @@ class ResourceReader:
         return offs, cs
 
     def _load_chunk(self, rdesc: ResourceDescriptor, idx: int) -> bytes:
+        self.stats["decompressed_chunks"] += 1
+        return self.stored_chunk(rdesc, idx)[1]
+
+    def stored_chunk(self, rdesc: ResourceDescriptor, idx: int) -> tuple[bytes, bytes]:
+        """Chunk `idx` of a compressed resource: (its bytes as stored, uncompressed)."""
         offs, cs = self._chunk_table(rdesc)
         a, b = offs[idx], offs[idx + 1]
         usize = min(cs, rdesc.uncompressed_size - idx * cs)
         raw = self.pread(b - a, a, rdesc.part_number)
-        self.stats["decompressed_chunks"] += 1
         if b - a == usize:          # stored raw: did not compress
-            return raw
+            return raw, raw
         try:
-            return self.codecs.decompress(rdesc.compression_type, cs, raw, usize)
+            return raw, self.codecs.decompress(rdesc.compression_type, cs, raw, usize)
         except WimCorruptError as exc:
             raise WimCorruptError(f"chunk {idx} of resource at {rdesc.offset_in_wim}: "
                                   f"{exc}") from None
