@@ -31,6 +31,7 @@ class CommitResult:
     new_index: int
     written_bytes: int
     seconds: float
+    reused_chunks: int = 0      # compressed chunks copied from the old blobs as stored
 
 
 def generation_of(hdr: WimHeader) -> str:
@@ -51,15 +52,15 @@ def commit(ov: Overlay, *, append: bool = False, name: str | None = None,
     if not append and not ov.diff():
         return CommitResult(ov.index, 0, 0.0)     # nothing to write
     live = ov.edits.live_inodes()
-    _write(ov, live, append, name, description, check, progress)
+    stats = _write(ov, live, append, name, description, check, progress)
     _adopt(ov, live, open_for_write(), append)
     return CommitResult(ov.index, os.path.getsize(ov.wim_path) - size_before,
-                        time.monotonic() - t0)
+                        time.monotonic() - t0, stats.get("reused_chunks", 0))
 
 
 def _write(ov: Overlay, live: list[Inode], append: bool, name: str | None,
            description: str | None, check: bool,
-           progress: ProgressCallback | None) -> None:
+           progress: ProgressCallback | None) -> dict[str, int]:
     staged = [s.source for ino in live for s in ino.streams() if is_staged(s)]
     for src in staged:
         src.fixed_size = os.path.getsize(src.path)
@@ -85,6 +86,7 @@ def _write(ov: Overlay, live: list[Inode], append: bool, name: str | None,
         b.before_header = mark
         b.add(ni)
         b.write(replace_index=None if append else ov.index)
+        return b.stats
     except OSError as exc:
         raise WimfsError(f"commit failed: {exc.strerror or exc}"
                          f"{': ' + exc.filename if exc.filename else ''}") from None

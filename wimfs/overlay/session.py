@@ -28,6 +28,7 @@ from wimfs.overlay.errors import FsError
 from wimfs.overlay.staging import Staging, is_staged
 from wimfs.overlay.status import BaseState, DiffEntry
 from wimfs.wim import Wim
+from wimfs.writer import WimBlobSource
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +174,12 @@ class Overlay:
         return self.staging_area.copy_up(self.wim.reader, stream, keep)
 
     def finish_copy_up(self, ino: Inode, sname: str, stream: Stream, path: str) -> None:
-        """Switch a stream to its staging file (event-loop thread)."""
+        """Switch a stream to its staging file (event-loop thread). The blob it was
+        copied up from stays its `origin`: the commit reuses its unchanged chunks."""
+        origin = stream.blob
         self.staging_area.attach(stream, path)
+        if origin is not None:
+            stream.source.origin = WimBlobSource(self.wim.reader, origin)
         self.journal.append(J.Stage(self._path_of(ino), sname, os.path.basename(path)))
 
     def write(self, stream: Stream, off: int, data: bytes) -> int:
