@@ -34,6 +34,7 @@ log = logging.getLogger("wimfs")
 SERVICING_PARSERS = "servicing.commands:add_parsers"
 DELEGATED: dict[str, str] = {
     "reg": "servicing.cli:reg_main",
+    "dism": "servicing.dism:main",      # DISM's syntax, text and exit codes
 }
 
 
@@ -146,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     mod_name, _, func_name = SERVICING_PARSERS.partition(":")
     getattr(__import__(mod_name, fromlist=[func_name]), func_name)(sub)
     for name in DELEGATED:
-        c = sub.add_parser(name, help=f"{name}.exe-style registry access "
-                                      f"(see 'wimfs {name} --help')", add_help=False)
+        what = "registry access" if name == "reg" else "image servicing (/?: help)"
+        c = sub.add_parser(name, help=f"{name}.exe-style {what}", add_help=False)
         c.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 
@@ -96,9 +97,28 @@ def _width(stream) -> dict:
         {"ncols": 80, "nrows": 24}
 
 
+# A front end that draws its own bar (wimfs dism) sets this for the commands it runs.
+_FACTORY: ContextVar[Callable[[bool], ProgressCallback | None] | None] = \
+    ContextVar("progress_factory", default=None)
+
+
+@contextmanager
+def rendered_by(factory: Callable[[bool], ProgressCallback | None]) -> Iterator[None]:
+    """Within the block, `renderer(quiet)` is `factory(quiet)` (which decides about
+    terminals and quiet itself); the returned callback needs a `close()`."""
+    token = _FACTORY.set(factory)
+    try:
+        yield
+    finally:
+        _FACTORY.reset(token)
+
+
 def renderer(quiet: bool = False, stream=None) -> _TqdmRenderer | None:
     """The progress bar of a command: None when `quiet` or `stream` (stderr) is not a
     terminal, so nothing of it reaches logs or pipes."""
+    factory = _FACTORY.get()
+    if factory is not None:
+        return factory(quiet)
     stream = stream or sys.stderr
     if quiet or not stream.isatty():
         return None

@@ -38,6 +38,13 @@ EXPECTED = {
         "KeyNotFoundError": 4, "ValueNotFoundError": 4, "RegfDataError": 2,
     },
     "servicing.registry.regfile": {"RegFileError": 2},
+    # the drivers' parsers (constructed with a file name and a message, so not by cls("x");
+    # their exit codes are checked by the driver tests)
+    "servicing.formats.inf": {"InfError": None, "InfTemplateError": None},
+    "servicing.formats.catalog": {"CatalogError": None},
+    "servicing.features.driver_package": {"PackageError": None},
+    # `wimfs dism`: DISM's code (87 by default) and its exit status (NOTES-dism table)
+    "servicing.dism.codes": {"DismError": 87},
     "servicing.registry.hives": {"RegistryPathError": 4},
     # the codes every servicing command shares (README exit-code table, 8-10 added)
     "servicing.errors": {
