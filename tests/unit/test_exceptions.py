@@ -40,9 +40,9 @@ EXPECTED = {
     "servicing.registry.regfile": {"RegFileError": 2},
     # the drivers' parsers (constructed with a file name and a message, so not by cls("x");
     # their exit codes are checked by the driver tests)
-    "servicing.formats.inf": {"InfError": None, "InfTemplateError": None},
-    "servicing.formats.catalog": {"CatalogError": None},
-    "servicing.features.driver_package": {"PackageError": None},
+    "servicing.formats.inf": {"InfError": 3, "InfTemplateError": 3},
+    "servicing.formats.catalog": {"CatalogError": 3},
+    "servicing.features.driver_package": {"PackageError": 3},
     # `wimfs dism`: DISM's code (87 by default) and its exit status (NOTES-dism table)
     "servicing.dism.codes": {"DismError": 87},
     "servicing.registry.hives": {"RegistryPathError": 4},
@@ -53,6 +53,11 @@ EXPECTED = {
         "TargetNotFoundError": 4, "TargetPathError": 4, "TargetDamagedError": 3,
     },
 }
+
+
+# classes whose constructor takes more than a message
+CONSTRUCT = {"InfError": ("x.inf", "bad line", 3), "InfTemplateError": ("x.inx", "template"),
+             "PackageError": ("x.inf", "missing file")}
 
 
 def _all_exception_classes() -> dict[str, set[str]]:
@@ -82,7 +87,7 @@ def test_every_class_is_listed():
 def test_exit_code(module, name, code):
     cls = getattr(importlib.import_module(module), name)
     assert issubclass(cls, errors.WimfsError), f"{name} is outside the one error model"
-    exc = cls("x")
+    exc = cls(*CONSTRUCT.get(name, ("x",)))
     assert exit_code_for(exc) == code
 
 
