@@ -60,20 +60,9 @@ def commit(ov: Overlay, *, append: bool = False, name: str | None = None,
 def _write(ov: Overlay, live: list[Inode], append: bool, name: str | None,
            description: str | None, check: bool,
            progress: ProgressCallback | None) -> None:
-    staged = [s.source for ino in live for s in ino.streams() if is_staged(s)]
-    for src in staged:
-        src.fixed_size = os.path.getsize(src.path)
+    staged = fix_staged_sizes(live)
     try:
-        img = Image(ov.index, ov.image.security, ov.image.root, live)
-        for ino in live:
-            if not ino.is_directory:
-                ino.nlink = len(ino.dentries)
-        old_el = ov.wim.xml_root.findall("IMAGE")
-        el = old_el[ov.index - 1] if ov.index - 1 < len(old_el) else None
-        win, props = windows_xml(img, stream_reader(ov.wim))
-        ni = NewImage(img, name=name, description=description,
-                      xml_element=None if append else el, windows=win,
-                      extra_properties=props)
+        ni = new_image(ov, live, append=append, name=name, description=description)
         b = WimBuilder(ov.wim_path, ov.wim.header.compression_type, append_to=ov.wim,
                        check_integrity=check, progress=progress)
         b.lock = False                  # the session's lock_fd holds the flock
@@ -91,6 +80,29 @@ def _write(ov: Overlay, live: list[Inode], append: bool, name: str | None,
     finally:
         for src in staged:
             src.fixed_size = None
+
+
+def fix_staged_sizes(live: list[Inode]) -> list[StagedSource]:
+    """Freeze the sizes of the staged streams for the write: their sources."""
+    staged = [s.source for ino in live for s in ino.streams() if is_staged(s)]
+    for src in staged:
+        src.fixed_size = os.path.getsize(src.path)
+    return staged
+
+
+def new_image(ov: Overlay, live: list[Inode], *, append: bool = False,
+              name: str | None = None, description: str | None = None) -> NewImage:
+    """The session's tree as an image for the writer (XML kept unless appended)."""
+    img = Image(ov.index, ov.image.security, ov.image.root, live)
+    for ino in live:
+        if not ino.is_directory:
+            ino.nlink = len(ino.dentries)
+    old_el = ov.wim.xml_root.findall("IMAGE")
+    el = old_el[ov.index - 1] if ov.index - 1 < len(old_el) else None
+    win, props = windows_xml(img, stream_reader(ov.wim))
+    return NewImage(img, name=name, description=description,
+                    xml_element=None if append else el, windows=win,
+                    extra_properties=props)
 
 
 def _adopt(ov: Overlay, live: list[Inode], busy: set[int], append: bool) -> None:
