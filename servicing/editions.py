@@ -130,8 +130,8 @@ def run_each(path: str, indexes: list[int], run_one: Callable[[str, io.StringIO]
         refused = _run_all(run, names, run_one, records)
         if refused and not skip_not_applicable:
             _print(records, path, as_json, out, committed=False)
-            first = refused[0]
-            listed = ", ".join(str(r.index) for r in refused)
+            first = refused[0][1]
+            listed = ", ".join(str(index) for index, _ in refused)
             raise type(first)(f"{path}: not applicable to image {listed} ({first}); "
                               "no image was changed (--skip-not-applicable changes the "
                               "others)")
@@ -150,8 +150,9 @@ def run_each(path: str, indexes: list[int], run_one: Callable[[str, io.StringIO]
 
 
 def _run_all(run: EditionRun, names: dict, run_one, records: list[ImageRecord]
-             ) -> list[Exception]:
-    refused: list[Exception] = []
+             ) -> list[tuple[int, Exception]]:
+    """Run every image; the (index, error) of those refused for their edition."""
+    refused: list[tuple[int, Exception]] = []
     for index in run.indexes:
         rec = run.current = ImageRecord(index, names[index])
         records.append(rec)
@@ -163,7 +164,7 @@ def _run_all(run: EditionRun, names: dict, run_one, records: list[ImageRecord]
             rec.result = "not applicable" if isinstance(exc, NotApplicableError) \
                 else "refused"
             rec.message = str(exc)
-            refused.append(exc)
+            refused.append((index, exc))
         except BaseException as exc:
             if isinstance(exc, Exception) and len(exc.args) == 1 and \
                     isinstance(exc.args[0], str):
