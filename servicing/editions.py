@@ -13,6 +13,8 @@ A run refused for its edition (NotApplicableError, RefusedError) is reported for
 edition; unless ``--skip-not-applicable`` nothing is then changed in any image (exit 8
 or 9). Any other error stops at once and changes nothing. The output is one record per
 image (index, name, edition, result), ``--json`` one JSON document with a record per image.
+All images share one time stamp (``frozen_filetime``): the same edit of the same hive in
+several editions writes the same bytes, stored once.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from collections.abc import Callable
 from contextlib import redirect_stdout
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+
+from wimfs.format.xmlinfo import frozen_filetime
 
 from servicing.errors import NotApplicableError, RefusedError
 
@@ -127,7 +131,10 @@ def run_each(path: str, indexes: list[int], run_one: Callable[[str, io.StringIO]
     token = ACTIVE.set(run)
     records: list[ImageRecord] = []
     try:
-        refused = _run_all(run, names, run_one, records)
+        # One time stamp for the whole run: the same edit of identical hives or files in
+        # several editions gives identical bytes, which the commit stores once.
+        with frozen_filetime():
+            refused = _run_all(run, names, run_one, records)
         if refused and not skip_not_applicable:
             _print(records, path, as_json, out, committed=False)
             first = refused[0][1]

@@ -75,8 +75,12 @@ def test_reg_import_all_equals_the_import_per_directory(wim, tmp_path):
     (tmp_path / "x.reg").write_text(REG)
     original = tmp_path / "orig.wim"
     shutil.copyfile(wim, original)
+    before = blob_count(wim)
     rc, out, err = reg(f"{wim}:all", "import", tmp_path / "x.reg")
     assert rc == 0, err
+    # The same edit of the same hive is stored once: one new SYSTEM (the four images had
+    # the same one), one new SOFTWARE per edition (two).
+    assert blob_count(wim) == before + 3
     assert [int(m) for m in re.findall(r"^image (\d) \(", out, re.M)] == [1, 2, 3, 4]
     assert wimlib_verify(wim).returncode == 0
     for i, edition in EDITIONS.items():
