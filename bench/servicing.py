@@ -7,6 +7,7 @@ Registry: set 1,000 values in the SYSTEM hive of a ~300 MB LZX image and commit,
   (c) today's Linux way: `wimlib-imagex mountrw` + `hivexsh -w` (1,000 setval) +
       `wimlib-imagex unmount --commit`.
 Update: add a 50 MB tree with `wimfs update` vs `wimlib-imagex update`.
+`--editions`: one driver added to every image of a 6-image WIM (bench/editions.py).
 
 Each case runs on a fresh copy of the same base WIM; wall time of the whole case, median of
 `--repeat` runs. Peak RSS: the largest VmHWM/ru_maxrss of the processes of a case (the
@@ -197,7 +198,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="scripts/bench servicing")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="an 8 MiB base image (smoke test)")
+    p.add_argument("--editions", action="store_true",
+                   help="the every-edition benchmark instead (bench/editions.py)")
     a = p.parse_args(argv)
+    if a.editions:
+        from bench import editions
+        return editions.main(argv, repeat=a.repeat, quick=a.quick)
     work = _work(a.quick)
     base = base_wim(work, (8 if a.quick else 300) * MiB)
     args = inputs(work)

@@ -28,7 +28,8 @@ from servicing.options import CommonOptions
 from servicing.session import operation
 from servicing.editions import run_each
 from editions_fixture import EDITIONS, editions_wim
-from tests.helpers import assert_same_tree, snapshot, wimlib_apply, wimlib_verify
+from tests.helpers import (assert_same_tree, corpus_dir, snapshot, wimlib_apply,
+                           wimlib_verify)
 
 CFG = "Windows/System32/config"
 HIVES = ("*/config/*", "Users/Default/NTUSER.DAT*")
@@ -60,8 +61,7 @@ def blob_count(wim) -> int:
 
 @pytest.fixture(scope="module")
 def base_wim(tmp_path_factory):
-    from conftest import require_corpus
-    return editions_wim(tmp_path_factory.mktemp("editions"), require_corpus())
+    return editions_wim(tmp_path_factory.mktemp("editions"), corpus_dir() / "hives")
 
 
 @pytest.fixture

@@ -14,16 +14,19 @@ after it, the new one: every image has its change or none has.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
 from wimfs.builder import WimBuilder
 from wimfs.errors import WimfsError
 from wimfs.format.header import WimHeader
+from wimfs.image import Inode
 from wimfs.overlay.commit import CommitResult, fix_staged_sizes, generation_of, new_image
 from wimfs.overlay.journal import CommitMark
 from wimfs.overlay.paths import ImageSession
 from wimfs.overlay.session import Overlay, lock_wim
+from wimfs.overlay.staging import is_staged
 from wimfs.progress import ProgressCallback
 
 
@@ -110,6 +113,7 @@ def _write_all(overlays: list[Overlay], check: bool,
                progress: ProgressCallback | None) -> None:
     lives = [ov.edits.live_inodes() for ov in overlays]
     staged = [src for live in lives for src in fix_staged_sizes(live)]
+    _prehash(lives)
     first = overlays[0]
     try:
         b = WimBuilder(first.wim_path, first.wim.header.compression_type,
@@ -131,6 +135,21 @@ def _write_all(overlays: list[Overlay], check: bool,
     finally:
         for src in staged:
             src.fixed_size = None
+
+
+def _prehash(lives: list[list[Inode]]) -> None:
+    """Give every staged stream its SHA-1 before the write: the writer then compresses
+    data that several images got identically (the same hive edit in every edition) once,
+    instead of compressing each copy and dropping all but the first."""
+    for live in lives:
+        for ino in live:
+            for s in ino.streams():
+                if is_staged(s) and s.source.size:
+                    sha = hashlib.sha1()
+                    with open(s.source.path, "rb") as f:
+                        while piece := f.read(1 << 20):
+                            sha.update(piece)
+                    s.hash = sha.digest()
 
 
 def open_images(wim_path: str, indexes: list[int], *, staging_dir: str | None = None,
