@@ -20,6 +20,7 @@ several editions writes the same bytes, stored once.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
 import sys
@@ -180,6 +181,9 @@ def _run_all(run: EditionRun, names: dict, run_one, records: list[ImageRecord]
         finally:
             rec.output = buf.getvalue()
             run.current = None
+            # An image's hives (reference cycles, megabytes each) go now, not at some
+            # later collection: memory holds one image's work at a time.
+            gc.collect()
     return refused
 
 
