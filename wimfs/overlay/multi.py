@@ -18,12 +18,9 @@ import hashlib
 import os
 import time
 
-from wimfs.builder import WimBuilder
 from wimfs.errors import WimfsError
-from wimfs.format.header import WimHeader
 from wimfs.image import Inode
-from wimfs.overlay.commit import CommitResult, fix_staged_sizes, generation_of, new_image
-from wimfs.overlay.journal import CommitMark
+from wimfs.overlay.commit import CommitResult, write_images
 from wimfs.overlay.paths import ImageSession
 from wimfs.overlay.session import Overlay, lock_wim
 from wimfs.overlay.staging import is_staged
@@ -112,29 +109,8 @@ class ImageSet:
 def _write_all(overlays: list[Overlay], check: bool,
                progress: ProgressCallback | None) -> None:
     lives = [ov.edits.live_inodes() for ov in overlays]
-    staged = [src for live in lives for src in fix_staged_sizes(live)]
     _prehash(lives)
-    first = overlays[0]
-    try:
-        b = WimBuilder(first.wim_path, first.wim.header.compression_type,
-                       append_to=first.wim, check_integrity=check, progress=progress)
-        b.lock = False                  # the set's lock_fd holds the flock
-
-        def mark(hdr: WimHeader) -> None:
-            for ov in overlays:
-                ov.journal.append(CommitMark(generation_of(hdr)))
-                ov.journal.sync()
-
-        b.before_header = mark
-        for ov, live in zip(overlays, lives):
-            b.add(new_image(ov, live))
-        b.write(replace_index=[ov.index for ov in overlays])
-    except OSError as exc:
-        raise WimfsError(f"commit failed: {exc.strerror or exc}"
-                         f"{': ' + exc.filename if exc.filename else ''}") from None
-    finally:
-        for src in staged:
-            src.fixed_size = None
+    write_images(overlays, lives, check=check, progress=progress)
 
 
 def _prehash(lives: list[list[Inode]]) -> None:
