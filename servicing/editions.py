@@ -25,7 +25,7 @@ import io
 import json
 import sys
 from collections.abc import Callable
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -166,7 +166,7 @@ def _run_all(run: EditionRun, names: dict, run_one, records: list[ImageRecord]
         records.append(rec)
         buf = io.StringIO()
         try:
-            with redirect_stdout(buf):
+            with redirect_stdout(buf), redirect_stderr(buf):
                 run_one(run.spec(index), buf)
         except (NotApplicableError, RefusedError) as exc:
             rec.result = "not applicable" if isinstance(exc, NotApplicableError) \
