@@ -235,3 +235,16 @@ def test_kill_minus_9_during_an_all_commit(wim, tmp_path):
         assert seen in ({(None, None)}, new), f"trial {n}: {len(seen)} states"
         outcomes.add((n % 2, seen == new))
     assert (0, False) in outcomes and (1, False) in outcomes
+
+
+def test_busy_wim_is_refused_for_all(wim, tmp_path):
+    from wimfs.overlay import open_image
+    (tmp_path / "x.reg").write_text(REG)
+    original = wim.read_bytes()
+    session = open_image(str(wim), 2)           # holds the WIM's flock, as a rw mount does
+    try:
+        r = wimfs("reg", f"{wim}:all", "import", tmp_path / "x.reg")
+    finally:
+        session.discard()
+    assert r.returncode == 7 and "already mounted read-write" in r.stderr, r.stderr
+    assert wim.read_bytes() == original
