@@ -28,7 +28,7 @@ from bench import REPO, WORK_DIR, format_table, machine_info, median, now_iso, w
 from bench.rw import build_tree
 from bench.servicing import CORPUS, MiB, Case, wimfs
 
-VERSION = "1"
+VERSION = "2"
 SEED = 20261130
 EDITIONS = ("Core", "Professional", "Education", "Enterprise", "ProfessionalWorkstation",
             "CoreSingleLanguage")
@@ -40,13 +40,16 @@ SYS_DEST = "Windows/System32/drivers/contoso.sys"
 
 
 def _software(path: str, edition: str) -> None:
-    from servicing.regf import REG_SZ, Hive
+    """A Windows 7 SP1 SOFTWARE hive of *edition* (with the DevicePath driver add reads)."""
+    from servicing.regf import REG_EXPAND_SZ, REG_SZ, Hive
     h = Hive.create(path)
     k = h.create_key("Microsoft\\Windows NT\\CurrentVersion")
     for name, value in (("CurrentVersion", "6.1"), ("CurrentBuildNumber", "7601"),
                         ("EditionID", edition), ("ProductName", f"Windows 7 {edition}"),
                         ("InstallationType", "Client")):
         k.set_value(name, REG_SZ, value)
+    h.create_key("Microsoft\\Windows\\CurrentVersion").set_value(
+        "DevicePath", REG_EXPAND_SZ, "%SystemRoot%\\inf")
     h.commit()
 
 
@@ -59,7 +62,8 @@ def base_wim(work: str, size: int) -> str:
     build_tree(os.path.join(src, "Program Files"), size)
     cfg = os.path.join(src, "Windows", "System32", "config")
     os.makedirs(cfg, exist_ok=True)
-    os.makedirs(os.path.join(src, "Windows", "System32", "drivers"), exist_ok=True)
+    for sub in ("System32/drivers", "INF"):
+        os.makedirs(os.path.join(src, "Windows", sub), exist_ok=True)
     shutil.copyfile(CORPUS, os.path.join(cfg, "SYSTEM"))
     os.chmod(os.path.join(cfg, "SYSTEM"), 0o644)
     r = random.Random(SEED)
@@ -87,6 +91,15 @@ def inputs(work: str) -> dict:
     script."""
     d = os.path.join(work, "driver")
     os.makedirs(d, exist_ok=True)
+    pkg = os.path.join(work, "driver_pkg")
+    try:                    # the drivers branch's package maker (scripts/demo_windows.py)
+        sys.path.insert(0, os.path.join(REPO, "scripts"))
+        from demo_windows import make_package
+        if not os.path.exists(pkg):
+            import pathlib
+            make_package(pathlib.Path(pkg), "contoso", decoration="NTx86")
+    except ImportError:
+        pkg = None
     sys_path = os.path.join(d, "contoso.sys")
     with open(sys_path, "wb") as f:
         f.write(b"MZ" + random.Random(SEED + 1).randbytes(256 * 1024 - 2))
@@ -108,7 +121,7 @@ def inputs(work: str) -> dict:
                 f"cd \\{CDDB.rpartition(chr(92))[0]}\nadd {CDDB.rpartition(chr(92))[2]}\n"
                 f"cd {CDDB.rpartition(chr(92))[2]}\nsetval 2\nService\nstring:contoso\n"
                 f"ClassGUID\nstring:{SCSI_CLASS}\ncommit\n")
-    return {"dir": d, "sys": sys_path, "reg": reg, "hx": hx}
+    return {"dir": pkg, "sys": sys_path, "reg": reg, "hx": hx}
 
 
 def has_driver_add(env: dict) -> bool:
@@ -118,7 +131,7 @@ def has_driver_add(env: dict) -> bool:
 
 def service(c: Case, spec: str, inp: dict, driver_add: bool) -> None:
     if driver_add:
-        c.run(wimfs("driver", "add", spec, inp["dir"]))
+        c.run(wimfs("driver", "add", spec, inp["dir"], "--recurse"))
         return
     c.run(wimfs("reg", spec, "import", inp["reg"]))
     c.run(wimfs("update", spec, "--add", inp["sys"], "/" + SYS_DEST))
@@ -187,7 +200,7 @@ def main(argv: list[str], *, repeat: int, quick: bool) -> int:
     sys.path.insert(0, REPO)
     base = base_wim(work, (8 if quick else 300) * MiB)
     inp = inputs(work)
-    driver_add = has_driver_add(env)
+    driver_add = inp["dir"] is not None and has_driver_add(env)
     runs: dict[str, list[dict]] = {n: [] for n in CASES}
     for _ in range(repeat):
         for name in CASES:

@@ -140,9 +140,10 @@ def run_each(path: str, indexes: list[int], run_one: Callable[[str, io.StringIO]
             _print(records, path, as_json, out, committed=False)
             first = refused[0][1]
             listed = ", ".join(str(index) for index, _ in refused)
-            raise type(first)(f"{path}: not applicable to image {listed} ({first}); "
-                              "no image was changed (--skip-not-applicable changes the "
-                              "others)")
+            how = "not applicable to" if isinstance(first, NotApplicableError) else \
+                "refused for"
+            raise type(first)(f"{path}: {how} image {listed} ({first}); no image was "
+                              "changed (--skip-not-applicable changes the others)")
         for r in records:
             if r.result != "done":
                 r.result = "skipped"
