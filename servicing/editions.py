@@ -29,8 +29,6 @@ from contextlib import redirect_stderr, redirect_stdout
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from wimfs.format.xmlinfo import frozen_filetime
-
 from servicing.errors import NotApplicableError, RefusedError
 
 TARGET_DESTS = ("target", "image")
@@ -126,6 +124,8 @@ def run_each(path: str, indexes: list[int], run_one: Callable[[str, io.StringIO]
              out=None) -> int:
     """Run *run_one(spec, out)* for each image, then commit all of them at once (see the
     module doc). Returns the exit code."""
+    from wimfs.format.xmlinfo import frozen_filetime
+
     out = out or sys.stdout
     names = names_of(path, indexes)
     run = EditionRun(path, indexes)
