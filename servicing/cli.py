@@ -24,9 +24,10 @@ from . import regfile
 from .options import add_common_arguments, options_from_args
 from .registry import ImageRegistry, RegistryPathError, split_key
 from .session import changes_json, operation
-from .regf import TYPE_BY_NAME, RegfNotFoundError, decode_data
-from .regf.format import (REG_DWORD, REG_DWORD_BIG_ENDIAN, REG_EXPAND_SZ, REG_MULTI_SZ,
-                          REG_QWORD, REG_SZ)
+from .regf import TYPE_BY_NAME, RegfNotFoundError
+from .regf.values import decode_value, parse_value_text
+from .regf.format import (REG_DWORD, REG_DWORD_BIG_ENDIAN, REG_EXPAND_SZ, REG_LINK,
+                          REG_MULTI_SZ, REG_QWORD, REG_SZ)
 
 PROG = "wimfs reg"
 DONE = "The operation completed successfully."
@@ -42,46 +43,12 @@ def _parse_type(t: str) -> int:
     raise UsageError(f"unknown value type {t!r} (REG_SZ, REG_DWORD, ...)")
 
 
-def _parse_int(s: str, bits: int) -> int:
-    try:
-        v = int(s, 16) if s.lower().startswith("0x") else int(s, 10)
-    except ValueError:
-        raise UsageError(f"bad number {s!r}") from None
-    if not 0 <= v < (1 << bits):
-        raise UsageError(f"number {s!r} out of range")
-    return v
-
-
-def data_from_text(vtype: int, text: str | None, sep: str = "\\0") -> bytes:
-    """Raw bytes from a /d argument, the way reg.exe interprets it."""
-    text = "" if text is None else text
-    if vtype in (REG_SZ, REG_EXPAND_SZ):
-        return (text + "\0").encode("utf-16-le", "surrogatepass")
-    if vtype == REG_MULTI_SZ:
-        items = [x for x in text.split(sep)] if text else []
-        return "".join(x + "\0" for x in items).encode("utf-16-le", "surrogatepass") + b"\0\0"
-    if vtype == REG_DWORD:
-        return _parse_int(text or "0", 32).to_bytes(4, "little")
-    if vtype == REG_DWORD_BIG_ENDIAN:
-        return _parse_int(text or "0", 32).to_bytes(4, "big")
-    if vtype == REG_QWORD:
-        return _parse_int(text or "0", 64).to_bytes(8, "little")
-    # REG_BINARY, REG_NONE and other types: hex digits
-    t = text.replace(" ", "")
-    if len(t) % 2:
-        raise UsageError("hex data must have an even number of digits")
-    try:
-        return bytes.fromhex(t)
-    except ValueError:
-        raise UsageError(f"bad hex data {text!r}") from None
-
-
 def data_to_text(vtype: int, raw: bytes) -> str:
     """Data as reg.exe query prints it."""
-    v = decode_data(vtype, raw)
+    v = decode_value(vtype, raw)
     if vtype in (REG_DWORD, REG_DWORD_BIG_ENDIAN, REG_QWORD) and isinstance(v, int):
         return "0x%x" % v
-    if vtype in (REG_SZ, REG_EXPAND_SZ) or (vtype == 6 and isinstance(v, str)):
+    if vtype in (REG_SZ, REG_EXPAND_SZ) or (vtype == REG_LINK and isinstance(v, str)):
         return v
     if vtype == REG_MULTI_SZ:
         return "\\0".join(v)
@@ -89,7 +56,7 @@ def data_to_text(vtype: int, raw: bytes) -> str:
 
 
 def _json_data(vtype: int, raw: bytes):
-    v = decode_data(vtype, raw)
+    v = decode_value(vtype, raw)
     if isinstance(v, bytes):
         return v.hex()
     return v
@@ -169,7 +136,7 @@ def _cmd_add(reg: ImageRegistry, a, out) -> str:
         reg.create_key(a.key)
         return DONE
     vtype = _parse_type(a.t or "REG_SZ")
-    raw = data_from_text(vtype, a.d, a.se if a.se is not None else "\\0")
+    raw = parse_value_text(vtype, a.d, a.se if a.se is not None else "\\0")
     h, sub, canon = reg.resolve(a.key)
     k = h.create_key(sub)
     if not a.f:

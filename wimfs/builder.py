@@ -95,6 +95,7 @@ class WimBuilder:
         # Copy resources of other WIMs as stored when their compression already fits
         # (export, optimize); False recompresses everything (--recompress).
         self.raw_copy = True
+        self.stats: dict[str, int] = {}     # the writer's statistics after write()
 
     def add(self, new: NewImage) -> None:
         self.images.append(new)
@@ -312,6 +313,7 @@ class WimBuilder:
             progress.finish()
         finally:
             rw.close()
+            self.stats = dict(rw.stats)
 
     def _write_blobs(self, rw: ResourceWriter, streams: list[Stream],
                      known: dict[bytes, WrittenBlob]) -> list[WrittenBlob]:

@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="wimfs", description="Mount, edit and service Windows images (WIM/ESD).",
                epilog=f"Images are chosen as {FORMS}.\nRun 'wimfs COMMAND --help' for a "
                       "command's options and examples.\nExit codes: 0 ok, 1 failed, 2 bad "
-                      "command line, 3 bad WIM, 4 not found, 5 mount, 6 library, 7 busy.")
+                      "command line, 3 bad WIM, 4 not found, 5 mount, 6 library, 7 busy, "
+                      "8 not applicable, 9 refused, 10 pending first boot.")
     p.add_argument("--debug", action="store_true", help="log debug output and show tracebacks")
     p.add_argument("--version", action="version", version="wimfs 0.1.0")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -168,7 +169,7 @@ def setup_logging(debug: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    hooks.set_windows_info_provider("servicing.windows_info:windows_info")
+    hooks.set_windows_info_provider("servicing.features.windows_info:windows_info")
     argv = list(sys.argv[1:] if argv is None else argv)
     # Delegated commands parse their own arguments (reg.exe syntax uses /v, /t ...).
     debug = argv[:1] == ["--debug"]

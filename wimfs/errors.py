@@ -79,18 +79,6 @@ class BusyError(WimfsError):
     errno = _errno.EBUSY
 
 
-# Classes of other layers that are not (yet) WimfsError subclasses, by class name, so this
-# module imports nothing from them. Once servicing.regf's errors derive from WimfsError
-# with `exit_code` attributes, these entries are never reached.
-_FOREIGN_EXIT_CODES = {
-    "RegfNotFoundError": EXIT_NOT_FOUND,
-    "RegfCorruptError": EXIT_BAD_IMAGE,
-    "RegfDirtyError": EXIT_BAD_IMAGE,
-    "RegfUnsupportedError": EXIT_BAD_IMAGE,
-    "RegFileError": EXIT_USAGE,
-    "RegfError": EXIT_ERROR,
-}
-
 EXIT_INTERRUPTED = 130
 
 
@@ -98,21 +86,17 @@ def exit_code_for(exc: BaseException) -> int:
     """The documented exit code of an exception (the ONE mapping for every command)."""
     if isinstance(exc, WimfsError):
         return exc.exit_code
-    for cls in type(exc).__mro__:
-        code = _FOREIGN_EXIT_CODES.get(cls.__name__)
-        if code is not None:
-            return code
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    if isinstance(exc, FileNotFoundError):
+    if isinstance(exc, FileNotFoundError) or (
+            isinstance(exc, OSError) and exc.errno == _errno.ENOENT):
         return EXIT_NOT_FOUND
     return EXIT_ERROR
 
 
 def is_expected(exc: BaseException) -> bool:
     """Errors a user can cause (one line, no traceback); anything else is a bug."""
-    return isinstance(exc, (WimfsError, OSError)) or any(
-        cls.__name__ in _FOREIGN_EXIT_CODES for cls in type(exc).__mro__)
+    return isinstance(exc, (WimfsError, OSError))
 
 
 def message_for(exc: BaseException, debug: bool = False) -> str:

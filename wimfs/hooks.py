@@ -2,7 +2,7 @@
 
 The WINDOWS element of an image's XML (version, edition, languages) is read from the
 registry hives of the tree; the engine has no registry code of its own, so it asks a
-provider that the CLI registers (`servicing.windows_info:windows_info`). Without one,
+provider that the CLI registers (`servicing.features.windows_info:windows_info`). Without one,
 images simply get no WINDOWS element.
 """
 

@@ -16,8 +16,18 @@ from wimfs.format import structs as S
 from wimfs.format.blobtable import ZERO_HASH, BlobDescriptor  # noqa: F401  (ZERO_HASH re-exported)
 from wimfs.format.metadata import DiskDentry, parse_tagged_items
 from wimfs.format.reparse import LinkReparsePoint, parse_link
+from wimfs.format.upcase import upcase
 
 log = logging.getLogger(__name__)
+
+NAME_MAX = 255      # the longest file name, in UTF-16 code units (as NTFS and Windows)
+
+
+def name_too_long(name: str) -> bool:
+    """More than NAME_MAX UTF-16 code units (a name of <= NAME_MAX // 2 characters never
+    is: one character is at most two units)."""
+    return len(name) > NAME_MAX // 2 and \
+        len(name.encode("utf-16-le", "surrogatepass")) > 2 * NAME_MAX
 
 
 @dataclass(slots=True)
@@ -52,7 +62,7 @@ class Inode:
     __slots__ = ("ino", "attributes", "security_id", "creation_time", "last_access_time",
                  "last_write_time", "reparse_tag", "rp_reserved", "rp_flags", "data",
                  "named_streams", "reparse", "unix", "tagged_items", "dentries",
-                 "_link", "missing_blobs", "nlink")
+                 "_link", "missing_blobs", "nlink", "change_time")
 
     @classmethod
     def new(cls, ino: int, attributes: int, security_id: int = -1, creation_time: int = 0,
@@ -83,6 +93,9 @@ class Inode:
         self._link: LinkReparsePoint | None | bool = False
         self.missing_blobs = 0
         self.nlink = 0
+        # FILETIME of the last data or metadata change (st_ctime) while mounted; None:
+        # unchanged since loaded, st_ctime is the last write time (a WIM stores no ctime).
+        self.change_time: int | None = None
 
     @property
     def is_directory(self) -> bool:
@@ -160,9 +173,9 @@ class Dentry:
         if self._ci is None:
             ci: dict[str, Dentry] = {}
             for n, c in self.children.items():
-                ci.setdefault(n.upper(), c)  # Windows compares upper-cased names
+                ci.setdefault(upcase(n), c)  # Windows compares upper-cased names
             self._ci = ci
-        return self._ci.get(name.upper())
+        return self._ci.get(upcase(name))
 
     def add_child(self, child: Dentry) -> None:
         assert self.children is not None

@@ -225,15 +225,29 @@ class ResourceReader:
         return offs, cs
 
     def _load_chunk(self, rdesc: ResourceDescriptor, idx: int) -> bytes:
+        self.stats["decompressed_chunks"] += 1
+        return self._read_chunk(rdesc, idx, False)[1]
+
+    def stored_chunk(self, rdesc: ResourceDescriptor, idx: int) -> tuple[bytes, bytes]:
+        """Chunk `idx` of a compressed resource: (its bytes as stored, uncompressed); the
+        uncompressed bytes come from the cache when the chunk was read lately."""
+        return self._read_chunk(rdesc, idx, not self._spills(rdesc))
+
+    def _read_chunk(self, rdesc: ResourceDescriptor, idx: int,
+                    cached: bool) -> tuple[bytes, bytes]:
         offs, cs = self._chunk_table(rdesc)
         a, b = offs[idx], offs[idx + 1]
         usize = min(cs, rdesc.uncompressed_size - idx * cs)
         raw = self.pread(b - a, a, rdesc.part_number)
-        self.stats["decompressed_chunks"] += 1
         if b - a == usize:          # stored raw: did not compress
-            return raw
+            return raw, raw
+        if cached:
+            with self._lock:
+                data = self._cache.get((id(rdesc), idx))
+            if data is not None:
+                return raw, data
         try:
-            return self.codecs.decompress(rdesc.compression_type, cs, raw, usize)
+            return raw, self.codecs.decompress(rdesc.compression_type, cs, raw, usize)
         except WimCorruptError as exc:
             raise WimCorruptError(f"chunk {idx} of resource at {rdesc.offset_in_wim}: "
                                   f"{exc}") from None

@@ -6,6 +6,12 @@ table. Chunks are compressed by libwim in worker threads (it releases the GIL),
 kept in order, and each chunk is stored raw when it does not shrink; a whole
 resource is stored uncompressed when compression does not pay.
 
+Chunk reuse: a source derived from a blob stored as a plain resource compressed as
+this writer compresses (`BlobSource.origin`, e.g. a file of a read-write session
+copied up from its old blob) does not recompress the chunks whose bytes did not
+change: each chunk is compared with the old resource's chunk (decompressing is far
+cheaper than compressing) and, when equal, the old compressed bytes are copied.
+
 Dedup: every blob is hashed with SHA-1 as it is written; a blob whose hash is
 already known (in the WIM being appended to, or written earlier in this run) is
 dropped and the file position rolled back, so each file is read once.
@@ -17,6 +23,7 @@ import hashlib
 import logging
 import os
 import struct
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,6 +49,9 @@ class BlobSource:
     is written again raw)."""
 
     size: int
+    # A blob these bytes were derived from (a staged copy of it, edited): the writer
+    # reuses its compressed chunks that did not change. Only a hint; chunks are compared.
+    origin: WimBlobSource | None = None
 
     def chunks(self, chunk_size: int) -> Iterator[bytes]:
         raise NotImplementedError
@@ -131,6 +141,8 @@ class ResourceWriter:
         self._compressors: dict = {}
         self.solid_resources: list[ResourceHeader] = []
         self.solid_usizes: list[int] = []
+        self.stats = {"compressed_chunks": 0, "reused_chunks": 0}
+        self._stats_lock = threading.Lock()
 
     def close(self) -> None:
         if self._pool:
@@ -146,8 +158,6 @@ class ResourceWriter:
             view = view[n:]
 
     def _compressor(self, ctype: int, chunk_size: int) -> Compressor:
-        import threading
-
         key = (threading.get_ident(), ctype, chunk_size)
         c = self._compressors.get(key)
         if c is None:
@@ -250,12 +260,13 @@ class ResourceWriter:
         order; a read error yields the exception in place of the handle and ends that
         source. Chunks go to the workers in batches, so thousands of small files do not
         cost a task (and a GIL hand-over) each."""
-        batch: list[tuple[int, bytes]] = []
+        batch: list[tuple[int, bytes, tuple | None]] = []
         size = 0
 
         def flush():
-            fut = self._pool.submit(self._compress_batch, ctype, cs, [r for _, r in batch])
-            items = [(i, raw, _BatchItem(fut, k)) for k, (i, raw) in enumerate(batch)]
+            fut = self._pool.submit(self._compress_batch, ctype, cs,
+                                    [(r, old) for _, r, old in batch])
+            items = [(i, raw, _BatchItem(fut, k)) for k, (i, raw, _) in enumerate(batch)]
             batch.clear()
             return items
 
@@ -263,10 +274,12 @@ class ResourceWriter:
             if src.size == 0:
                 continue
             n = 0
+            reuse = self._reusable(src, ctype, cs)
             try:
                 for raw in src.chunks(cs):
+                    old = (reuse[0], reuse[1], n) if reuse and n < reuse[2] else None
                     n += 1
-                    batch.append((i, raw))
+                    batch.append((i, raw, old))
                     size += len(raw)
                     if size >= self.BATCH_BYTES or len(batch) >= self.BATCH_CHUNKS:
                         size = 0
@@ -281,8 +294,39 @@ class ResourceWriter:
         if batch:
             yield from flush()
 
-    def _compress_batch(self, ctype: int, cs: int, raws: list[bytes]) -> list[bytes]:
-        return [self._compress_chunk(ctype, cs, r) for r in raws]
+    def _reusable(self, src: BlobSource, ctype: int, cs: int) -> tuple | None:
+        """(reader, rdesc, chunk count) of the resource whose chunks `src` may reuse."""
+        origin = src.origin
+        if origin is None:
+            return None
+        blob, r = origin.blob, origin.blob.rdesc
+        if (r.is_solid or not r.is_compressed or blob.offset_in_res != 0
+                or blob.size != r.uncompressed_size or r.compression_type != ctype
+                or r.chunk_size != cs or blob.size == 0):
+            return None
+        return origin.reader, r, -(-blob.size // cs)
+
+    def _compress_batch(self, ctype: int, cs: int,
+                        jobs: list[tuple[bytes, tuple | None]]) -> list[bytes]:
+        """Compress each chunk, or take the old stored chunk when its bytes are equal."""
+        out = []
+        reused = 0
+        for raw, old in jobs:
+            if old is not None:
+                reader, rdesc, k = old
+                try:
+                    stored, data = reader.stored_chunk(rdesc, k)
+                except (OSError, WimfsError):
+                    stored, data = b"", b""        # unreadable: compress the new bytes
+                if data == raw and stored:
+                    out.append(stored)
+                    reused += 1
+                    continue
+            out.append(self._compress_chunk(ctype, cs, raw))
+        with self._stats_lock:
+            self.stats["reused_chunks"] += reused
+            self.stats["compressed_chunks"] += len(jobs) - reused
+        return out
 
     def _emit_chunked(self, src: BlobSource, raws: list[bytes], outs: list[bytes],
                       flags: int) -> ResourceHeader:

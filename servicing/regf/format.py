@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import struct
 
+from wimfs.format.upcase import upcase, upcase_char  # noqa: F401  (re-exported)
+
 from .errors import RegfCorruptError, RegfUnsupportedError
 
 BASE_BLOCK_SIZE = 4096
@@ -163,30 +165,6 @@ def checksum(base: bytes | bytearray) -> int:
     if x == 0:
         return 1
     return x
-
-
-def upcase_char(c: str) -> str:
-    """Windows upcase of one UTF-16 code unit: simple 1:1 case mapping only
-    (RtlUpcaseUnicodeChar never changes the length, so 'ß' stays 'ß')."""
-    u = c.upper()
-    if len(u) == 1 and ord(u) <= 0xFFFF:
-        return u
-    return c
-
-
-_upcase_cache: dict[str, str] = {}
-
-
-def upcase(name: str) -> str:
-    """Upper-case a key name by Windows rules (per code unit, no expansion)."""
-    if name.isascii():
-        return name.upper()
-    r = _upcase_cache.get(name)
-    if r is None:
-        r = "".join(upcase_char(c) for c in name)
-        if len(_upcase_cache) < 65536:
-            _upcase_cache[name] = r
-    return r
 
 
 def sort_key(name: str) -> bytes:

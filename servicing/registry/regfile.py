@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import codecs
 
+from wimfs.errors import UsageError
+
 from servicing.regf.format import REG_BINARY, REG_DWORD, REG_EXPAND_SZ, REG_MULTI_SZ, REG_SZ
 from servicing.regf.values import decode_value, encode_value
 from servicing.registry.edits import EditKind, RegEdit
@@ -31,7 +33,7 @@ HEADER5 = "Windows Registry Editor Version 5.00"
 HEADER4 = "REGEDIT4"
 
 
-class RegFileError(Exception):
+class RegFileError(UsageError):
     """Syntax error in a .reg file (message includes the line number)."""
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from servicing.changes import Change, ChangeKind
 from servicing.errors import TargetNotFoundError
-from servicing.regf.format import upcase
+from wimfs.format.upcase import upcase
 
 if TYPE_CHECKING:
     from servicing.regf import Hive

@@ -217,12 +217,18 @@ def test_image_by_name(hives, tmp_path):
     assert rc == 4 and "no image named" in err
 
 
-def test_case_insensitive_lookup_as_windows(tmp_path):
+@pytest.mark.parametrize("kind", ["dir", "wim"])
+def test_case_insensitive_lookup_as_windows(tmp_path, kind):
     """Windows upper-cases one UTF-16 unit at a time (RtlUpcaseUnicodeChar): 'ä' matches
-    'Ä', but 'ß' is not 'SS'."""
-    (tmp_path / "Windows" / "Straße").mkdir(parents=True)
-    (tmp_path / "Windows" / "Ärger").mkdir()
-    with open_target(str(tmp_path)) as t:
+    'Ä', but 'ß' is not 'SS' -- the same on a directory and inside an image."""
+    tree = tmp_path / "tree"
+    (tree / "Windows" / "Straße").mkdir(parents=True)
+    (tree / "Windows" / "Ärger").mkdir()
+    spec = str(tree)
+    if kind == "wim":
+        from tests.helpers import wimlib_capture
+        spec = str(wimlib_capture(tree, tmp_path / "x.wim", compress="none", name="x")) + ":1"
+    with open_target(spec) as t:
         assert t.resolve("WINDOWS/ärger") == "Windows/Ärger"
         assert t.resolve("windows/STRAßE") == "Windows/Straße"
         assert t.resolve("windows/STRASSE") is None

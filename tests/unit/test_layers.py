@@ -72,3 +72,20 @@ def test_overlay_imports_no_fuse():
     assert "wimfs.overlay.session" in loaded
     assert not {m for m in loaded if m.split(".")[0] in ("pyfuse3", "trio")}
     assert not any(m.startswith("wimfs.fuse") for m in loaded)
+
+
+def test_servicing_formats_and_features_layers():
+    """formats/ (parsers) import nothing from target/ or registry/; features/ import
+    neither argparse nor the command front ends."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "servicing"
+    bad = re.compile(r"^\s*(from|import)\s+servicing\.(target|registry|features|commands)\b",
+                     re.M)
+    for path in (root / "formats").glob("*.py"):
+        assert not bad.search(path.read_text()), path.name
+    front = re.compile(r"^\s*(from|import)\s+(argparse|servicing\.commands|servicing\.cli)\b",
+                       re.M)
+    for path in (root / "features").glob("*.py"):
+        assert not front.search(path.read_text()), path.name

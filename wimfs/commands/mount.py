@@ -195,8 +195,14 @@ def _serve_rw(args, spec: ImageSpec, mountdir: str, options: set[str], ready_fd:
         # Release the WIM and the record first: the waiting CLI is done then; removing
         # thousands of staging files may take a while longer.
         overlay.close()
+        # Rename first (instant), so the staging path is gone when the CLI returns.
+        trash = f"{staging}.removing"
+        try:
+            os.rename(staging, trash)
+        except OSError:
+            trash = staging
         mounts.remove_record(mountdir, rec_path)
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
     else:
         # Unmounted without commit or discard: keep the overlay for 'wimfs remount'.
         overlay.close()

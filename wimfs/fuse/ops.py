@@ -26,7 +26,7 @@ from wimfs.format import structs as S
 from wimfs.format.metadata import DiskDentry
 from wimfs.format.reparse import link_target
 from wimfs.format.xmlinfo import filetime_to_unix_ns
-from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream
+from wimfs.image import NAME_MAX, ZERO_HASH, Dentry, Image, Inode, Stream, name_too_long
 from wimfs.overlay import ntfs_xattrs
 from wimfs.wim import Wim
 
@@ -34,6 +34,22 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = 3600.0            # read-only: the tree never changes under the kernel
 XATTR_MAX = 65536           # Linux limit for one xattr value
+
+# Errnos that are answers to the caller (the name is too long, the directory is not
+# empty, the file would be too large ...), not faults of the file system: logged at debug
+# level. Anything else (EIO, ENOSPC, EROFS ...) is logged as an error.
+ANSWERS = frozenset({
+    errno.ENOENT, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOTEMPTY,
+    errno.ENAMETOOLONG, errno.EINVAL, errno.EPERM, errno.EACCES, errno.EFBIG,
+    errno.EMLINK, errno.ENODATA, errno.EOPNOTSUPP, errno.ERANGE, errno.E2BIG,
+    errno.EBUSY, errno.EXDEV, errno.ELOOP})
+
+
+def _reply(name: str, exc: BaseException, err: int) -> pyfuse3.FUSEError:
+    """The FUSEError for `err`, logged at the level its kind deserves."""
+    log.log(logging.DEBUG if err in ANSWERS else logging.ERROR, "%s: %s", name, exc)
+    return pyfuse3.FUSEError(err)
+
 
 def _guard(fn):
     """The one error boundary between pyfuse3 and our code."""
@@ -44,12 +60,8 @@ def _guard(fn):
             return await fn(self, *args)
         except pyfuse3.FUSEError:
             raise
-        except WimfsError as exc:
-            log.error("%s: %s", fn.__name__, exc)
-            raise pyfuse3.FUSEError(exc.errno) from None
-        except OSError as exc:
-            log.error("%s: %s", fn.__name__, exc)
-            raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
+        except (WimfsError, OSError) as exc:
+            raise _reply(fn.__name__, exc, exc.errno or errno.EIO) from None
         except Exception:
             log.exception("internal error in %s%r", fn.__name__, args)
             raise pyfuse3.FUSEError(errno.EIO) from None
@@ -233,7 +245,8 @@ class WimOperations(GuardedOperations):
         mtime = filetime_to_unix_ns(inode.last_write_time)
         a.st_atime_ns = filetime_to_unix_ns(inode.last_access_time)
         a.st_mtime_ns = mtime
-        a.st_ctime_ns = mtime
+        ctime = inode.change_time
+        a.st_ctime_ns = mtime if ctime is None else filetime_to_unix_ns(ctime)
         return a
 
     # -- lookups and attributes --------------------------------------------------
@@ -265,6 +278,8 @@ class WimOperations(GuardedOperations):
         parent = self._inode(parent_inode)
         if not parent.is_directory:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
+        if len(name) > NAME_MAX and name_too_long(name.decode("utf-8", "surrogateescape")):
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)  # UTF-8 bytes >= UTF-16 units
         child = self._child(parent, name)
         if child is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
@@ -454,5 +469,5 @@ class WimOperations(GuardedOperations):
         s.f_files = self.total_inodes
         s.f_ffree = 0
         s.f_favail = 0
-        s.f_namemax = 1024
+        s.f_namemax = NAME_MAX
         return s

@@ -31,6 +31,7 @@ class CommitResult:
     new_index: int
     written_bytes: int
     seconds: float
+    reused_chunks: int = 0      # compressed chunks copied from the old blobs as stored
 
 
 def generation_of(hdr: WimHeader) -> str:
@@ -51,24 +52,26 @@ def commit(ov: Overlay, *, append: bool = False, name: str | None = None,
     if not append and not ov.diff():
         return CommitResult(ov.index, 0, 0.0)     # nothing to write
     live = ov.edits.live_inodes()
-    _write(ov, live, append, name, description, check, progress)
+    stats = _write(ov, live, append, name, description, check, progress)
     _adopt(ov, live, open_for_write(), append)
     return CommitResult(ov.index, os.path.getsize(ov.wim_path) - size_before,
-                        time.monotonic() - t0)
+                        time.monotonic() - t0, stats.get("reused_chunks", 0))
 
 
 def _write(ov: Overlay, live: list[Inode], append: bool, name: str | None,
            description: str | None, check: bool,
-           progress: ProgressCallback | None) -> None:
-    write_images([ov], [live], append=append, name=name, description=description,
-                 check=check, progress=progress)
+           progress: ProgressCallback | None) -> dict[str, int]:
+    return write_images([ov], [live], append=append, name=name, description=description,
+                        check=check, progress=progress)
 
 
 def write_images(overlays: list[Overlay], lives: list[list[Inode]], *, append: bool = False,
                  name: str | None = None, description: str | None = None,
-                 check: bool = False, progress: ProgressCallback | None = None) -> None:
+                 check: bool = False, progress: ProgressCallback | None = None
+                 ) -> dict[str, int]:
     """Write the trees of sessions on one WIM (their live inodes) in ONE commit: each
-    replaces its image (or, with `append`, is added). On failure the WIM is unchanged."""
+    replaces its image (or, with `append`, is added). On failure the WIM is unchanged.
+    Returns the writer's statistics (reused_chunks)."""
     staged = [src for live in lives for src in _fix_staged_sizes(live)]
     first = overlays[0]
     try:
@@ -85,6 +88,7 @@ def write_images(overlays: list[Overlay], lives: list[list[Inode]], *, append: b
         for ov, live in zip(overlays, lives):
             b.add(_new_image(ov, live, append=append, name=name, description=description))
         b.write(replace_index=None if append else [ov.index for ov in overlays])
+        return b.stats
     except OSError as exc:
         raise WimfsError(f"commit failed: {exc.strerror or exc}"
                          f"{': ' + exc.filename if exc.filename else ''}") from None

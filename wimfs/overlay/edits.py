@@ -2,8 +2,9 @@
 metadata, streams and reparse data. Pure changes to the tree: no journal, no freeze check
 (the session adds those); the journal's records replay through the same methods.
 
-`now` on a tree edit is the FILETIME it gives the parent directories it changes (and a
-new inode); None leaves their times alone (a replayed record that has none).
+`now` on a tree edit is the FILETIME it gives the parent directories it changes (last
+write and change time), the inodes that gain or lose a name (change time) and a new
+inode; None leaves their times alone (a replayed record that has none).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from wimfs.format.metadata import set_unix_data
 from wimfs.format.reparse import make_symlink
 from wimfs.format.security import inherit
 from wimfs.format.xmlinfo import filetime_now
-from wimfs.image import Dentry, Image, Inode, Stream, UnixData
+from wimfs.image import Dentry, Image, Inode, Stream, UnixData, name_too_long
 from wimfs.overlay import ntfs_xattrs as nx
 from wimfs.overlay.errors import FsError
 from wimfs.overlay.staging import Staging
@@ -40,8 +41,15 @@ class Kind(enum.StrEnum):
 def check_name(name: str) -> None:
     if not name or name in (".", "..") or "/" in name or "\x00" in name:
         raise FsError(errno.EINVAL)
-    if len(name.encode("utf-16-le", "surrogatepass")) > 510:
+    if name_too_long(name):
         raise FsError(errno.ENAMETOOLONG)
+
+
+def lookup(parent: Dentry, name: str) -> Dentry | None:
+    """The child named `name`: ENAMETOOLONG for a name no entry can have."""
+    if name_too_long(name):
+        raise FsError(errno.ENAMETOOLONG)
+    return parent.lookup(name)
 
 
 def _store_unix(ino: Inode) -> None:
@@ -102,7 +110,8 @@ class TreeEdits:
         else:
             ino.nlink = len(ino.dentries)
         if now is not None:
-            parent.inode.last_write_time = now
+            parent.inode.last_write_time = parent.inode.change_time = now
+            ino.change_time = now
         return d
 
     def _detach(self, d: Dentry, now: int | None) -> None:
@@ -115,7 +124,8 @@ class TreeEdits:
         else:
             d.inode.nlink = len(d.inode.dentries)
         if now is not None:
-            parent.inode.last_write_time = now
+            parent.inode.last_write_time = parent.inode.change_time = now
+            d.inode.change_time = now
 
     def _new_inode(self, parent: Dentry, attributes: int, mode: int, uid: int, gid: int,
                    is_dir: bool, now: int) -> Inode:
@@ -180,7 +190,7 @@ class TreeEdits:
         self.set_reparse(ino, S.IO_REPARSE_TAG_SYMLINK, 0, self.staging.store(data))
 
     def unlink(self, parent: Dentry, name: str, now: int | None = None) -> Inode:
-        d = parent.lookup(name)
+        d = lookup(parent, name)
         if d is None:
             raise FsError(errno.ENOENT)
         if d.inode.is_directory:
@@ -189,7 +199,7 @@ class TreeEdits:
         return d.inode
 
     def rmdir(self, parent: Dentry, name: str, now: int | None = None) -> Inode:
-        d = parent.lookup(name)
+        d = lookup(parent, name)
         if d is None:
             raise FsError(errno.ENOENT)
         if not d.inode.is_directory:
@@ -205,7 +215,7 @@ class TreeEdits:
         require_dir(p_old)
         require_dir(p_new)
         check_name(new)
-        src = p_old.lookup(old)
+        src = lookup(p_old, old)
         if src is None:
             raise FsError(errno.ENOENT)
         dst = p_new.lookup(new)

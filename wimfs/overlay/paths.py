@@ -271,8 +271,8 @@ class ImageSession:
             raise IsADirectoryPathError(f"{_norm(path)}: is a directory")
         return d.inode
 
-    def _write_chunks(self, ino: Inode, chunks) -> None:
-        """Replace the unnamed stream's content, as a FUSE open(O_TRUNC) + write would."""
+    def _emptied_data(self, ino: Inode) -> Stream:
+        """The unnamed stream, staged and emptied (as a FUSE open(O_TRUNC) does)."""
         ov = self.overlay
         stream = ino.data
         if stream is None:
@@ -280,6 +280,12 @@ class ImageSession:
         if not ov.is_staged(stream):
             ov.finish_copy_up(ino, "", stream, ov.copy_up(stream, keep=False))
         ov.truncate_staged(stream, 0)
+        return stream
+
+    def _write_chunks(self, ino: Inode, chunks) -> None:
+        """Replace the unnamed stream's content, as a FUSE open(O_TRUNC) + write would."""
+        ov = self.overlay
+        stream = self._emptied_data(ino)
         off = 0
         for chunk in chunks:
             off += ov.write(stream, off, chunk)
@@ -301,7 +307,8 @@ class ImageSession:
             if not _stat.S_ISREG(st.st_mode):
                 raise PathError(errno.EINVAL, local_path, "not a regular file")
             ino = self._file_for_write(path)
-            self._write_chunks(ino, iter(lambda: f.read(CHUNK), b""))
+            self.overlay.staging_area.fill(self._emptied_data(ino), f.fileno())
+            self.overlay.note_data_write(ino)
         self.overlay.set_times(ino, mtime=unix_ns_to_filetime(st.st_mtime_ns))
 
     def remove(self, path: str, *, recursive: bool = False) -> None:

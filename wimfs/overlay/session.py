@@ -28,6 +28,7 @@ from wimfs.overlay.errors import FsError
 from wimfs.overlay.staging import Staging, is_staged
 from wimfs.overlay.status import BaseState, DiffEntry
 from wimfs.wim import Wim
+from wimfs.writer import WimBlobSource
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,8 @@ class Overlay:
         return ino.dentries[0].path if ino.dentries else None
 
     def _record_meta(self, ino: Inode) -> None:
+        """Journal a metadata change (and note its change time)."""
+        ino.change_time = filetime_now()
         if ino.dentries:
             u = ino.unix
             self.journal.append(J.Meta(
@@ -174,8 +177,12 @@ class Overlay:
         return self.staging_area.copy_up(self.wim.reader, stream, keep)
 
     def finish_copy_up(self, ino: Inode, sname: str, stream: Stream, path: str) -> None:
-        """Switch a stream to its staging file (event-loop thread)."""
+        """Switch a stream to its staging file (event-loop thread). The blob it was
+        copied up from stays its `origin`: the commit reuses its unchanged chunks."""
+        origin = stream.blob
         self.staging_area.attach(stream, path)
+        if origin is not None:
+            stream.source.origin = WimBlobSource(self.wim.reader, origin)
         self.journal.append(J.Stage(self._path_of(ino), sname, os.path.basename(path)))
 
     def write(self, stream: Stream, off: int, data: bytes) -> int:
@@ -196,6 +203,7 @@ class Overlay:
             ino.last_write_time = self.staging_area.mtime(ino.data)
         else:
             ino.last_write_time = filetime_now()
+        ino.change_time = ino.last_write_time
 
     def forget_inode(self, ino: Inode) -> None:
         """An unlinked inode is no longer open or looked up: free it and its staging."""
@@ -267,11 +275,13 @@ class Overlay:
         self._check_freeze()
         path = self.staging_area.store(value)
         self.edits.attach_staged(ino, name, path)
+        ino.change_time = filetime_now()
         self.journal.append(J.Stage(self._path_of(ino), name, os.path.basename(path)))
 
     def remove_named_stream(self, ino: Inode, name: str) -> None:
         self._check_freeze()
         self.edits.remove_named_stream(ino, name)
+        ino.change_time = filetime_now()
         self.journal.append(J.RmStream(self._path_of(ino), name))
 
     def set_ntfs_xattr(self, ino: Inode, name: str, value: bytes) -> None:
@@ -283,6 +293,7 @@ class Overlay:
                 raise FsError(errno.EMLINK)
             path = self.staging_area.store(change.data)
             self.edits.set_reparse(ino, change.tag, change.reserved, path)
+            ino.change_time = filetime_now()
             self.journal.append(J.Reparse(self._path_of(ino), change.tag, change.reserved,
                                           os.path.basename(path)))
             return
