@@ -248,3 +248,52 @@ def test_busy_wim_is_refused_for_all(wim, tmp_path):
         session.discard()
     assert r.returncode == 7 and "already mounted read-write" in r.stderr, r.stderr
     assert wim.read_bytes() == original
+
+
+def test_driver_add_all_equals_the_add_per_directory(wim, tmp_path):
+    """`wimfs driver add WIM:all` (the drivers command, made multi-image only by being
+    registered with the servicing commands): refused for every amd64 edition without
+    --force-unsigned (nothing changes), then the same result as the add on each image
+    applied to a directory (files; hives through hivexml)."""
+    from tests.servicing.drivers_helpers import stamp_viostor
+    inf = stamp_viostor(tmp_path / "viostor", "amd64")
+    original = tmp_path / "orig.wim"
+    shutil.copyfile(wim, original)
+    r = wimfs("driver", "add", f"{wim}:all", inf)
+    assert r.returncode == 9 and "refused for image 1, 2, 3, 4" in r.stderr, r.stderr
+    assert wim.read_bytes() == original.read_bytes()
+    r = wimfs("driver", "add", f"{wim}:all", inf, "--force-unsigned")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(": done\n") == 4
+    assert wimlib_verify(wim).returncode == 0
+    dates = set()
+    for i in EDITIONS:
+        tree = tmp_path / f"dir{i}"
+        wimlib_apply(original, i, tree)
+        d = wimfs("driver", "add", tree, inf, "--force-unsigned")
+        assert d.returncode == 0, d.stderr
+        got = tmp_path / f"applied{i}"
+        wimlib_apply(wim, i, got)
+        assert_same_tree(snapshot(tree, xattrs=False, exclude=HIVES),
+                         snapshot(got, xattrs=False, exclude=HIVES), "directory", "image")
+        for rel in ("SYSTEM", "SOFTWARE"):
+            want, have = oracles.hivexml(tree / CFG / rel), oracles.hivexml(got / CFG / rel)
+            dates.add(_dates(have))
+            assert _dates(want) != _dates(have) or not _dates(want)   # separate runs
+            assert _undated(want) == _undated(have), rel
+        shutil.rmtree(tree)
+        shutil.rmtree(got)
+    # The import times are the same in every edition: one time stamp per run.
+    assert len(dates - {()}) == 1
+
+
+DATED = ("UpdateDate", "ImportDate")        # FILETIMEs of the operation (DriverDatabase)
+
+
+def _dates(dump: dict) -> tuple:
+    return tuple(sorted((k, n, v) for k, vals in dump.items() for n, v in vals.items()
+                        if n in DATED))
+
+
+def _undated(dump: dict) -> dict:
+    return {k: {n: v for n, v in vals.items() if n not in DATED} for k, vals in dump.items()}
