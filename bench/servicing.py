@@ -14,6 +14,7 @@ and 50 packages from a folder (`--recurse`), added
   (c) today's Linux way: `wimlib-imagex mountrw` + copying the same files (store folder,
       published INF, the .sys into System32\drivers) + `hivexsh -w` setting the same
       service and CriticalDeviceDatabase values + `wimlib-imagex unmount --commit`.
+`--editions`: one driver added to every image of a 6-image WIM (bench/editions.py).
 
 Each case runs on a fresh copy of the same base WIM; wall time of the whole case, median of
 `--repeat` runs. Peak RSS: the largest VmHWM/ru_maxrss of the processes of a case (the
@@ -323,9 +324,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="scripts/bench servicing")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="an 8 MiB base image (smoke test)")
+    p.add_argument("--editions", action="store_true",
+                   help="the every-edition benchmark instead (bench/editions.py)")
     p.add_argument("--only", metavar="PREFIX", help="run only the cases whose name starts "
                                                      "with PREFIX (e.g. drv)")
     a = p.parse_args(argv)
+    if a.editions:
+        from bench import editions
+        return editions.main(argv, repeat=a.repeat, quick=a.quick)
     work = _work(a.quick)
     base = base_wim(work, (8 if a.quick else 300) * MiB)
     args = inputs(work)

@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                "\n\nexit codes: 0 ok, 1 failed (e.g. a read-only tree), 2 usage or bad .reg "
                "syntax, 3 corrupt or dirty hive, 4 key, value, hive or file not found")
     p.add_argument("tree", metavar="TARGET", help="a Windows tree (directory) or "
-                   "IMAGE.wim[:N|:NAME], edited without mounting it")
+                   "IMAGE.wim[:N|:NAME|:all|:N,M,...], edited without mounting it")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (fn, writes, summary, examples) in COMMANDS.items():
         c = sub.add_parser(name, help=summary, description=summary[:1].upper() + summary[1:],
@@ -314,8 +314,17 @@ def _run(argv: list[str], out) -> int:
     if a.writes:
         _check_writable(a.tree)
     opts = options_from_args(a)
-    with operation(a.tree, opts, command=" ".join(["reg", *argv[1:]]), write=a.writes,
-                   out=out) as target:
+    command = " ".join(["reg", *argv[1:]])
+    from servicing.editions import multi_spec, run_each
+    if (found := multi_spec(a.tree)) is not None:     # IMAGE.wim:all, IMAGE.wim:1,3,5
+        return run_each(*found, lambda spec, o: _run_one(a, opts, command, spec, o),
+                        skip_not_applicable=opts.skip_not_applicable,
+                        as_json=opts.json, dry_run=opts.dry_run, out=out)
+    return _run_one(a, opts, command, a.tree, out)
+
+
+def _run_one(a: argparse.Namespace, opts, command: str, spec: str, out) -> int:
+    with operation(spec, opts, command=command, write=a.writes, out=out) as target:
         reg = ImageRegistry(target, write=a.writes)
         message = a.run(reg, a, out)
         if a.writes:

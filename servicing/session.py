@@ -8,7 +8,9 @@ DISM-area commands after them) runs its work inside :func:`operation`::
 
 A clean exit commits (with ``--dry-run``: discards after printing what would change); an
 exception discards, logs the failure and re-raises it with a note that the target was
-left as it was.
+left as it was. Under a multi-image run (``IMAGE.wim:all``, servicing.editions) the
+image is a member of the run's shared image set: a clean exit parks its edits for the
+run's one commit.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from servicing.editions import ACTIVE
 from servicing.log import ServicingLog
 from servicing.options import CommonOptions, add_common_arguments, options_from_args
 from servicing.target import Target, open_target
@@ -33,9 +36,12 @@ def operation(spec: str, opts: CommonOptions, *, command: str, write: bool,
     log = ServicingLog(opts.log_path, opts.log_level)
     try:
         log.info(f"command: {command}")
-        target = open_target(spec, write=write, dry_run=opts.dry_run, windir=opts.windir)
+        target = _open(spec, opts, write)
         log.info(f"target: {target.description}")
-        log.info(f"image version: {_version(target)}")
+        info = _info()
+        log.info(f"image version: {_version(target, info)}")
+        if (run := ACTIVE.get()) is not None and run.serves(spec):
+            run.noted(target, info.edition_id)
         try:
             with target:
                 yield target
@@ -52,9 +58,22 @@ def operation(spec: str, opts: CommonOptions, *, command: str, write: bool,
         log.close()
 
 
-def _version(target: Target) -> str:
+def _open(spec: str, opts: CommonOptions, write: bool) -> Target:
+    """The TARGET; one image of a multi-image run (servicing.editions) is served by it."""
+    run = ACTIVE.get()
+    if run is not None and run.serves(spec):
+        return run.open_target(write=write, dry_run=opts.dry_run, windir=opts.windir)
+    return open_target(spec, write=write, dry_run=opts.dry_run, windir=opts.windir)
+
+
+def _info():
+    from servicing.features.image_info import ImageInfo
+    return ImageInfo()
+
+
+def _version(target: Target, info) -> str:
     from servicing.features.image_info import image_version
-    return image_version(target)
+    return image_version(target, info)
 
 
 def _note_unchanged(exc: BaseException, target: Target) -> None:

@@ -91,7 +91,7 @@ class WimBuilder:
         # Called with the final header after all data is on disk, before the header write
         # (read-write mounts journal the commit there).
         self.before_header: Callable[[WimHeader], None] | None = None
-        self._replace_index: int | None = None
+        self._replace: list[int] = []
         # Copy resources of other WIMs as stored when their compression already fits
         # (export, optimize); False recompresses everything (--recompress).
         self.raw_copy = True
@@ -107,12 +107,14 @@ class WimBuilder:
     # -- the write --------------------------------------------------------------
 
     def write(self, keep_images: list[int] | None = None,
-              replace_index: int | None = None) -> None:
+              replace_index: int | list[int] | None = None) -> None:
         """Write. For a new file, `keep_images` are not used; for an append, the
         existing images listed stay (default: all). With `replace_index`, the first added
-        image takes the place of that existing image (commit of a read-write mount)."""
+        image takes the place of that existing image (commit of a read-write mount); a
+        list replaces one existing image per added image, in order (open_images)."""
         if self.append_to is not None:
-            self._replace_index = replace_index
+            self._replace = [replace_index] if isinstance(replace_index, int) else \
+                list(replace_index or [])
             self._append(keep_images)
         else:
             self._write_new()
@@ -260,8 +262,8 @@ class WimBuilder:
                     for s in ino.streams():
                         if s.hash != ZERO_HASH:
                             counts[s.hash] = counts.get(s.hash, 0) + len(ino.dentries)
-            if self._replace_index is not None and self.append_to is not None:
-                old = self.append_to.image(self._replace_index)
+            for replaced in self._replace if self.append_to is not None else []:
+                old = self.append_to.image(replaced)
                 for ino in old.inodes:
                     for s in ino.streams():
                         if s.hash != ZERO_HASH:
@@ -273,8 +275,8 @@ class WimBuilder:
                 raw = build_metadata(ni.image.security, ni.image.root)
                 rh, digest = rw.write_buffer(raw, compress=True, flags=S.RESHDR_FLAG_METADATA)
                 wb = WrittenBlob(digest, len(raw), rh, 1)
-                if k == 0 and self._replace_index is not None:
-                    pos = self._replace_index - 1
+                if k < len(self._replace):
+                    pos = self._replace[k] - 1
                     metadata[pos] = wb
                     old_el = xml_root.findall("IMAGE")[pos]
                     xml_root.replace(old_el, self._xml_image(ni, pos + 1))

@@ -1,4 +1,4 @@
-"""The one image selector: ``IMAGE[:N|:NAME|:all]``, ``--index N``, ``--name NAME``.
+"""The one image selector: ``IMAGE[:N|:NAME|:all|:N,M,...]``, ``--index N``, ``--name NAME``.
 
 Every command that takes an image (info, ls, mount, apply, export, delete, verify and the
 servicing TARGET) parses it here, so the forms and the error wording are the same
@@ -6,8 +6,8 @@ everywhere.
 
 - ``parse_image_spec(text, index=..., name=...)`` splits ``text`` into the WIM path and
   the selector: the longest prefix of ``text`` that names an existing file is the WIM,
-  what follows its colon is the selector (a number, ``all``, or an image name, which may
-  itself contain colons and spaces). ``--index``/``--name`` given separately are merged;
+  what follows its colon is the selector (a number, ``all``, a list of numbers such as
+  ``1,3,5``, or an image name, which may itself contain colons and spaces). ``--index``/``--name`` given separately are merged;
   giving the image twice is a usage error.
 - ``ImageSpec.resolve(wim)`` turns the selector into 1-based image indexes.
 """
@@ -40,6 +40,11 @@ def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def _is_list(text: str) -> bool:
+    parts = text.split(",")
+    return len(parts) > 1 and all(_is_number(p) for p in parts)
+
+
 def plural(n: int, word: str) -> str:
     """``1 image``, ``2 images``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -48,7 +53,7 @@ def plural(n: int, word: str) -> str:
 @dataclass(frozen=True)
 class ImageSpec:
     path: str
-    selector: str | None = None     # "all", a number, or a name (see by_name)
+    selector: str | None = None     # "all", a number, "1,3,5", or a name (see by_name)
     by_name: bool = False           # from --name: the selector is a name even if numeric
 
     def resolve(self, wim: ImageSource, *, allow_all: bool = False,
@@ -70,16 +75,26 @@ class ImageSpec:
             if n == 0:
                 raise ImageNotFoundError(f"{wim.path}: the WIM contains no images")
             return list(range(1, n + 1))
-        if not self.by_name and _is_number(sel):
-            i = int(sel)
-            if not 1 <= i <= n:
-                raise ImageNotFoundError(f"{wim.path}: no image {i} (the WIM has "
-                                         f"{plural(n, 'image')})")
-            return [i]
+        if not self.by_name and (_is_number(sel) or _is_list(sel)):
+            indexes = [int(p) for p in sel.split(",")]
+            if len(indexes) > 1 and not allow_all:
+                raise UsageError(f"{wim.path}: a list of images cannot be used here; "
+                                 f"choose one image with {FORMS}")
+            for i in indexes:
+                if not 1 <= i <= n:
+                    raise ImageNotFoundError(f"{wim.path}: no image {i} (the WIM has "
+                                             f"{plural(n, 'image')})")
+            return indexes
         for i in range(1, n + 1):
             if wim.info(i).name == sel:
                 return [i]
         raise ImageNotFoundError(f"{wim.path}: no image named {sel!r}")
+
+    @property
+    def is_multi(self) -> bool:
+        """The selector names several images (``all`` or a list)."""
+        return not self.by_name and self.selector is not None and (
+            self.selector == "all" or _is_list(self.selector))
 
     def with_selector(self, text: str) -> ImageSpec:
         """This spec with a selector given as a separate argument (``delete WIM N``)."""
@@ -111,7 +126,7 @@ def _split(text: str) -> tuple[str, str | None]:
             return text[:pos], text[pos + 1:]
     # Nothing exists: split off a trailing :N or :all so the error names the WIM.
     path, sep, sel = text.rpartition(":")
-    if sep and path and (_is_number(sel) or sel == "all"):
+    if sep and path and (_is_number(sel) or sel == "all" or _is_list(sel)):
         return path, sel
     return text, None
 
@@ -135,6 +150,15 @@ def parse_image_spec(text: str, *, index: int | str | None = None,
         if not name:
             raise UsageError("--name needs a non-empty image name")
         return ImageSpec(path, name, by_name=True)
-    if sel is not None and _is_number(sel):
-        sel = check_index(sel)
+    if sel is not None and (_is_number(sel) or _is_list(sel)):
+        sel = _check_list(sel)
     return ImageSpec(path, sel)
+
+
+def _check_list(text: str) -> str:
+    """``1`` or ``1,3,5``: each a number >= 1, none twice; normalized (``01`` -> ``1``)."""
+    parts = [check_index(p, allow_all=False) for p in text.split(",")]
+    twice = sorted({p for p in parts if parts.count(p) > 1}, key=int)
+    if twice:
+        raise UsageError(f"bad image list {text!r}: image {twice[0]} is named twice")
+    return ",".join(parts)

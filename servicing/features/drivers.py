@@ -170,13 +170,20 @@ def _value(reg, path: str, name: str):
         return None
 
 
+def _now() -> datetime.datetime:
+    """The current time, as wimfs.format.xmlinfo.filetime_now gives it: one time stamp for
+    every image of a multi-image run (the same add in every edition, stored once)."""
+    from wimfs.format.xmlinfo import filetime_now
+    return dreg.EPOCH + datetime.timedelta(microseconds=filetime_now() // 10)
+
+
 def add_drivers(target: Target, paths: list[str], *, recurse: bool = False,
                 force_unsigned: bool = False, warn=None,
                 now: datetime.datetime | None = None) -> list[AddResult]:
     """Add every driver package PATHS name (see the module text). ``warn(message)`` is
     told about INFs of a folder that are skipped; ``now`` is the import time recorded
     (default: the current time)."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or _now()
     img = open_image(target)
     packages, results = [], []
     for path, explicit in package_infs(paths, recurse):

@@ -190,14 +190,15 @@ def require_serviceable(info: ImageInfo) -> ImageInfo:
     return info
 
 
-def image_version(target: Target) -> str:
+def image_version(target: Target, info: ImageInfo | None = None) -> str:
     """The version for the servicing log, from SOFTWARE alone (cheap: no kernel file, no
-    SYSTEM hive): ``10.0.19041.1``, or why there is none."""
+    SYSTEM hive): ``10.0.19041.1``, or why there is none. *info* gets SOFTWARE's fields
+    (product name, edition) when given."""
     try:
         software = _open(target, target.system_path("System32", "config", "SOFTWARE"))
         if software is None:
             return "unknown (no SOFTWARE hive)"
-        major, minor, build, rev = _from_software(software, ImageInfo())
+        major, minor, build, rev = _from_software(software, info or ImageInfo())
     except RegfError as exc:
         return f"unknown ({exc})"
     if major is None:

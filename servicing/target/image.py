@@ -32,9 +32,9 @@ def resolve_spec(spec: str) -> tuple[str, int]:
     if not os.path.isfile(parsed.path):
         raise TargetNotFoundError(f"{spec}: neither a directory nor a WIM file "
                                   "(TARGET is DIR or IMAGE.wim[:N|:NAME])")
-    if parsed.selector == "all":
-        raise UsageError(f"{spec}: servicing works on one image; choose it as IMAGE:N or "
-                         "IMAGE:NAME")
+    if parsed.is_multi:
+        raise UsageError(f"{spec}: this command works on one image; choose it as IMAGE:N "
+                         "or IMAGE:NAME")
     with Wim(parsed.path) as wim:
         return parsed.path, parsed.resolve_one(wim)
 

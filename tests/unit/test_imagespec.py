@@ -139,3 +139,28 @@ def test_check_index():
             check_index(bad)
     with pytest.raises(UsageError):
         check_index("all", allow_all=False)
+
+
+def test_image_lists(multi, tmp_path):
+    """``1,3,5``: several images by number, in the order given; a usage error where
+    one image is needed; every number checked against the WIM."""
+    assert resolve(f"{multi}:3,1", allow_all=True) == [3, 1]
+    assert resolve(f"{multi}:01,04", allow_all=True) == [1, 4]
+    assert parse_image_spec(f"{multi}:01,04") == ImageSpec(multi, "1,4")
+    assert parse_image_spec(f"{multi}:2,4").is_multi
+    assert parse_image_spec(f"{multi}:all").is_multi
+    assert not parse_image_spec(f"{multi}:2").is_multi
+    assert not parse_image_spec(multi, name="1,2").is_multi
+    missing = str(tmp_path / "nope.wim")
+    assert parse_image_spec(f"{missing}:1,2") == ImageSpec(missing, "1,2")
+    with pytest.raises(UsageError, match="a list of images cannot be used here"):
+        resolve(f"{multi}:1,2")
+    with pytest.raises(ImageNotFoundError, match="no image 5 \\(the WIM has 4 images\\)"):
+        resolve(f"{multi}:1,5", allow_all=True)
+    for bad in ("1,1", "0,2", "2,0"):
+        with pytest.raises(UsageError) as e:
+            parse_image_spec(f"{multi}:{bad}")
+        assert exit_code_for(e.value) == 2
+    # Not a list of numbers: an image name (none is called that).
+    with pytest.raises(ImageNotFoundError, match="no image named '1,x'"):
+        resolve(f"{multi}:1,x", allow_all=True)

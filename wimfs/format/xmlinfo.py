@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -25,9 +27,24 @@ def unix_ns_to_filetime(ns: int) -> int:
     return ns // 100 + 116444736000000000
 
 
+_frozen: list[int] = []
+
+
 def filetime_now() -> int:
-    """The current time as a Windows FILETIME (100 ns units since 1601)."""
-    return unix_ns_to_filetime(time.time_ns())
+    """The current time as a Windows FILETIME (100 ns units since 1601); inside
+    `frozen_filetime()` the time it was entered."""
+    return _frozen[-1] if _frozen else unix_ns_to_filetime(time.time_ns())
+
+
+@contextmanager
+def frozen_filetime() -> Iterator[int]:
+    """One time stamp for everything done inside: the same operation on identical data
+    (one edit on every edition of a WIM) then writes identical bytes, stored once."""
+    _frozen.append(unix_ns_to_filetime(time.time_ns()))
+    try:
+        yield _frozen[-1]
+    finally:
+        _frozen.pop()
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ behind a path API, for editing an image in process (no FUSE).
   status.py       the committed state and diff()
   commit.py       validate, write with the one writer, adopt the result
   paths.py        open_image / ImageSession: the path-level API
+  multi.py        open_images / ImageSet: several images edited, one commit
   errors.py       FsError (an errno) and the path API's WimfsErrors
 """
 
@@ -26,7 +27,7 @@ _EXPORTS = {
     "ImageSession": "paths", "IsADirectoryPathError": "errors", "Kind": "edits",
     "NotADirectoryPathError": "errors", "Overlay": "session", "PathError": "errors",
     "PathExistsError": "errors", "PathStat": "paths", "StagedSource": "staging",
-    "open_image": "paths",
+    "open_image": "paths", "ImageSet": "multi", "open_images": "multi",
 }
 __all__ = sorted(_EXPORTS)
 

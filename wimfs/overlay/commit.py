@@ -61,31 +61,33 @@ def commit(ov: Overlay, *, append: bool = False, name: str | None = None,
 def _write(ov: Overlay, live: list[Inode], append: bool, name: str | None,
            description: str | None, check: bool,
            progress: ProgressCallback | None) -> dict[str, int]:
-    staged = [s.source for ino in live for s in ino.streams() if is_staged(s)]
-    for src in staged:
-        src.fixed_size = os.path.getsize(src.path)
+    return write_images([ov], [live], append=append, name=name, description=description,
+                        check=check, progress=progress)
+
+
+def write_images(overlays: list[Overlay], lives: list[list[Inode]], *, append: bool = False,
+                 name: str | None = None, description: str | None = None,
+                 check: bool = False, progress: ProgressCallback | None = None
+                 ) -> dict[str, int]:
+    """Write the trees of sessions on one WIM (their live inodes) in ONE commit: each
+    replaces its image (or, with `append`, is added). On failure the WIM is unchanged.
+    Returns the writer's statistics (reused_chunks)."""
+    staged = [src for live in lives for src in _fix_staged_sizes(live)]
+    first = overlays[0]
     try:
-        img = Image(ov.index, ov.image.security, ov.image.root, live)
-        for ino in live:
-            if not ino.is_directory:
-                ino.nlink = len(ino.dentries)
-        old_el = ov.wim.xml_root.findall("IMAGE")
-        el = old_el[ov.index - 1] if ov.index - 1 < len(old_el) else None
-        win, props = windows_xml(img, stream_reader(ov.wim))
-        ni = NewImage(img, name=name, description=description,
-                      xml_element=None if append else el, windows=win,
-                      extra_properties=props)
-        b = WimBuilder(ov.wim_path, ov.wim.header.compression_type, append_to=ov.wim,
-                       check_integrity=check, progress=progress)
+        b = WimBuilder(first.wim_path, first.wim.header.compression_type,
+                       append_to=first.wim, check_integrity=check, progress=progress)
         b.lock = False                  # the session's lock_fd holds the flock
 
         def mark(hdr: WimHeader) -> None:
-            ov.journal.append(CommitMark(generation_of(hdr)))
-            ov.journal.sync()
+            for ov in overlays:
+                ov.journal.append(CommitMark(generation_of(hdr)))
+                ov.journal.sync()
 
         b.before_header = mark
-        b.add(ni)
-        b.write(replace_index=None if append else ov.index)
+        for ov, live in zip(overlays, lives):
+            b.add(_new_image(ov, live, append=append, name=name, description=description))
+        b.write(replace_index=None if append else [ov.index for ov in overlays])
         return b.stats
     except OSError as exc:
         raise WimfsError(f"commit failed: {exc.strerror or exc}"
@@ -93,6 +95,29 @@ def _write(ov: Overlay, live: list[Inode], append: bool, name: str | None,
     finally:
         for src in staged:
             src.fixed_size = None
+
+
+def _fix_staged_sizes(live: list[Inode]) -> list[StagedSource]:
+    """Freeze the sizes of the staged streams for the write: their sources."""
+    staged = [s.source for ino in live for s in ino.streams() if is_staged(s)]
+    for src in staged:
+        src.fixed_size = os.path.getsize(src.path)
+    return staged
+
+
+def _new_image(ov: Overlay, live: list[Inode], *, append: bool = False,
+              name: str | None = None, description: str | None = None) -> NewImage:
+    """The session's tree as an image for the writer (XML kept unless appended)."""
+    img = Image(ov.index, ov.image.security, ov.image.root, live)
+    for ino in live:
+        if not ino.is_directory:
+            ino.nlink = len(ino.dentries)
+    old_el = ov.wim.xml_root.findall("IMAGE")
+    el = old_el[ov.index - 1] if ov.index - 1 < len(old_el) else None
+    win, props = windows_xml(img, stream_reader(ov.wim))
+    return NewImage(img, name=name, description=description,
+                    xml_element=None if append else el, windows=win,
+                    extra_properties=props)
 
 
 def _adopt(ov: Overlay, live: list[Inode], busy: set[int], append: bool) -> None:

@@ -73,7 +73,8 @@ class ImageSession:
 
     def __init__(self, wim_path: str, index: int | None, *, write: bool = True,
                  staging_dir: str | None = None, check: bool = False,
-                 progress: ProgressCallback | None = None) -> None:
+                 progress: ProgressCallback | None = None,
+                 lock_fd: int | None = None) -> None:
         self.writable = write
         self.check = check
         self.progress = progress
@@ -94,7 +95,7 @@ class ImageSession:
         self.staging = os.path.join(parent, secrets.token_hex(8))
         os.makedirs(self.staging, mode=0o700)
         try:
-            self.overlay = Overlay(wim_path, index, self.staging)
+            self.overlay = Overlay(wim_path, index, self.staging, lock_fd=lock_fd)
         except BaseException:
             shutil.rmtree(self.staging, ignore_errors=True)
             raise

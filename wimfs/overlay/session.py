@@ -54,17 +54,20 @@ def lock_wim(path: str) -> int:
 
 class Overlay:
     def __init__(self, wim_path: str, index: int | None, staging: str,
-                 mountpoint: str = "") -> None:
+                 mountpoint: str = "", lock_fd: int | None = None) -> None:
         self.wim_path = os.path.abspath(wim_path)
         self.staging = staging
         self.mountpoint = mountpoint
-        self.lock_fd = lock_wim(self.wim_path)
+        # A caller holding the WIM's flock already (open_images) passes its fd: not ours.
+        self._owns_lock = lock_fd is None
+        self.lock_fd = lock_wim(self.wim_path) if lock_fd is None else lock_fd
         try:
             self.wim = Wim(self.wim_path)
             self.index = self.wim.resolve_image(index)
             self._load_base()
         except BaseException:
-            os.close(self.lock_fd)
+            if self._owns_lock:
+                os.close(self.lock_fd)
             raise
         self.staging_area = Staging(staging)
         self.edits = TreeEdits(self.image, self.staging_area, mountpoint)
@@ -96,9 +99,9 @@ class Overlay:
         for w in self.retired:
             w.close()
         self.retired.clear()
-        if self.lock_fd >= 0:
+        if self.lock_fd >= 0 and self._owns_lock:
             os.close(self.lock_fd)
-            self.lock_fd = -1
+        self.lock_fd = -1
 
     def discard(self) -> None:
         """Drop every change: remove the staging directory. The WIM is untouched."""

@@ -1,0 +1,116 @@
+"""`open_images`: several images of one WIM edited and committed together (one flock, one
+commit, header last), checked with wimlib-imagex (verify, extract, the blob table)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.helpers import require_tool, wimlib_verify
+from wimfs.errors import BusyError, WimfsError
+from wimfs.overlay import open_image, open_images
+
+
+@pytest.fixture
+def wim3(tmp_path):
+    """Three images from one small tree (wimlib-imagex capture + append)."""
+    require_tool("wimlib-imagex")
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f.txt").write_bytes(b"base\n")
+    (src / "big.bin").write_bytes(os.urandom(300_000))
+    wim = tmp_path / "three.wim"
+    subprocess.run(["wimlib-imagex", "capture", src, wim, "one", "--compress=lzx"],
+                   check=True, capture_output=True)
+    for name in ("two", "three"):
+        subprocess.run(["wimlib-imagex", "append", src, wim, name], check=True,
+                       capture_output=True)
+    return wim
+
+
+def _extract(wim, index: int, path: str) -> bytes | None:
+    p = subprocess.run(["wimlib-imagex", "extract", str(wim), str(index), path,
+                        "--to-stdout"], capture_output=True)
+    return p.stdout if p.returncode == 0 else None
+
+
+def _blob_hashes(wim) -> list[str]:
+    out = subprocess.run(["wimlib-imagex", "info", str(wim), "--blobs"], check=True,
+                         capture_output=True, text=True).stdout
+    return re.findall(r"^Hash\s*=\s*(\S+)", out, re.M)
+
+
+def test_edits_of_several_images_land_in_one_commit(wim3, tmp_path):
+    shared = os.urandom(200_000)
+    before = _blob_hashes(wim3)
+    with open_images(str(wim3), [1, 3], staging_dir=str(tmp_path / "st")) as images:
+        for i in (1, 3):
+            with images.open(i) as s:
+                s.write_file("/d/shared.bin", shared)        # the same in both images
+                s.write_file("/d/f.txt", f"image {i}\n".encode())
+    assert wimlib_verify(wim3).returncode == 0
+    assert _extract(wim3, 1, "/d/f.txt") == b"image 1\n"
+    assert _extract(wim3, 2, "/d/f.txt") == b"base\n"
+    assert _extract(wim3, 3, "/d/f.txt") == b"image 3\n"
+    for i in (1, 3):
+        assert _extract(wim3, i, "/d/shared.bin") == shared
+    assert _extract(wim3, 2, "/d/shared.bin") is None
+    # New data: shared.bin once, and the two f.txt contents (the replaced "base\n" stays
+    # in image 2); the three metadata resources are listed as before (two replaced).
+    after = _blob_hashes(wim3)
+    assert len(after) == len(before) + 3
+    names = subprocess.run(["wimlib-imagex", "info", str(wim3)], check=True,
+                           capture_output=True, text=True).stdout
+    assert re.search(r"^Image Count:\s+3$", names, re.M)
+
+
+def test_discard_and_errors_leave_the_wim_byte_identical(wim3, tmp_path):
+    original = wim3.read_bytes()
+    with pytest.raises(RuntimeError):
+        with open_images(str(wim3), [1, 2]) as images:
+            with images.open(1) as s:
+                s.write_file("/new.txt", b"x")
+            with images.open(2) as s:
+                s.write_file("/new.txt", b"y")
+            raise RuntimeError("abort")
+    assert wim3.read_bytes() == original
+    with open_images(str(wim3), [1, 2]) as images:     # nothing changed: nothing written
+        with images.open(1) as s:
+            assert s.read_file("/d/f.txt") == b"base\n"
+    assert wim3.read_bytes() == original
+
+
+def test_one_image_at_a_time_one_lock(wim3, tmp_path):
+    with open_images(str(wim3), [1, 2]) as images:
+        first = images.open(1)
+        with pytest.raises(WimfsError, match="image 1 is still open"):
+            images.open(2)
+        first.write_file("/a.txt", b"a")
+        first.commit()                                  # parked in the set
+        with pytest.raises(WimfsError, match="not open for editing"):
+            images.open(1)
+        with pytest.raises(WimfsError, match="not open for editing"):
+            images.open(3)
+        with pytest.raises(BusyError):                  # the set holds the WIM's flock
+            open_image(str(wim3), 3)
+        with images.open(2) as s:
+            s.write_file("/b.txt", b"b")
+    assert (_extract(wim3, 1, "/a.txt"), _extract(wim3, 2, "/b.txt")) == (b"a", b"b")
+    assert _extract(wim3, 2, "/a.txt") is None
+    with open_image(str(wim3), 3) as s:                 # the lock is released
+        s.write_file("/c.txt", b"c")
+    assert wimlib_verify(wim3).returncode == 0
+
+
+def test_staging_removed_after_commit(wim3, tmp_path):
+    st = tmp_path / "st"
+    with open_images(str(wim3), [2, 3], staging_dir=str(st)) as images:
+        for i in (2, 3):
+            with images.open(i) as s:
+                s.write_file("/n.txt", b"n")
+    assert os.listdir(st) == []
+    shutil.rmtree(st)
