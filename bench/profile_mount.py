@@ -32,7 +32,7 @@ import sys
 import time
 
 from bench import WORK_DIR, drop_caches
-from bench.mount import (READ_CMD, STAT_CMD, Wimfs, build_corpus, proc_cpu_s, proc_status,
+from bench.mount import (READ_CMD, STAT_CMD, build_corpus, proc_cpu_s, proc_status,
                          unmount, work_dir)
 
 

@@ -38,19 +38,13 @@ EXPECTED = {
         "KeyNotFoundError": 4, "ValueNotFoundError": 4, "RegfDataError": 2,
     },
     "servicing.registry.regfile": {"RegFileError": 2},
-    # the drivers' parsers (constructed with a file name and a message, so not by cls("x");
-    # their exit codes are checked by the driver tests)
+    # driver packages: broken INF, template, catalog or package is bad input data (3)
     "servicing.formats.inf": {"InfError": 3, "InfTemplateError": 3},
     "servicing.formats.catalog": {"CatalogError": 3},
     "servicing.features.driver_package": {"PackageError": 3},
     # `wimfs dism`: DISM's code (87 by default) and its exit status (NOTES-dism table)
     "servicing.dism.codes": {"DismError": 87},
     "servicing.registry.hives": {"RegistryPathError": 4},
-    # driver packages (h/drivers): a malformed catalog is bad input data (3); the INF
-    # errors take a file and line, so they are listed without building one here
-    "servicing.formats.inf": {"InfError": None, "InfTemplateError": None},
-    "servicing.formats.catalog": {"CatalogError": 3},
-    "servicing.features.driver_package": {"PackageError": None},
     # the codes every servicing command shares (README exit-code table, 8-10 added)
     "servicing.errors": {
         "ServicingError": 1, "NotApplicableError": 8, "RefusedError": 9,
