@@ -263,3 +263,50 @@ def test_data_missing_from_a_split_part_is_an_error(corpus, tmp_path):
             assert data == (tmp_path / "ref" / name).read_bytes(), name
             good += 1
     assert missing and good
+
+
+HOLD = """
+import sys, time
+from wimfs.overlay import open_image
+s = open_image(sys.argv[1], 1)
+s.write_file("held.txt", b"x" * 100_000)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_cleanup_removes_only_the_staging_of_killed_sessions(wim, tmp_path):
+    """A session's staging dir outlives a `kill -9` (nothing can resume it: it never
+    committed); `wimfs cleanup` removes it, and leaves a live session's alone."""
+    state = tmp_path / "state"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), WIMFS_STATE_DIR=str(state))
+    copy = tmp_path / "other.wim"
+    shutil.copyfile(wim, copy)
+    procs = [subprocess.Popen([sys.executable, "-c", HOLD, str(w)], env=env,
+                              stdout=subprocess.PIPE, text=True) for w in (wim, copy)]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        sessions = state / "sessions"
+        dirs = sorted(p for p in sessions.iterdir() if p.is_dir())
+        assert len(dirs) == 2
+        procs[0].kill()
+        procs[0].wait()
+        r = subprocess.run([sys.executable, "-m", "wimfs", "cleanup"], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        left = sorted(p for p in sessions.iterdir() if p.is_dir())
+        assert len(left) == 1 and "killed servicing session" in r.stdout
+        assert [p.name for p in sessions.iterdir() if p.name.endswith(".lock")] == \
+            [left[0].name + ".lock"]
+        fd = os.open(f"{left[0]}.lock", os.O_RDWR)
+        try:                                  # what is left is the live session's
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert wimlib_verify(wim).returncode == 0 and wimlib_verify(copy).returncode == 0

@@ -481,6 +481,11 @@ def run_cleanup(args) -> int:
             if mounts.read_record(m["mountpoint"]) is None:
                 subprocess.run(["fusermount3", "-uz", m["mountpoint"]], capture_output=True)
                 print(f"removed dead mount {m['mountpoint']}")
+    # Staging of in-process servicing sessions whose process was killed (never resumable).
+    from wimfs.overlay.paths import remove_dead_sessions
+
+    for p in remove_dead_sessions(os.path.join(state_dir(), "sessions")):
+        print(f"removed the staging of a killed servicing session {p}")
     # Orphaned staging directories (no record points at them).
     sdir = os.path.join(state_dir(), "staging")
     if os.path.isdir(sdir):

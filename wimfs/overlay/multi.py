@@ -21,7 +21,7 @@ import time
 from wimfs.errors import WimfsError
 from wimfs.image import Inode
 from wimfs.overlay.commit import CommitResult, write_images
-from wimfs.overlay.paths import ImageSession
+from wimfs.overlay.paths import ImageSession, release_session_lock
 from wimfs.overlay.session import Overlay, lock_wim
 from wimfs.overlay.staging import is_staged
 from wimfs.progress import ProgressCallback
@@ -40,6 +40,7 @@ class _Member(ImageSession):
         self._closed = True
         self.overlay.wim.reader.drop_cache()
         self.owner.parked[self.index] = self.overlay
+        self.owner.session_locks.append((self.staging, self._alive))
 
 
 class ImageSet:
@@ -54,6 +55,7 @@ class ImageSet:
         self.check = check
         self.progress = progress
         self.parked: dict[int, Overlay] = {}
+        self.session_locks: list[tuple[str, int]] = []     # of the parked images' sessions
         self._current: _Member | None = None
         self.lock_fd = lock_wim(self.wim_path)
         self._closed = False
@@ -103,6 +105,9 @@ class ImageSet:
         for ov in self.parked.values():
             ov.discard()
         self.parked.clear()
+        for staging, fd in self.session_locks:
+            release_session_lock(staging, fd)
+        self.session_locks.clear()
         os.close(self.lock_fd)
 
 

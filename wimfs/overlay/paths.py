@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import io
+import fcntl
 import os
 import secrets
 import shutil
@@ -94,10 +95,12 @@ class ImageSession:
         os.makedirs(parent, mode=0o700, exist_ok=True)
         self.staging = os.path.join(parent, secrets.token_hex(8))
         os.makedirs(self.staging, mode=0o700)
+        self._alive = hold_session_lock(self.staging)
         try:
             self.overlay = Overlay(wim_path, index, self.staging, lock_fd=lock_fd)
         except BaseException:
             shutil.rmtree(self.staging, ignore_errors=True)
+            release_session_lock(self.staging, self._alive)
             raise
         self.index = self.overlay.index
         self.uid, self.gid = os.getuid(), os.getgid()
@@ -144,6 +147,7 @@ class ImageSession:
         self._closed = True
         if self.overlay is not None:
             self.overlay.discard()
+            release_session_lock(self.staging, self._alive)
         if self._wim is not None:
             self._wim.close()
 
@@ -391,3 +395,49 @@ def open_image(wim_path: str, index: int | None = None, *, write: bool = True,
     (commit on normal exit, discard on an exception)."""
     return ImageSession(wim_path, index, write=write, staging_dir=staging_dir, check=check,
                         progress=progress)
+
+
+# -- sessions a killed process left behind ------------------------------------------------
+# An in-process session holds an flock on `<staging>.lock` for its whole life. A session
+# whose lock can be taken belongs to a dead process: nothing can resume it (it never
+# committed), so `wimfs cleanup` removes its staging directory.
+
+def hold_session_lock(staging: str) -> int:
+    fd = os.open(staging + ".lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def release_session_lock(staging: str, fd: int) -> None:
+    try:
+        os.unlink(staging + ".lock")
+    except FileNotFoundError:
+        pass
+    os.close(fd)
+
+
+def remove_dead_sessions(parent: str) -> list[str]:
+    """Remove the staging directories of sessions whose process is gone; return them."""
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        path = os.path.join(parent, name)
+        if name.endswith(".lock") or not os.path.isdir(path):
+            continue
+        try:
+            fd = os.open(path + ".lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue                          # a live session
+        shutil.rmtree(path, ignore_errors=True)
+        release_session_lock(path, fd)
+        removed.append(path)
+    return removed
+
