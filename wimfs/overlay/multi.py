@@ -21,7 +21,7 @@ import time
 from wimfs.errors import WimfsError
 from wimfs.image import Inode
 from wimfs.overlay.commit import CommitResult, write_images
-from wimfs.overlay.paths import ImageSession, release_session_lock
+from wimfs.overlay.paths import ImageSession
 from wimfs.overlay.session import Overlay, lock_wim
 from wimfs.overlay.staging import is_staged
 from wimfs.progress import ProgressCallback
@@ -39,8 +39,7 @@ class _Member(ImageSession):
         self._check_open()
         self._closed = True
         self.overlay.wim.reader.drop_cache()
-        self.owner.parked[self.index] = self.overlay
-        self.owner.session_locks.append((self.staging, self._alive))
+        self.owner.parked[self.index] = self
 
 
 class ImageSet:
@@ -54,8 +53,7 @@ class ImageSet:
         self.staging_dir = staging_dir
         self.check = check
         self.progress = progress
-        self.parked: dict[int, Overlay] = {}
-        self.session_locks: list[tuple[str, int]] = []     # of the parked images' sessions
+        self.parked: dict[int, _Member] = {}
         self._current: _Member | None = None
         self.lock_fd = lock_wim(self.wim_path)
         self._closed = False
@@ -85,7 +83,7 @@ class ImageSet:
         if self._closed:
             raise WimfsError("the image set is closed")
         try:
-            changed = [ov for i, ov in sorted(self.parked.items()) if ov.diff()]
+            changed = [m.overlay for i, m in sorted(self.parked.items()) if m.overlay.diff()]
             t0, size0 = time.monotonic(), os.path.getsize(self.wim_path)
             if changed:
                 _write_all(changed, self.check, self.progress)
@@ -102,12 +100,9 @@ class ImageSet:
         self._closed = True
         if self._current is not None:
             self._current.discard()
-        for ov in self.parked.values():
-            ov.discard()
+        for member in self.parked.values():
+            member.drop_edits()
         self.parked.clear()
-        for staging, fd in self.session_locks:
-            release_session_lock(staging, fd)
-        self.session_locks.clear()
         os.close(self.lock_fd)
 
 

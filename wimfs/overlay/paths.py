@@ -145,11 +145,15 @@ class ImageSession:
         if self._closed:
             return
         self._closed = True
+        self.drop_edits()
+        if self._wim is not None:
+            self._wim.close()
+
+    def drop_edits(self) -> None:
+        """Discard the overlay's edits and staging, and release the session's lock."""
         if self.overlay is not None:
             self.overlay.discard()
             release_session_lock(self.staging, self._alive)
-        if self._wim is not None:
-            self._wim.close()
 
     close = discard
 
