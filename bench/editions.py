@@ -25,8 +25,7 @@ import sys
 import time
 
 from bench import REPO, WORK_DIR, format_table, machine_info, median, now_iso, write_results
-from bench.rw import build_tree
-from bench.servicing import CORPUS, MiB, Case, wimfs
+from bench.servicing import MiB, Case, wimfs, windows_src
 
 VERSION = "2"
 SEED = 20261130
@@ -59,13 +58,7 @@ def base_wim(work: str, size: int) -> str:
     if os.path.exists(wim):
         return wim
     src = os.path.join(work, "src")
-    build_tree(os.path.join(src, "Program Files"), size)
-    cfg = os.path.join(src, "Windows", "System32", "config")
-    os.makedirs(cfg, exist_ok=True)
-    for sub in ("System32/drivers", "INF"):
-        os.makedirs(os.path.join(src, "Windows", sub), exist_ok=True)
-    shutil.copyfile(CORPUS, os.path.join(cfg, "SYSTEM"))
-    os.chmod(os.path.join(cfg, "SYSTEM"), 0o644)
+    cfg = windows_src(src, size)
     r = random.Random(SEED)
     tmp = wim + ".tmp"
     for i, edition in enumerate(EDITIONS, 1):

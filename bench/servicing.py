@@ -61,16 +61,24 @@ def base_wim(work: str, size: int) -> str:
     if os.path.exists(wim):
         return wim
     src = os.path.join(work, "base_src")
-    build_tree(os.path.join(src, "Program Files"), size)
-    cfg = os.path.join(src, "Windows", "System32", "config")
-    os.makedirs(cfg, exist_ok=True)
-    shutil.copyfile(CORPUS, os.path.join(cfg, "SYSTEM"))
+    cfg = windows_src(src, size)
     software_7(os.path.join(cfg, "SOFTWARE"))
-    for sub in ("System32/drivers", "INF"):
-        os.makedirs(os.path.join(src, "Windows", sub), exist_ok=True)
     subprocess.run(["wimlib-imagex", "capture", src, wim, "base", "--compress=LZX"],
                    check=True, capture_output=True)
     return wim
+
+
+def windows_src(src: str, size: int) -> str:
+    """A Windows-like source tree: ~size bytes of files under Program Files, the corpus
+    Windows 7 SYSTEM hive, empty drivers and INF folders. Returns the config folder."""
+    build_tree(os.path.join(src, "Program Files"), size)
+    cfg = os.path.join(src, "Windows", "System32", "config")
+    os.makedirs(cfg, exist_ok=True)
+    for sub in ("System32/drivers", "INF"):
+        os.makedirs(os.path.join(src, "Windows", sub), exist_ok=True)
+    shutil.copyfile(CORPUS, os.path.join(cfg, "SYSTEM"))
+    os.chmod(os.path.join(cfg, "SYSTEM"), 0o644)
+    return cfg
 
 
 def software_7(path: str) -> None:
