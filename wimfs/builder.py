@@ -30,7 +30,7 @@ from wimfs.format.xmlinfo import (encode_xml, filetime_now, image_statistics, se
                                   set_text, set_time)
 from wimfs.fsutil import fsync_dir
 from wimfs.image import Image, Stream
-from wimfs.progress import Progress, ProgressCallback, ProgressEvent
+from wimfs.progress import Progress, ProgressCallback
 from wimfs.writer import (
     DEFAULT_CHUNK_SIZE,
     SOLID_CHUNK_SIZE,
@@ -99,10 +99,6 @@ class WimBuilder:
 
     def add(self, new: NewImage) -> None:
         self.images.append(new)
-
-    def _report(self, ev: ProgressEvent) -> None:
-        if self.progress is not None:
-            self.progress(ev)
 
     # -- the write --------------------------------------------------------------
 
@@ -243,7 +239,7 @@ class WimBuilder:
                     entries: list[WrittenBlob], solid, solid_usizes,
                     metadata: list[WrittenBlob]) -> None:
         known: dict[bytes, WrittenBlob] = {e.hash: e for e in entries}
-        progress = Progress(label="writing", callback=self._report)
+        progress = Progress(label="writing", callback=self.progress)
         rw = ResourceWriter(fd, offset, self.ctype, self.chunk_size, self.threads, progress,
                             self.level)
         rw.solid_resources = list(solid)
