@@ -82,13 +82,48 @@ def run(line: grammar.CommandLine, console: Console, debug: bool):
     scratch = line.globals.get("scratchdir")
     if isinstance(scratch, str) and not os.path.isdir(scratch):
         raise DismError(f"The scratch directory {scratch} does not exist.", PATH_NOT_FOUND)
-    call = Call(line, opts, console, debug)
+    if cmd.image:
+        from servicing.editions import multi_spec
+
+        if (found := multi_spec(line.image)) is not None:
+            return _run_images(cmd, line, opts, console, debug, *found)
+    return _run_one(cmd, Call(line, opts, console, debug))
+
+
+def _run_one(cmd, call: Call):
     if cmd.image:
         from servicing.dism.imagecmds import image_info
 
         call.image = image_info(call)
-        console.image_version(call.image.get("version"))
+        call.console.image_version(call.image.get("version"))
     return cmd.handler(call)
+
+
+def _run_images(cmd, line: grammar.CommandLine, opts, console: Console, debug: bool,
+                path: str, indexes: list[int]):
+    """/Image:IMAGE.wim:all (or :1,3,5): the command once per image through
+    servicing.editions, every image committed at once. Each image's DISM text is
+    printed under its record; with --json the document holds a record per image."""
+    import dataclasses
+    import io
+    import json
+
+    from servicing.editions import run_each
+
+    def one(spec: str, buf) -> None:
+        sub = Console(buf, quiet=console.quiet, table=console.table, json=console.json,
+                      log_path=console.log_path)
+        doc = _run_one(cmd, Call(dataclasses.replace(line, image=spec), opts, sub, debug))
+        if console.json:
+            buf.write(json.dumps(doc))
+
+    out = io.StringIO()
+    run_each(path, indexes, one, skip_not_applicable=line.skip_not_applicable,
+             as_json=console.json, dry_run=False, out=out)
+    if console.json:
+        return json.loads(out.getvalue())
+    console.write(out.getvalue() + "\n")
+    return None
 
 
 def _fail(console: Console, exc: BaseException, debug: bool) -> int:

@@ -61,6 +61,11 @@ class CommandLine:
     options: list[Token] = field(default_factory=list)
     help: bool = False
     json: bool = False
+    skip_not_applicable: bool = False   # wimfs extension for /Image:IMAGE.wim:all
+
+
+# wimfs's own switches, written the GNU way so they never clash with a DISM option.
+EXTENSIONS = {"--json": "json", "--skip-not-applicable": "skip_not_applicable"}
 
 
 def unknown_option(name: str) -> DismError:
@@ -121,11 +126,11 @@ def parse(argv: Sequence[str]) -> CommandLine:
     line = CommandLine()
     args = list(argv)
     for i, arg in enumerate(args):
-        if arg == "--json":
-            line.json = True
+        if arg in EXTENSIONS:
+            setattr(line, EXTENSIONS[arg], True)
             continue
         if arg in ("/?", "-?") or arg.lower() in ("/get-help", "-get-help"):
-            if any(a != "--json" for a in args[i + 1:]):
+            if any(a not in EXTENSIONS for a in args[i + 1:]):
                 raise bad_argument("The /? option must be the last option on the "
                                    "command line.")
             line.help = True

@@ -297,3 +297,38 @@ def _dates(dump: dict) -> tuple:
 
 def _undated(dump: dict) -> dict:
     return {k: {n: v for n, v in vals.items() if n not in DATED} for k, vals in dump.items()}
+
+
+def test_dism_image_all_goes_the_same_way(wim, tmp_path):
+    """`wimfs dism /Image:WIM:all` runs the DISM command per image through the same
+    multi-image run: one record per image (edition from the image), DISM's refusal code
+    for all when any edition refuses, one commit whose images hold what `wimfs driver
+    add` on each image gives (compared with the native listing of each image)."""
+    from tests.servicing.dism.conftest import dism, native_json
+    from tests.servicing.drivers_helpers import stamp_viostor
+    inf = stamp_viostor(tmp_path / "viostor", "amd64")
+    original = wim.read_bytes()
+    rc, out = dism(f"/Image:{wim}:all", "/Add-Driver", f"/Driver:{inf}")
+    assert rc == 50 and "\nError: 50\n" in out and "image 1, 2, 3, 4" in out, out
+    assert wim.read_bytes() == original
+    rc, out = dism(f"/Image:{wim}:all", "/Add-Driver", f"/Driver:{inf}",
+                   "--skip-not-applicable", "--json")
+    assert rc == 0, out
+    assert [r["result"] for r in json.loads(out)["images"]] == ["skipped"] * 4
+    assert wim.read_bytes() == original
+    rc, out = dism(f"/Image:{wim}:all", "/Get-CurrentEdition", "--json")
+    assert rc == 0, out
+    doc = json.loads(out)
+    assert doc["committed"] is False
+    assert [(r["index"], r["output"]["edition_id"]) for r in doc["images"]] == \
+        sorted(EDITIONS.items())
+    rc, out = dism(f"/Image:{wim}:1,3", "/Add-Driver", f"/Driver:{inf}", "/ForceUnsigned")
+    assert rc == 0, out
+    assert [int(i) for i in re.findall(r"^image (\d) \(", out, re.M)] == [1, 3]
+    assert out.count("Found 1 driver package(s) to install.") == 2
+    assert out.endswith("The operation completed successfully.\n")
+    assert wimlib_verify(wim).returncode == 0
+    for i in EDITIONS:
+        listed = native_json("driver", "list", f"{wim}:{i}")
+        assert [d["original_name"] for d in listed] == (["viostor.inf"] if i in (1, 3)
+                                                        else []), i
