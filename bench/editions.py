@@ -149,6 +149,22 @@ def case_c(c: Case, wim: str, mnt: str, inp: dict, driver_add: bool) -> None:
             c.daemon_hwm(mnt)
         finally:
             c.run(["wimlib-imagex", "unmount", mnt, "--commit"])
+            _settle(mnt)
+
+
+def _settle(mnt: str, timeout: float = 10.0) -> None:
+    """Wait until the FUSE connection of *mnt* is gone: `wimlib-imagex unmount` can return
+    while the kernel still tears the connection down, and mounting again then fails with
+    ECONNABORTED. The wait is part of the loop's time (a script must wait too)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            os.stat(mnt)
+            if not os.path.ismount(mnt):
+                return
+        except OSError:
+            pass
+        time.sleep(0.01)
 
 
 CASES = {"a_all_one_run": case_a, "b_loop_mount_free": case_b, "c_wimlib_mountrw_loop": case_c}

@@ -3,6 +3,7 @@ commit, header last), checked with wimlib-imagex (verify, extract, the blob tabl
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -114,3 +115,43 @@ def test_staging_removed_after_commit(wim3, tmp_path):
                 s.write_file("/n.txt", b"n")
     assert os.listdir(st) == []
     shutil.rmtree(st)
+
+
+def test_members_share_whole_blob_reads_and_see_their_own_writes(wim3, tmp_path,
+                                                                  monkeypatch):
+    """A blob read whole by one member is not decompressed again by the next member (the
+    editions' shared hives); a member's own write is read back, never the cached blob."""
+    from wimfs.resource import ResourceReader
+    calls = []
+    real = ResourceReader.read
+
+    def counting(self, blob, off, size):
+        calls.append(blob.hash)
+        return real(self, blob, off, size)
+
+    monkeypatch.setattr(ResourceReader, "read", counting)
+    big = (wim3.parent / "src" / "big.bin").read_bytes()
+    key = hashlib.sha1(big).digest()
+    with open_images(str(wim3), [1, 2, 3], staging_dir=str(tmp_path / "st")) as images:
+        for index in (1, 2):
+            with images.open(index) as s:
+                assert s.read_file("big.bin") == big
+                assert s.read_file("/big.bin") == big
+        assert calls.count(key) == 1
+        with images.open(3) as s:
+            s.write_file("big.bin", b"edited")
+            assert s.read_file("big.bin") == b"edited"
+    assert _extract(wim3, 3, "/big.bin") == b"edited"
+    assert _extract(wim3, 1, "/big.bin") == big
+
+
+def test_blob_cache_is_bounded_least_recently_used_first():
+    from wimfs.overlay.blobcache import BlobCache
+    c = BlobCache(limit=10)
+    c.put(b"a", b"1234")
+    c.put(b"b", b"5678")
+    assert c.get(b"a") == b"1234"            # a is now the most recent
+    c.put(b"c", b"90ab")                     # 12 bytes > 10: b goes
+    assert (c.get(b"b"), c.get(b"a"), c.get(b"c")) == (None, b"1234", b"90ab")
+    c.put(b"d", b"x" * 11)                   # larger than the limit: not kept
+    assert c.get(b"d") is None and c.size == 8

@@ -20,6 +20,7 @@ import time
 
 from wimfs.errors import WimfsError
 from wimfs.image import Inode
+from wimfs.overlay.blobcache import BlobCache
 from wimfs.overlay.commit import CommitResult, write_images
 from wimfs.overlay.paths import ImageSession
 from wimfs.overlay.session import Overlay, lock_wim
@@ -32,7 +33,7 @@ class _Member(ImageSession):
 
     def __init__(self, owner: ImageSet, index: int) -> None:
         super().__init__(owner.wim_path, index, staging_dir=owner.staging_dir,
-                         lock_fd=owner.lock_fd)
+                         lock_fd=owner.lock_fd, blob_cache=owner.blob_cache)
         self.owner = owner
 
     def commit(self) -> None:
@@ -56,6 +57,8 @@ class ImageSet:
         self.parked: dict[int, _Member] = {}
         self._current: _Member | None = None
         self.lock_fd = lock_wim(self.wim_path)
+        # Editions share most blobs (their SYSTEM hive): read once for the whole set.
+        self.blob_cache = BlobCache()
         self._closed = False
 
     def __enter__(self) -> ImageSet:

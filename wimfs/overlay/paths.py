@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from wimfs.errors import PathNotFoundError, WimCorruptError, WimfsError
 from wimfs.format.xmlinfo import filetime_to_unix_ns, unix_ns_to_filetime
 from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream
+from wimfs.overlay.blobcache import BlobCache
 from wimfs.overlay.commit import CommitResult
 from wimfs.overlay.errors import (
     FsError,
@@ -75,8 +76,9 @@ class ImageSession:
     def __init__(self, wim_path: str, index: int | None, *, write: bool = True,
                  staging_dir: str | None = None, check: bool = False,
                  progress: ProgressCallback | None = None,
-                 lock_fd: int | None = None) -> None:
+                 lock_fd: int | None = None, blob_cache: BlobCache | None = None) -> None:
         self.writable = write
+        self.blob_cache = blob_cache if blob_cache is not None else BlobCache()
         self.check = check
         self.progress = progress
         self.overlay: Overlay | None = None
@@ -248,7 +250,13 @@ class ImageSession:
         s = self._readable(path, stream)
         if s is None or s.size == 0:
             return b""
-        return self._read(s, 0, s.size)
+        if s.blob is None or (self.overlay is not None and self.overlay.is_staged(s)):
+            return self._read(s, 0, s.size)
+        data = self.blob_cache.get(s.hash)
+        if data is None:
+            data = self._read(s, 0, s.size)
+            self.blob_cache.put(s.hash, data)
+        return data
 
     def open_file(self, path: str) -> io.BufferedReader:
         return io.BufferedReader(_StreamFile(self, self._readable(path, "")), CHUNK)
