@@ -48,6 +48,8 @@ EXPECTED = {
     # first-boot actions: a command a batch file cannot hold is bad usage (2)
     "servicing.formats.cmdline": {"CommandLineError": 2},
     "servicing.features.firstboot": {"FirstbootExistsError": 1, "FirstbootNotFoundError": 4},
+    # an answer file that cannot be used (not XML, hostile, wrong namespace): bad input (3)
+    "servicing.formats.unattend": {"UnattendError": 3},
     # the codes every servicing command shares (README exit-code table, 8-10 added)
     "servicing.errors": {
         "ServicingError": 1, "NotApplicableError": 8, "RefusedError": 9,

@@ -233,6 +233,7 @@ def test_mount_readonly_and_errors(require_fuse, wim2, tmp_path):
      "not supported"),
     (["/ScratchDir:{d}/nope", "/Get-MountedWimInfo"], "3", 3, "scratch"),
     (["just-a-word"], "87", 87, "doesn't recognize the command-line option"),
+    (["/Apply-Unattend:{d}/u.xml"], "87", 87, "/Apply-Unattend needs /Image"),
 ])
 def test_errors(wim2, tmp_path, args, code, status, message):
     log = tmp_path / "logs" / "my.log"
