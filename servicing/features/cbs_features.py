@@ -1,0 +1,115 @@
+"""Windows features: the selectable updates of CBS packages (DISM /Get-Features,
+/Get-FeatureInfo, /Enable-Feature, /Disable-Feature).
+
+Which packages: on Vista and Windows 7 the features DISM lists are those of the Foundation
+package (``Microsoft-Windows-Foundation-Package~...``); on 8 and later those of every
+package (servicing-facts.md section 2; dism-reference.md 3.3). ``--package`` narrows to one.
+
+Where the state is: the DWORD values of ``...\\Packages\\<identity>\\Updates`` (one per
+selectable update, its CBS state code; :mod:`servicing.features.cbs_store`). A selectable
+update the package's manifest names but the key lacks takes the manifest's default
+(``<selectable disposition="installed">`` Enabled, otherwise Disabled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from servicing.errors import ServicingError
+from servicing.features import cbs_store as store
+from servicing.features.image_info import Layout, image_info
+from servicing.target import Target
+from wimfs.errors import EXIT_NOT_FOUND
+
+CBS_E_UNKNOWN_FEATURE = 0x800F080C
+FOUNDATION = "microsoft-windows-foundation-package~"
+FIRSTBOOT_PREFIX = {"enable": "feature-enable ", "disable": "feature-disable "}
+FIRSTBOOT_STATE = {"enable": "Enable Pending (first boot)",
+                   "disable": "Disable Pending (first boot)"}
+
+
+class FeatureNotFoundError(ServicingError, FileNotFoundError):
+    """No feature of that name (DISM: "Feature name X is unknown.", 0x800f080c)."""
+
+    exit_code = EXIT_NOT_FOUND
+    hresult = CBS_E_UNKNOWN_FEATURE
+
+
+@dataclass
+class FeatureRecord:
+    name: str
+    package: str
+    state_code: int | None
+    state: str
+    display_name: str = ""
+    description: str = ""
+    restart: str = ""
+    first_boot: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _packages(target: Target, package: str | None,
+              records: list[store.PackageRecord]) -> list[store.PackageRecord]:
+    if package is not None:
+        found = [r for r in records if r.identity.lower() == package.lower()]
+        if not found:
+            from servicing.features.packages import PackageNotFoundError
+            raise PackageNotFoundError(f"no package {package} in the image")
+        return found
+    if image_info(target).layout in (Layout.VISTA, Layout.WIN7):
+        return [r for r in records if r.identity.lower().startswith(FOUNDATION)]
+    return records
+
+
+def _features_of(target: Target, rec: store.PackageRecord) -> list[FeatureRecord]:
+    m = store.installed_manifest(target, rec.identity)
+    out = {}
+    for u in m.features if m else []:
+        code = rec.features.get(u.name)
+        state = store.state_word(code, store.FEATURE_STATES) if u.name in rec.features \
+            else ("Enabled" if u.default.lower() == "installed" else "Disabled")
+        out[u.name] = FeatureRecord(u.name, rec.identity, code, state, u.display_name,
+                                    u.description, u.restart)
+    for name, code in rec.features.items():
+        if name not in out:
+            out[name] = FeatureRecord(name, rec.identity, code,
+                                      store.state_word(code, store.FEATURE_STATES))
+    return list(out.values())
+
+
+def firstboot_features(target: Target) -> dict[str, str]:
+    """feature name -> "enable"/"disable" scheduled by wimfs for the first boot."""
+    try:
+        from servicing.features import firstboot
+    except ImportError:               # until the first-boot feature is merged
+        return {}
+    out = {}
+    for entry in firstboot.entries(target):
+        for action, prefix in FIRSTBOOT_PREFIX.items():
+            if entry.name.startswith(prefix):
+                out[entry.name[len(prefix):]] = action
+    return out
+
+
+def list_features(target: Target, package: str | None = None) -> list[FeatureRecord]:
+    records = store.read_packages(target)
+    out = []
+    for rec in _packages(target, package, records):
+        out += _features_of(target, rec)
+    pending = firstboot_features(target)
+    for f in out:
+        if f.name in pending:
+            f.first_boot = pending[f.name]
+            f.state = FIRSTBOOT_STATE[f.first_boot]
+    out.sort(key=lambda f: (f.name.lower(), f.package.lower()))
+    return out
+
+
+def feature_info(target: Target, name: str, package: str | None = None) -> FeatureRecord:
+    """A feature by name (case-sensitive, as on Windows 7: dism-reference.md 1)."""
+    for f in list_features(target, package):
+        if f.name == name:
+            return f
+    raise FeatureNotFoundError(f"Feature name {name} is unknown (see `wimfs feature list`)")
