@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from servicing.errors import ServicingError
+from servicing.errors import RefusedError, ServicingError
 from servicing.features import cbs_store as store
-from servicing.features.image_info import Layout, image_info
+from servicing.features.image_info import Layout, image_info, require_serviceable
 from servicing.target import Target
 from wimfs.errors import EXIT_NOT_FOUND
 
@@ -113,3 +113,75 @@ def feature_info(target: Target, name: str, package: str | None = None) -> Featu
         if f.name == name:
             return f
     raise FeatureNotFoundError(f"Feature name {name} is unknown (see `wimfs feature list`)")
+
+
+# -- enable and disable: through the image's first boot ------------------------------------------
+
+@dataclass
+class FeatureResult:
+    name: str
+    status: str                 # "scheduled", "unscheduled", "unchanged"
+    state: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _change(target: Target, names: list[str], action: str, package: str | None,
+            extra: list[str]) -> list[FeatureResult]:
+    from servicing.features import firstboot
+    from servicing.features.packages import dism_command, require_not_pe
+    info = require_serviceable(image_info(target))
+    require_not_pe(info)
+    other = "disable" if action == "enable" else "enable"
+    done = "Enabled" if action == "enable" else "Disabled"
+    results = []
+    for name in names:
+        f = feature_info(target, name, package)
+        if f.first_boot == other:
+            firstboot.unschedule(target, FIRSTBOOT_PREFIX[other] + name)
+            results.append(FeatureResult(name, "unscheduled", store.state_word(
+                f.state_code, store.FEATURE_STATES)))
+        elif f.first_boot == action or f.state.startswith(done):
+            results.append(FeatureResult(name, "unchanged", f.state))
+        else:
+            pkg = ["/PackageName:" + package] if package and info.layout != Layout.VISTA \
+                else []
+            firstboot.schedule(target, name=FIRSTBOOT_PREFIX[action] + name,
+                               command=dism_command(info, f"{action}-feature", name,
+                                                    *pkg, *extra))
+            results.append(FeatureResult(name, "scheduled", FIRSTBOOT_STATE[action]))
+    return results
+
+
+def _needs_8(info, option: str) -> None:
+    if info.layout in (Layout.VISTA, Layout.WIN7):
+        raise RefusedError(f"{option} needs a Windows 8 or later image (DISM of Windows 7 "
+                           "has no such option)")
+
+
+def enable_features(target: Target, names: list[str], *, package: str | None = None,
+                    all_parents: bool = False, source: str | None = None
+                    ) -> list[FeatureResult]:
+    """Schedule ``dism /online /enable-feature`` for each feature at the first boot (or
+    take back a scheduled disable). *source* is a path as the running image sees it."""
+    info = image_info(target)
+    extra = []
+    if all_parents:
+        _needs_8(info, "--all (DISM /All)")
+        extra.append("/All")
+    if source:
+        _needs_8(info, "--source (DISM /Source)")
+        extra.append(f"/Source:{source}")
+    return _change(target, names, "enable", package, extra)
+
+
+def disable_features(target: Target, names: list[str], *, package: str | None = None,
+                     remove_payload: bool = False) -> list[FeatureResult]:
+    """Schedule ``dism /online /disable-feature`` for each feature at the first boot (or
+    take back a scheduled enable)."""
+    extra = []
+    if remove_payload:
+        _needs_8(image_info(target), "--remove (DISM /Remove)")
+        extra.append("/Remove")
+    return _change(target, names, "disable", package, extra)

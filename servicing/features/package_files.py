@@ -24,6 +24,7 @@ class PackageFile:
     source: str                 # the file or folder the user named (or found in a folder)
     kind: str                   # "cab", "msu" or "folder"
     manifest: Manifest
+    path: str                   # the package cabinet or folder on the host
     inner: str | None = None    # the package cabinet inside an .msu
 
     @property
@@ -63,16 +64,16 @@ def _cab_manifest(path: str, label: str) -> Manifest:
 def _load(path: str, tmp: str) -> list[PackageFile]:
     if os.path.isdir(path):
         with open(os.path.join(path, UPDATE_MUM), "rb") as f:
-            return [PackageFile(path, "folder", parse(f.read(), f"{path}/update.mum"))]
+            return [PackageFile(path, "folder", parse(f.read(), f"{path}/update.mum"), path)]
     if not cab.is_msu(path):
-        return [PackageFile(path, "cab", _cab_manifest(path, path))]
+        return [PackageFile(path, "cab", _cab_manifest(path, path), path)]
     inner = cab.msu_cabs(cab.members(path))
     if not inner:
         raise ManifestError(f"{path}: no package cabinet in the .msu")
     dest = tempfile.mkdtemp(prefix="msu-", dir=tmp)
     cab.extract(path, dest, lambda n: n in inner)
     return [PackageFile(path, "msu", _cab_manifest(os.path.join(dest, n), f"{path}:{n}"),
-                        inner=n) for n in inner]
+                        os.path.join(dest, n), inner=n) for n in inner]
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from servicing.errors import ServicingError
 from servicing.features import cbs_store as store
-from servicing.features.image_info import image_info
+from servicing.features.image_info import Layout, image_info, require_serviceable
 from servicing.features.package_check import CheckResult, ImageState, check
 from servicing.features.package_files import PackageFile, opened
 from servicing.formats.cbs_manifest import Identity, Manifest, ManifestError
@@ -26,6 +26,8 @@ from wimfs.errors import EXIT_NOT_FOUND
 
 ERROR_NOT_FOUND = 1168
 FIRSTBOOT_PREFIX = {"install": "package-add ", "remove": "package-remove "}
+# Where first-boot payload lands, as the running image sees it (firstboot's folder).
+FIRSTBOOT_ROOT = "%SystemRoot%\\wimfs\\"
 FIRSTBOOT_STATE = {"install": "Install Pending (first boot)",
                    "remove": "Uninstall Pending (first boot)"}
 
@@ -151,3 +153,125 @@ def package_info(target: Target, name: str) -> PackageInfo:
         raise PackageNotFoundError(f"no package {name} in the image (see "
                                    "`wimfs package list`)")
     return PackageInfo(rec.identity, store.installed_manifest(target, rec.identity), rec)
+
+
+# -- add and remove: through the image's first boot ---------------------------------------------
+
+@dataclass
+class PackageResult:
+    identity: str
+    source: str | None
+    status: str                 # "scheduled", "unscheduled", "skipped"
+    message: str
+    reasons: list[dict] | None = None
+
+    def to_json(self) -> dict:
+        return {"identity": self.identity, "source": self.source, "status": self.status,
+                "message": self.message, "reasons": self.reasons or []}
+
+
+def require_not_pe(info) -> None:
+    from servicing.errors import RefusedError
+    if info.winpe:
+        raise RefusedError("Windows PE keeps no state across boots, so packages and "
+                           "features cannot be installed at its first boot; wimfs cannot "
+                           "install CBS packages offline")
+
+
+def dism_command(info, verb: str, value: str, *extra: str) -> list[str]:
+    """The command Windows runs at first boot: DISM on 7 and later, pkgmgr on Vista
+    (which has no DISM; pkgmgr /ip /m: installs, /up: removes, /iu: and /uu: enable and
+    disable features). The one place wimfs chooses the servicing tool of the running
+    image."""
+    if info.layout == Layout.VISTA:
+        vista = {"add-package": ["/ip", f"/m:{value}"], "remove-package": [f"/up:{value}"],
+                 "enable-feature": [f"/iu:{value}"], "disable-feature": [f"/uu:{value}"]}
+        return ["pkgmgr.exe", *vista[verb], "/quiet", "/norestart"]
+    option = {"add-package": "/PackagePath", "remove-package": "/PackageName",
+              "enable-feature": "/FeatureName", "disable-feature": "/FeatureName"}[verb]
+    return ["dism.exe", "/Online", f"/{verb.title()}", f"{option}:{value}", *extra,
+            "/Quiet", "/NoRestart"]
+
+
+def _payload_dir(identity: str) -> str:
+    return f"Packages\\{identity}"
+
+
+def _schedule_add(target: Target, info, p: PackageFile, cab_path: str) -> None:
+    """Schedule one package: the cabinet (or expanded folder) as payload."""
+    from servicing.features import firstboot
+    ident = p.manifest.identity.key
+    base = _payload_dir(ident)
+    if os.path.isdir(cab_path):
+        payload = {f"{base}\\{os.path.relpath(os.path.join(r, f), cab_path)}".replace(
+            "/", "\\"): os.path.join(r, f) for r, _, files in os.walk(cab_path) for f in files}
+        image_path = FIRSTBOOT_ROOT + base
+    else:
+        name = os.path.basename(cab_path)
+        payload = {f"{base}\\{name}": cab_path}
+        image_path = f"{FIRSTBOOT_ROOT}{base}\\{name}"
+    firstboot.schedule(target, name=FIRSTBOOT_PREFIX["install"] + ident,
+                       command=dism_command(info, "add-package", image_path),
+                       payload=payload)
+
+
+def add_packages(target: Target, paths: list[str], *, ignore_check: bool = False,
+                 prevent_pending: bool = False, warn=None) -> list[PackageResult]:
+    """Check each package of PATHS against the image, copy it into
+    ``<windir>\\wimfs\\Packages\\<identity>\\`` and schedule its installation at the image's
+    first boot. A package named explicitly that does not apply is NotApplicableError
+    (nothing is changed); one found in a folder is skipped and reported."""
+    from servicing.errors import NotApplicableError, PendingError
+    require_not_pe(require_serviceable(image_info(target)))
+    state = image_state(target)
+    if prevent_pending and (state.reboot or any(r.state_code == 0x60 or r.first_boot
+                                                for r in state.packages)):
+        raise PendingError("the image has operations pending (--prevent-pending)")
+    explicit = {os.path.abspath(p) for p in paths}
+    results = []
+    with opened(paths, warn) as packages:
+        for p in packages:
+            result = check(p.manifest, state, p.label)
+            ident = p.manifest.identity.key
+            if not result.applicable and not ignore_check:
+                if os.path.abspath(p.source) in explicit:
+                    raise NotApplicableError(f"{p.label}: {ident} is not applicable to "
+                                             f"this image: {result.summary()}")
+                results.append(PackageResult(ident, p.label, "skipped", "not applicable: "
+                                             + result.summary(),
+                                             [r.to_json() for r in result.reasons]))
+                continue
+            _schedule_add(target, state.info, p, p.path)
+            results.append(PackageResult(ident, p.label, "scheduled",
+                                         "Install Pending (first boot)"))
+    return results
+
+
+def remove_packages(target: Target, names: list[str]) -> list[PackageResult]:
+    """Take back a package wimfs scheduled for the first boot, or schedule the removal of
+    an installed one (``dism /online /remove-package``) at the first boot."""
+    from servicing.errors import RefusedError
+    from servicing.features import firstboot
+    info = require_serviceable(image_info(target))
+    require_not_pe(info)
+    results = []
+    for name in names:
+        records = {r.identity.lower(): r for r in list_packages(target)}
+        rec = records.get(name.lower())
+        if rec is None:
+            raise PackageNotFoundError(f"no package {name} in the image (see "
+                                       "`wimfs package list`)")
+        if rec.first_boot == "install":
+            firstboot.unschedule(target, FIRSTBOOT_PREFIX["install"] + rec.identity)
+            results.append(PackageResult(rec.identity, None, "unscheduled",
+                                         "taken back (no longer installed at first boot)"))
+            continue
+        if rec.first_boot == "remove":
+            raise RefusedError(f"{rec.identity}: its removal is already scheduled")
+        if rec.state_code == 0x80:
+            raise RefusedError(f"{rec.identity} is permanent and cannot be removed")
+        firstboot.schedule(target, name=FIRSTBOOT_PREFIX["remove"] + rec.identity,
+                           command=dism_command(info, "remove-package", rec.identity))
+        results.append(PackageResult(rec.identity, None, "scheduled",
+                                     "Uninstall Pending (first boot)"))
+    return results
