@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
             c.add_argument("--source", metavar="PATH", help="where Windows finds the "
                            "payload at first boot (DISM /Source), a path as the running "
                            "image sees it")
+            c.add_argument("--limit-access", action="store_true", help="do not let "
+                           "Windows fetch the payload from Windows Update (DISM "
+                           "/LimitAccess)")
         else:
             c.add_argument("--remove", action="store_true",
                            help="also remove the payload (DISM /Remove; 8+)")
@@ -94,7 +97,8 @@ def run_change(args) -> int:
                    + " ".join(args.names), write=True) as target:
         if args.verb == "enable":
             results = cbs_features.enable_features(target, args.names, package=args.package,
-                                                   all_parents=args.all, source=args.source)
+                                                   all_parents=args.all, source=args.source,
+                                                   limit_access=args.limit_access)
         else:
             results = cbs_features.disable_features(target, args.names,
                                                     package=args.package,

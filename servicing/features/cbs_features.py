@@ -161,8 +161,8 @@ def _needs_8(info, option: str) -> None:
 
 
 def enable_features(target: Target, names: list[str], *, package: str | None = None,
-                    all_parents: bool = False, source: str | None = None
-                    ) -> list[FeatureResult]:
+                    all_parents: bool = False, source: str | None = None,
+                    limit_access: bool = False) -> list[FeatureResult]:
     """Schedule ``dism /online /enable-feature`` for each feature at the first boot (or
     take back a scheduled disable). *source* is a path as the running image sees it."""
     info = image_info(target)
@@ -173,6 +173,9 @@ def enable_features(target: Target, names: list[str], *, package: str | None = N
     if source:
         _needs_8(info, "--source (DISM /Source)")
         extra.append(f"/Source:{source}")
+    if limit_access:
+        _needs_8(info, "--limit-access (DISM /LimitAccess)")
+        extra.append("/LimitAccess")
     return _change(target, names, "enable", package, extra)
 
 
