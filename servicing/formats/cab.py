@@ -47,6 +47,9 @@ def safe_name(raw: str | bytes, cab: str) -> str:
             or any(p in ("", ".", "..") for p in parts)):
         raise CabError(f"{cab}: unsafe member name {raw!r} (absolute, drive or '..' "
                        "paths are refused)")
+    if any(len(p.encode()) > 255 for p in parts):
+        raise CabError(f"{cab}: member name {raw[:60]!r}... has a component longer than "
+                       "255 bytes")
     return name
 
 
