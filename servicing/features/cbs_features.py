@@ -63,8 +63,9 @@ def _packages(target: Target, package: str | None,
     return records
 
 
-def _features_of(target: Target, rec: store.PackageRecord) -> list[FeatureRecord]:
-    m = store.installed_manifest(target, rec.identity)
+def _features_of(target: Target, rec: store.PackageRecord,
+                 index: dict[str, str]) -> list[FeatureRecord]:
+    m = store.installed_manifest(target, rec.identity, index)
     out = {}
     for u in m.features if m else []:
         code = rec.features.get(u.name)
@@ -96,8 +97,9 @@ def firstboot_features(target: Target) -> dict[str, str]:
 def list_features(target: Target, package: str | None = None) -> list[FeatureRecord]:
     records = store.read_packages(target)
     out = []
+    index = store.mum_index(target)
     for rec in _packages(target, package, records):
-        out += _features_of(target, rec)
+        out += _features_of(target, rec, index)
     pending = firstboot_features(target)
     for f in out:
         if f.name in pending:

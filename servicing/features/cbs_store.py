@@ -17,7 +17,7 @@ SOFTWARE hive and ``<windir>\\servicing\\Packages`` (servicing-facts.md section 
 from __future__ import annotations
 
 import datetime
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from servicing.formats.cbs_manifest import Identity, Manifest, ManifestError, parse
 from servicing.regf import RegfError
@@ -86,7 +86,12 @@ class PackageRecord:
         return Identity.parse(self.identity)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {"identity": self.identity, "state_code": self.state_code,
+                "state": self.state, "release_type": self.release_type,
+                "install_time": self.install_time, "install_client": self.install_client,
+                "install_name": self.install_name,
+                "install_location": self.install_location, "visibility": self.visibility,
+                "features": dict(self.features), "first_boot": self.first_boot}
 
 
 def _key(reg, path: str):
@@ -130,18 +135,25 @@ def read_packages(target: Target, *, reg=None) -> list[PackageRecord]:
     return out
 
 
-def mum_path(target: Target, identity: str) -> str | None:
-    return target.resolve(target.system_path("servicing", "Packages", f"{identity}.mum"))
+def mum_index(target: Target) -> dict[str, str]:
+    """identity (lower) -> path of its ``.mum`` in ``servicing\\Packages`` (one listing,
+    not one case-insensitive lookup per package)."""
+    folder = target.resolve(target.system_path("servicing", "Packages"))
+    if folder is None or not target.is_dir(folder):
+        return {}
+    return {n[:-4].lower(): join(folder, n) for n in target.listdir(folder)
+            if n.lower().endswith(".mum")}
 
 
-def installed_manifest(target: Target, identity: str) -> Manifest | None:
+def installed_manifest(target: Target, identity: str,
+                       index: dict[str, str] | None = None) -> Manifest | None:
     """The package's manifest in ``servicing\\Packages``; None when missing or damaged
     (a listing never fails for one bad file)."""
-    path = mum_path(target, identity)
+    path = (index if index is not None else mum_index(target)).get(identity.lower())
     if path is None:
         return None
     try:
-        return parse(target.read_file(path), join(path))
+        return parse(target.read_file(path), path)
     except ManifestError:
         return None
 

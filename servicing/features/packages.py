@@ -67,9 +67,10 @@ def list_packages(target: Target) -> list[store.PackageRecord]:
             records.append(rec)
         rec.first_boot = action
         rec.state = FIRSTBOOT_STATE[action]
+    index = store.mum_index(target)
     for rec in records:
         if not rec.release_type:
-            m = store.installed_manifest(target, rec.identity)
+            m = store.installed_manifest(target, rec.identity, index)
             rec.release_type = m.release_type if m else ""
     records.sort(key=lambda r: r.identity.lower())
     return records
