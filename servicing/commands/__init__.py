@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 def add_parsers(sub) -> None:
-    from servicing.commands import driver, image_info, update
+    from servicing.commands import driver, firstboot, image_info, update
     from servicing.commands import feature, package
     from servicing.editions import wrap_parsers
 
@@ -17,6 +17,7 @@ def add_parsers(sub) -> None:
     image_info.add_parser(sub)
     update.add_parser(sub)
     driver.add_parser(sub)
+    firstboot.add_parser(sub)
     package.add_parser(sub); feature.add_parser(sub)
     # Every servicing command takes IMAGE.wim:all and IMAGE.wim:1,3,5 (servicing.editions).
     for name in set(sub.choices) - before:

@@ -50,6 +50,9 @@ EXPECTED = {
     # `wimfs dism`: DISM's code (87 by default) and its exit status (NOTES-dism table)
     "servicing.dism.codes": {"DismError": 87},
     "servicing.registry.hives": {"RegistryPathError": 4},
+    # first-boot actions: a command a batch file cannot hold is bad usage (2)
+    "servicing.formats.cmdline": {"CommandLineError": 2},
+    "servicing.features.firstboot": {"FirstbootExistsError": 1, "FirstbootNotFoundError": 4},
     # the codes every servicing command shares (README exit-code table, 8-10 added)
     "servicing.errors": {
         "ServicingError": 1, "NotApplicableError": 8, "RefusedError": 9,
