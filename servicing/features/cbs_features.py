@@ -82,10 +82,7 @@ def _features_of(target: Target, rec: store.PackageRecord,
 
 def firstboot_features(target: Target) -> dict[str, str]:
     """feature name -> "enable"/"disable" scheduled by wimfs for the first boot."""
-    try:
-        from servicing.features import firstboot
-    except ImportError:               # until the first-boot feature is merged
-        return {}
+    from servicing.features import firstboot
     out = {}
     for entry in firstboot.entries(target):
         for action, prefix in FIRSTBOOT_PREFIX.items():

@@ -43,10 +43,7 @@ class PackageNotFoundError(ServicingError, FileNotFoundError):
 def firstboot_packages(target: Target) -> dict[str, tuple[str, object]]:
     """identity (lower) -> (action, first-boot entry) of the package actions wimfs
     scheduled for the image's first boot."""
-    try:
-        from servicing.features import firstboot
-    except ImportError:               # until the first-boot feature is merged
-        return {}
+    from servicing.features import firstboot
     out = {}
     for entry in firstboot.entries(target):
         for action, prefix in FIRSTBOOT_PREFIX.items():
