@@ -10,6 +10,7 @@ from __future__ import annotations
 
 def add_parsers(sub) -> None:
     from servicing.commands import driver, firstboot, image_info, unattend, update
+    from servicing.commands import feature, package
     from servicing.editions import wrap_parsers
 
     before = set(sub.choices)
@@ -18,6 +19,7 @@ def add_parsers(sub) -> None:
     driver.add_parser(sub)
     firstboot.add_parser(sub)
     unattend.add_parser(sub)
+    package.add_parser(sub); feature.add_parser(sub)
     # Every servicing command takes IMAGE.wim:all and IMAGE.wim:1,3,5 (servicing.editions).
     for name in set(sub.choices) - before:
         wrap_parsers(sub.choices[name])

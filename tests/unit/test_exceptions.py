@@ -42,6 +42,11 @@ EXPECTED = {
     "servicing.formats.inf": {"InfError": 3, "InfTemplateError": 3},
     "servicing.formats.catalog": {"CatalogError": 3},
     "servicing.features.driver_package": {"PackageError": 3},
+    # CBS packages: a bad cabinet or manifest is bad input data (3); unknown names (4)
+    "servicing.formats.cab": {"CabError": 3},
+    "servicing.formats.cbs_manifest": {"ManifestError": 3},
+    "servicing.features.packages": {"PackageNotFoundError": 4},
+    "servicing.features.cbs_features": {"FeatureNotFoundError": 4},
     # `wimfs dism`: DISM's code (87 by default) and its exit status (NOTES-dism table)
     "servicing.dism.codes": {"DismError": 87},
     "servicing.registry.hives": {"RegistryPathError": 4},
