@@ -100,6 +100,9 @@ def run_apply(args) -> int:
     for d in result.drivers:
         if d["status"] == "added":
             print(f"driver {d['original_name']}: added as {d['published_name']}")
+    for r in result.packages:
+        what = r.get("identity") or r.get("name")
+        print(f"{what}: {r['status']} ({r.get('message') or r.get('state') or ''})")
     if result.placed:
         print(f"answer file placed at {result.placed} (Windows Setup reads it there)")
     else:

@@ -19,6 +19,16 @@ processorArchitecture is the image's:
   ``HKLM\\SYSTEM\\CurrentControlSet\\Services\\partmgr\\Parameters`` ``SanPolicy``
   REG_DWORD, where the corpus Windows 7 and 10 SYSTEM hives keep it (value 1).
 
+``<servicing>`` package actions go through the package feature (contract B), which
+schedules the work for Windows' own servicing stack at the image's first boot:
+``install`` with ``<source location>`` -> :func:`servicing.features.packages.add_packages`
+(without the applicability check, as DISM);
+``remove`` -> ``remove_packages`` of the assemblyIdentity; ``configure`` with
+``<selection name state>`` -> ``cbs_features.enable_features`` / ``disable_features`` of that
+package. ``stage``, ``install`` without a source (a staged package) and selections inside
+``install`` (features of a package that is only installed at first boot) are listed as not
+applied.
+
 Everything else of the offlineServicing pass (OfflineUserAccounts, OfflineIdentification,
 ComputerName, ...) is listed as not applied with its component and setting; ``strict``
 makes that an error before anything changes. Settings of the other passes are Windows
@@ -34,7 +44,8 @@ from dataclasses import asdict, dataclass, field
 
 from servicing.errors import RefusedError, TargetPathError
 from servicing.features.image_info import image_info, require_serviceable
-from servicing.formats.unattend import AnswerFile, Setting, UnattendError, parse
+from servicing.formats.unattend import (
+    AnswerFile, PackageAction, Setting, UnattendError, parse)
 from servicing.regf import REG_DWORD
 from servicing.registry.edits import transaction
 from servicing.target import Target, join
@@ -87,11 +98,12 @@ class Item:
 class ApplyResult:
     items: list[Item] = field(default_factory=list)
     drivers: list[dict] = field(default_factory=list)
+    packages: list[dict] = field(default_factory=list)
     placed: str | None = None
 
     def to_json(self) -> dict:
         return {"items": [i.to_json() for i in self.items], "drivers": self.drivers,
-                "placed": self.placed}
+                "packages": self.packages, "placed": self.placed}
 
 
 def _bare(path: str) -> str:
@@ -113,10 +125,41 @@ def plan(answer: AnswerFile, arch: str | None = None) -> list[Item]:
         for s in c.settings:
             items.append(_classify(s))
     for p in answer.packages:
-        what = p.identity.get("name") or p.source or "?"
-        items.append(Item("servicing", "package", p.action, what, p.line, "not applied",
-                          "<servicing> package actions are not supported yet"))
+        items += _package_items(p)
     return items
+
+
+def identity_key(p: PackageAction) -> str:
+    """The CBS identity ``name~publicKeyToken~arch~language~version`` of an
+    assemblyIdentity (language "neutral" is empty in CBS identities)."""
+    i = p.identity
+    lang = i.get("language", "")
+    return "~".join((i.get("name", ""), i.get("publicKeyToken", ""),
+                     i.get("processorArchitecture", ""),
+                     "" if lang.lower() == "neutral" else lang, i.get("version", "")))
+
+
+def _package_items(p: PackageAction) -> list[Item]:
+    what = identity_key(p) if p.identity.get("name") else p.source
+    item = Item("servicing", "package", p.action, what, p.line, "applied")
+    out = [item]
+    if p.action == "stage":
+        item.status, item.detail = "not applied", ("staging needs Windows' servicing "
+                                                   "stack; wimfs schedules installs")
+    elif p.action == "install" and not p.source:
+        item.status, item.detail = "not applied", "install without <source location>"
+    elif p.action == "remove" and not p.identity.get("name"):
+        item.status, item.detail = "not applied", "remove without <assemblyIdentity>"
+    elif p.action == "configure" and (not p.selections or not p.identity.get("name")):
+        item.status, item.detail = "not applied", "configure without <selection>"
+    for name, state in p.selections:
+        sel = Item("servicing", "selection", name, "true" if state else "false", p.line,
+                   "applied" if p.action == "configure" and item.status == "applied"
+                   else "not applied")
+        if sel.status != "applied":
+            sel.detail = "a selection applies to the features of a configure action"
+        out.append(sel)
+    return out
 
 
 def _classify(s: Setting) -> Item:
@@ -155,7 +198,7 @@ def _absolute(win: str) -> bool:
 
 
 def resolve_path(win: str, maps: list[tuple[str, str]], base_dir: str,
-                 line: int | None = None) -> str:
+                 line: int | None = None, what: str = "driver path") -> str:
     """A Windows path of the answer file as a local path: the longest ``--path-map``
     prefix (case-insensitive, at a folder boundary) wins; a relative path is taken
     against the answer file's folder; the local folders are matched case-insensitively."""
@@ -171,11 +214,11 @@ def resolve_path(win: str, maps: list[tuple[str, str]], base_dir: str,
     elif not _absolute(path):
         base, rest = base_dir, path
     else:
-        raise TargetPathError(f"line {line}: driver path {win} has no --path-map "
+        raise TargetPathError(f"line {line}: {what} {win} has no --path-map "
                               "(WINDOWS_PREFIX=LOCAL_PATH)")
     local = _ci_join(base, [p for p in rest.split("\\") if p and p != "."])
     if local is None:
-        raise TargetPathError(f"line {line}: driver path {win} -> "
+        raise TargetPathError(f"line {line}: {what} {win} -> "
                               f"{os.path.join(base, *rest.split(chr(92)))}: not found")
     return local
 
@@ -225,24 +268,49 @@ def apply_answer_file(target: Target, data: bytes, name: str, *, base_dir: str,
     applied = [i for i in result.items if i.status == "applied"]
     drivers = [resolve_path(i.value or "", path_maps or [], base_dir, i.line)
                for i in applied if (i.component, _bare(i.setting or "")) == DRIVERS]
+    sources = [resolve_path(p.source, path_maps or [], base_dir, p.line, "package source")
+               if p.action == "install" and p.source else None for p in answer.packages]
     if drivers:
         from servicing.features.drivers import add_drivers
         result.drivers = [r.to_json() for r in add_drivers(target, drivers, recurse=True,
                                                            warn=warn)]
     _registry(target, applied)
+    for p, source in zip(answer.packages, sources):
+        result.packages += _servicing(target, p, source, warn)
     if place:
         result.placed = _place(target, data)
     return result
 
 
 def _registry(target: Target, applied: list[Item]) -> None:
-    values = [(OFFLINE[(i.component, _bare(i.setting or ""))], i) for i in applied]
+    values = [(OFFLINE.get((i.component, _bare(i.setting or ""))), i) for i in applied
+              if i.pass_name == OFFLINE_PASS]
     values = [(v, i) for v, i in values if v is not None]
     if not values:
         return
     with transaction(target) as reg:
         for (key, name, convert), item in values:
             reg.set_value(key, name, REG_DWORD, convert(item.value or ""))
+
+
+def _servicing(target: Target, p: PackageAction, source: str | None, warn) -> list[dict]:
+    """One <package> through contract B (each call its own transaction)."""
+    from servicing.features import cbs_features, packages
+    if p.action == "install" and source:
+        # DISM does not check the applicability of <servicing> packages (servicing-facts.md
+        # section 3): neither does this; Windows decides at first boot.
+        return [r.to_json() for r in packages.add_packages(target, [source],
+                                                           ignore_check=True, warn=warn)]
+    if p.action == "remove" and p.identity.get("name"):
+        return [r.to_json() for r in packages.remove_packages(target, [identity_key(p)])]
+    if p.action != "configure" or not p.identity.get("name"):
+        return []
+    on = [n for n, state in p.selections if state]
+    off = [n for n, state in p.selections if not state]
+    done = cbs_features.enable_features(target, on, package=identity_key(p)) if on else []
+    done += cbs_features.disable_features(target, off, package=identity_key(p)) \
+        if off else []
+    return [r.to_json() for r in done]
 
 
 def _place(target: Target, data: bytes) -> str:

@@ -193,7 +193,7 @@ def test_not_applied_listed_and_strict(target, tmp_path):
     accounts = ("<OfflineUserAccounts><OfflineLocalAccounts><LocalAccount wcm:action=\"add\">"
                 "<Name>u</Name><Group>Users</Group></LocalAccount></OfflineLocalAccounts>"
                 "</OfflineUserAccounts>")
-    servicing = ('<servicing><package action="install"><assemblyIdentity name="Pkg" '
+    servicing = ('<servicing><package action="stage"><assemblyIdentity name="Pkg" '
                  'version="1.0" processorArchitecture="amd64" publicKeyToken="31bf3856ad364e35"'
                  ' language="neutral"/><source location="C:\\p\\x.cab"/></package></servicing>')
     data = answer(("Microsoft-Windows-Shell-Setup", "amd64", accounts),
@@ -206,7 +206,7 @@ def test_not_applied_listed_and_strict(target, tmp_path):
         ("Microsoft-Windows-Shell-Setup",
          "OfflineUserAccounts/OfflineLocalAccounts/LocalAccount/Group", "not applied"),
         ("Microsoft-Windows-LUA-Settings", "EnableLUA", "applied"),
-        ("package", "install", "not applied")]
+        ("package", "stage", "not applied")]
     before = target.fingerprint()
     with pytest.raises(RefusedError, match="--strict: not applied offline"):
         _apply(target.spec, data, tmp_path, strict=True)
@@ -286,3 +286,52 @@ def test_cli_apply_json_and_place(target, tmp_path, capsys):
     assert [i["status"] for i in doc["items"]] == ["applied"]
     assert (target.tree() / "Windows/Panther/unattend.xml").read_bytes() == data
     assert re.search(r"EnableLUA", json.dumps(doc["changes"]))
+
+
+@pytest.mark.parametrize("kind", ["dir", "wim"])
+def test_servicing_package_actions(hives, tmp_path, kind):
+    """<servicing> through the package feature: each action becomes the first-boot entry
+    the package commands make (names and commands derived here from the identities)."""
+    from cbs_fixture import FOUNDATION, NEW_KB, PKT, Pkg, add_cbs_state, package_cab
+
+    from servicing.features.firstboot import entries
+    tree = add_cbs_state(_tree(tmp_path, hives))
+    case = TargetCase(kind, tree, tmp_path)
+    new = Pkg("Package_for_KB5000007", "10.0.1.0", 0)
+    updates = tmp_path / "updates"
+    package_cab(updates / "kb5000007.cab", new)
+
+    def ident(p, action, inner=""):
+        return (f'<package action="{action}"><assemblyIdentity name="{p.name}" '
+                f'version="{p.version}" processorArchitecture="amd64" publicKeyToken="{PKT}" '
+                f'language="neutral"/>{inner}</package>')
+    servicing = ("<servicing>"
+                 + ident(new, "install", '<source location="C:\\Updates\\kb5000007.cab"/>')
+                 + ident(NEW_KB, "remove")
+                 + ident(FOUNDATION, "configure", '<selection name="TelnetClient" '
+                         'state="true"/><selection name="SMB1Protocol" state="false"/>')
+                 + ident(new, "stage") + "</servicing>")
+    data = answer(servicing=servicing)
+    result = _apply(case.spec, data, tmp_path,
+                    path_maps=parse_path_maps([f"C:\\Updates={updates}"]))
+    assert [(i.component, i.setting, i.status) for i in result.items] == [
+        ("package", "install", "applied"), ("package", "remove", "applied"),
+        ("package", "configure", "applied"), ("selection", "TelnetClient", "applied"),
+        ("selection", "SMB1Protocol", "applied"), ("package", "stage", "not applied")]
+    with open_target(case.spec) as t:
+        scheduled = [(e.name, e.command) for e in entries(t)]
+    assert scheduled == [
+        (f"package-add {new.identity}",
+         f'dism.exe /Online /Add-Package "/PackagePath:%SystemRoot%\\wimfs\\Packages\\'
+         f'{new.identity}\\kb5000007.cab" /Quiet /NoRestart'),
+        (f"package-remove {NEW_KB.identity}",
+         f"dism.exe /Online /Remove-Package /PackageName:{NEW_KB.identity} /Quiet "
+         "/NoRestart"),
+        ("feature-enable TelnetClient",
+         "dism.exe /Online /Enable-Feature /FeatureName:TelnetClient "
+         f"/PackageName:{FOUNDATION.identity} /Quiet /NoRestart"),
+        ("feature-disable SMB1Protocol",
+         "dism.exe /Online /Disable-Feature /FeatureName:SMB1Protocol "
+         f"/PackageName:{FOUNDATION.identity} /Quiet /NoRestart")]
+    cab = case.tree() / f"Windows/wimfs/Packages/{new.identity}/kb5000007.cab"
+    assert cab.read_bytes() == (updates / "kb5000007.cab").read_bytes()
