@@ -15,6 +15,7 @@ and 50 packages from a folder (`--recurse`), added
       published INF, the .sys into System32\drivers) + `hivexsh -w` setting the same
       service and CriticalDeviceDatabase values + `wimlib-imagex unmount --commit`.
 `--editions`: one driver added to every image of a 6-image WIM (bench/editions.py).
+`--packages`: `package list` / `feature list` against regipy (bench/packages.py).
 
 Each case runs on a fresh copy of the same base WIM; wall time of the whole case, median of
 `--repeat` runs. Peak RSS: the largest VmHWM/ru_maxrss of the processes of a case (the
@@ -336,7 +337,12 @@ def main(argv=None) -> int:
                    help="the every-edition benchmark instead (bench/editions.py)")
     p.add_argument("--only", metavar="PREFIX", help="run only the cases whose name starts "
                                                      "with PREFIX (e.g. drv)")
+    p.add_argument("--packages", action="store_true",
+                   help="the package/feature listing benchmark instead (bench/packages.py)")
     a = p.parse_args(argv)
+    if a.packages:
+        from bench import packages
+        return packages.main(argv, repeat=a.repeat, quick=a.quick)
     if a.editions:
         from bench import editions
         return editions.main(argv, repeat=a.repeat, quick=a.quick)

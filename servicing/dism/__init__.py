@@ -34,6 +34,8 @@ def main(argv: Sequence[str] | None = None, *, debug: bool = False, out=None) ->
     """Run one DISM command line; returns the exit status (codes.exit_status)."""
     import servicing.dism.drivercmds  # noqa: F401 - registers the driver commands
     import servicing.dism.imagecmds  # noqa: F401 - registers the /Image commands
+    import servicing.dism.packagecmds  # noqa: F401 - registers the package commands
+    import servicing.dism.unattendcmds  # noqa: F401 - registers /Apply-Unattend
     import servicing.dism.wimcmds  # noqa: F401 - registers the WIM commands
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -42,9 +42,19 @@ EXPECTED = {
     "servicing.formats.inf": {"InfError": 3, "InfTemplateError": 3},
     "servicing.formats.catalog": {"CatalogError": 3},
     "servicing.features.driver_package": {"PackageError": 3},
+    # CBS packages: a bad cabinet or manifest is bad input data (3); unknown names (4)
+    "servicing.formats.cab": {"CabError": 3},
+    "servicing.formats.cbs_manifest": {"ManifestError": 3},
+    "servicing.features.packages": {"PackageNotFoundError": 4},
+    "servicing.features.cbs_features": {"FeatureNotFoundError": 4},
     # `wimfs dism`: DISM's code (87 by default) and its exit status (NOTES-dism table)
     "servicing.dism.codes": {"DismError": 87},
     "servicing.registry.hives": {"RegistryPathError": 4},
+    # first-boot actions: a command a batch file cannot hold is bad usage (2)
+    "servicing.formats.cmdline": {"CommandLineError": 2},
+    "servicing.features.firstboot": {"FirstbootExistsError": 1, "FirstbootNotFoundError": 4},
+    # an answer file that cannot be used (not XML, hostile, wrong namespace): bad input (3)
+    "servicing.formats.unattend": {"UnattendError": 3},
     # the codes every servicing command shares (README exit-code table, 8-10 added)
     "servicing.errors": {
         "ServicingError": 1, "NotApplicableError": 8, "RefusedError": 9,

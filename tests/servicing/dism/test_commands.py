@@ -213,7 +213,7 @@ def test_mount_readonly_and_errors(require_fuse, wim2, tmp_path):
 
 @pytest.mark.parametrize("args,code,status,message", [
     (["/Online", "/Get-MountedWimInfo"], "50", 50, "not supported"),
-    (["/Add-Package", "/PackagePath:x.cab"], "87", 87, "The add-package option is unknown."),
+    (["/Add-Package", "/PackagePath:x.cab"], "87", 87, "/Add-Package needs /Image"),
     (["/Get-WimInfo"], "87", 87, "/imagefile option is required"),
     (["/Get-WimInfo", "/WimFile:{w}", "/Bogus"], "87", 87, "The bogus option is unknown."),
     (["/Get-WimInfo", "/WimFile:{w}", "/Index:9"], "87", 87, ""),
@@ -233,6 +233,7 @@ def test_mount_readonly_and_errors(require_fuse, wim2, tmp_path):
      "not supported"),
     (["/ScratchDir:{d}/nope", "/Get-MountedWimInfo"], "3", 3, "scratch"),
     (["just-a-word"], "87", 87, "doesn't recognize the command-line option"),
+    (["/Apply-Unattend:{d}/u.xml"], "87", 87, "/Apply-Unattend needs /Image"),
 ])
 def test_errors(wim2, tmp_path, args, code, status, message):
     log = tmp_path / "logs" / "my.log"
