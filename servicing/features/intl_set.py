@@ -56,7 +56,7 @@ class IntlRequest:
         return IntlRequest(
             self.ui_lang or loc.name, self.ui_lang_fallback, sys_locale,
             self.user_locale or loc.name,
-            self.input_locale or (";".join(loc.keyboards) if loc.keyboards else None),
+            self.input_locale or (loc.keyboards[0] if loc.keyboards else None),
             None, self.time_zone, None, self.layered_driver)
 
 
