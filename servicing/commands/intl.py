@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     c = ps.add_parser("get", help="UI language, locales, time zone, keyboards, layered "
                                   "driver, installed languages (DISM /Get-Intl)")
     c.add_argument("target", metavar="TARGET")
+    c.add_argument("--distribution", metavar="DIR",
+                   help="also report the languages of a distribution folder")
     add_common_arguments(c, writes=False)
     c.set_defaults(func=run_get)
     c = ps.add_parser("set", help="set international settings (DISM /Set-UILang ... "
@@ -75,6 +77,13 @@ def get_lines(s: dict) -> list[str]:
         lines += [f"Installed language(s): {lang['name']}", f"      Type : {lang['type']}"]
         if lang["fallback"]:
             lines.append(f"      Fallback Languages {', '.join(lang['fallback'])}")
+    if (d := s.get("distribution")) is not None:
+        others = [lang for lang in d["languages"] if lang != d["default"]]
+        lines += ["", "Reporting distribution languages.", ""]
+        lines += ["The default language in the distribution is:", d["default"], ""] \
+            if d["default"] else []
+        lines += ["The other available languages in the distribution are:",
+                  ", ".join(others)] if others else ["No languages found"]
     return lines
 
 
@@ -86,6 +95,9 @@ def run_get(args) -> int:
     with operation(args.target, opts, command=f"intl get {args.target}",
                    write=False) as target:
         doc = get_intl(target).to_json()
+    if args.distribution is not None:
+        from servicing.features.langini import distribution_info
+        doc["distribution"] = distribution_info(args.distribution)
     if opts.json:
         _print_json(doc)
     else:

@@ -34,6 +34,7 @@ def main(argv: Sequence[str] | None = None, *, debug: bool = False, out=None) ->
     """Run one DISM command line; returns the exit status (codes.exit_status)."""
     import servicing.dism.drivercmds  # noqa: F401 - registers the driver commands
     import servicing.dism.imagecmds  # noqa: F401 - registers the /Image commands
+    import servicing.dism.intlcmds  # noqa: F401 - registers the international commands
     import servicing.dism.wimcmds  # noqa: F401 - registers the WIM commands
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -62,6 +62,24 @@ def current_default(path: str) -> str | None:
     return None
 
 
+def _sources(dist: str) -> str:
+    sources = _child(dist, "sources")
+    if sources is None:
+        raise TargetPathError(f"{dist} is not a Windows distribution (no sources folder)")
+    return sources
+
+
+def distribution_info(dist: str) -> dict:
+    """The languages of *dist* and Setup's default (from its lang.ini, if any)."""
+    sources = _sources(dist)
+    languages = distribution_languages(dist)
+    path = _child(sources, "lang.ini")
+    marked = current_default(path) if path else None
+    default = next((lang for lang in languages if marked and lang.lower() == marked.lower()),
+                   None)
+    return {"languages": languages, "default": default}
+
+
 def render(languages: list[str], default: str) -> str:
     lines = ["[Available UI Languages]"]
     lines += [f"{lang} = {DEFAULT_MARK if lang == default else '0'}" for lang in languages]
@@ -71,9 +89,7 @@ def render(languages: list[str], default: str) -> str:
 
 def gen_lang_ini(dist: str, setup_ui_lang: str | None = None) -> dict:
     """Write ``<dist>\\sources\\lang.ini``; returns its languages and default."""
-    sources = _child(dist, "sources")
-    if sources is None:
-        raise TargetPathError(f"{dist} is not a Windows distribution (no sources folder)")
+    sources = _sources(dist)
     languages = distribution_languages(dist)
     if not languages:
         raise IntlRefusedError(f"no language folders found in {dist} (sources\\xx-yy, "

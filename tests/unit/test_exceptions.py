@@ -42,6 +42,9 @@ EXPECTED = {
     "servicing.formats.inf": {"InfError": 3, "InfTemplateError": 3},
     "servicing.formats.catalog": {"CatalogError": 3},
     "servicing.features.driver_package": {"PackageError": 3},
+    # intl: a malformed or unknown value is a bad command line (2, DISM 87); a valid value
+    # this image cannot take is refused (9, DISM 87)
+    "servicing.features.intl": {"IntlValueError": 2, "IntlRefusedError": 9},
     # `wimfs dism`: DISM's code (87 by default) and its exit status (NOTES-dism table)
     "servicing.dism.codes": {"DismError": 87},
     "servicing.registry.hives": {"RegistryPathError": 4},
