@@ -15,6 +15,8 @@ Sources (all machine-read; nothing is typed by hand except MAC_BY_ANSI below):
 * ``--intl-inf``: ReactOS 0.4.13 ``media/inf/intl.inf`` ``[Locales]``: the language group
   and the input profiles (``LANGID:KLID``, first = default) of each LCID. IMM32 IME
   layouts (``e0xxxxxx``) are dropped: Windows 8+ uses TSF profiles instead.
+* ``IME_DEFAULTS`` below: the default TSF input profiles of eight languages (Microsoft's
+  default input profiles table).
 * ``--system``: a real Windows 10 SYSTEM hive (the corpus's dissect.regf SYSTEM.gz):
   ``Control\\Nls\\CodePage`` maps each installed code page to its NLS file.
 
@@ -45,6 +47,22 @@ MAC_BY_ANSI = {1250: 10029, 1251: 10007, 1252: 10000, 1253: 10006, 1254: 10081,
                1255: 10005, 1256: 10004, 1257: 10029, 1258: 10000, 874: 10021,
                932: 10001, 936: 10008, 949: 10003, 950: 10002}
 MAC_BY_LANGUAGE = {"is": 10079, "hr": 10082, "ro": 10010, "uk": 10017}
+#: The default input profile of the languages whose default is a TSF input method, from
+#: Microsoft's "Default input profiles (input locales) in Windows" table
+#: (learn.microsoft.com/windows-hardware/manufacture/desktop/
+#: default-input-locales-for-windows-language-packs), as UniStuttgart-VISUS's
+#: DeploymentToolkit InputProfiles.cs (MIT) transcribes it. ReactOS lists IMM32 IMEs
+#: (e0010411) for these, which Windows 8+ no longer has. Typed here: eight entries.
+IME_DEFAULTS = {
+    "ja-JP": "0411:{03B5835F-F03C-411B-9CE2-AA23E1171E36}{A76C93D9-5523-4E90-AAFA-4DB112F9AC76}",
+    "ko-KR": "0412:{A028AE76-01B1-46C2-99C4-ACD9858AE02F}{B5FE1F02-D5F2-4445-9C03-C568F23C99A1}",
+    "zh-CN": "0804:{81D4E9C9-1D3B-41BC-9E6C-4B40BF79E35E}{FA550B04-5AD7-411F-A5AC-CA038EC515D7}",
+    "zh-TW": "0404:{B115690A-EA02-48D5-A231-E3578D2FDF80}{B2F9C502-1742-11D4-9790-0080C882687E}",
+    "vi-VN": "042a:{C2CB2CF0-AF47-413E-9780-8BC3A3C16068}{5FB02EC5-0A77-4684-B4FA-DEF8A2195628}",
+    "am-ET": "045e:{7C472071-36A7-4709-88CC-859513E583A9}{9A4E8FC7-76BF-4A63-980D-FADDADF7E987}",
+    "ti-ET": "0473:{E429B25A-E5D3-4D1F-9BE3-0C608477E3A1}{3CAB88B7-CC3E-46A6-9765-B772AD7761FF}",
+    "ii-CN": "0478:{E429B25A-E5D3-4D1F-9BE3-0C608477E3A1}{409C8376-007B-4357-AE8E-26316EE3FB0D}",
+}
 #: Python's windows_locale spellings that are not the names Windows uses for the LCID
 #: (LCIDToLocaleName). ``-SP`` (Serbia and Montenegro, 0x081a/0x0c1a) entries are left
 #: out: Windows enumerates those LCIDs under other names with code pages the CSV lacks.
@@ -131,6 +149,9 @@ def build(csv_path: Path, inf_path: Path, system_path: Path) -> str:
     for lcid in sorted(rows):
         name, ansi, oem, mac, uonly = rows[lcid]
         group, profiles = inf.get(lcid, (0, []))
+        if name in IME_DEFAULTS:
+            profiles = [IME_DEFAULTS[name]] + [p for p in profiles
+                                               if p != IME_DEFAULTS[name]]
         buf.write(f"    Locale({name!r}, 0x{lcid:04x}, {ansi}, {oem}, {mac}, {uonly}, {group}, "
                   f"{tuple(profiles)!r}),\n")
     buf.write(")\n\n#: code page -> its NLS file (Control\\Nls\\CodePage of Windows 10)\n")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from servicing.features.intl import (
     CONTROL, CTF_KEYBOARD, I8042, INTERNATIONAL, KEYBOARD, LAYERED_DRIVERS, MUI, NLS,
     NULL_GUID, TIME_ZONES, TZ_INFO, USER_HIVES, IntlRefusedError, IntlValueError, Reader,
-    installed_languages, locale_of)
+    find_locale, installed_languages, locale_of)
 from servicing.features.intl_locales import CODEPAGE_FILES, Locale
 from servicing.regf import REG_BINARY, REG_DWORD, REG_MULTI_SZ, REG_SZ
 from servicing.registry.edits import EditKind, RegEdit, apply, transaction
@@ -203,8 +203,27 @@ def _input_locale(r: Reader, text: str):
         edits += [_set(base + "\\Preload", str(i), REG_SZ, hkl)
                   for i, hkl in enumerate(preload, 1)]
         edits += [_set(base + "\\Substitutes", hkl, REG_SZ, klid) for hkl, klid in subs]
-        edits += _ctf(r, hive, profiles)
+        edits += _ctf(r, hive, profiles) + _user_profile(r, hive, profiles)
     return [p.text() for p in profiles], edits
+
+
+def _user_profile(r: Reader, hive: str, profiles: list[InputProfile]) -> list[RegEdit]:
+    """Windows 8+ keeps the user's languages and their input methods in ``Control Panel\\
+    International\\User Profile`` (``Languages``, and per language ``LANGID:KLID`` =
+    DWORD order) and rebuilds Preload from it at logon; rewritten when the hive has it."""
+    key = f"{hive}\\{INTERNATIONAL}\\User Profile"
+    k = r.key(key)
+    if k is None:
+        return []
+    langs: dict[str, list[str]] = {}
+    for p in profiles:
+        loc = find_locale(p.langid)
+        langs.setdefault(loc.name if loc else p.langid, []).append(p.text().upper())
+    edits = [RegEdit(EditKind.DELETE_KEY, f"{key}\\{sub.name}") for sub in k.subkeys()]
+    edits.append(_set(key, "Languages", REG_MULTI_SZ, list(langs)))
+    for lang, texts in langs.items():
+        edits += [_set(f"{key}\\{lang}", t, REG_DWORD, n) for n, t in enumerate(texts, 1)]
+    return edits
 
 
 def preload_entries(profiles: list[InputProfile]) -> tuple[list[str], list[tuple[str, str]]]:

@@ -20,6 +20,8 @@ import pytest
 from tests.servicing.conftest import TargetCase, require_corpus
 
 CCS = "ControlSet001"
+# Japanese's default input profile, the Microsoft IME (Microsoft's "Default input profiles
+# (input locales) in Windows" table)
 JA_IME = "{03B5835F-F03C-411B-9CE2-AA23E1171E36}{A76C93D9-5523-4E90-AAFA-4DB112F9AC76}"
 
 
@@ -114,7 +116,7 @@ def test_set_every_value_with_hivexget(tgt):
     zone = reactos_time_zones(require_corpus().parent)["Tokyo Standard Time"]
     rc, out = wimfs("intl", "set", tgt.spec, "--ui-lang", "de-de", "--ui-lang-fallback",
                     "en-US", "--sys-locale", "ja-JP", "--user-locale", "de-DE",
-                    "--input-locale", f"0407:00000407;0409:00010409;0411:{JA_IME}",
+                    "--input-locale", "0407:00000407;0409:00010409;ja-JP",
                     "--time-zone", "tokyo standard time", "--layered-driver", "6")
     assert rc == 0, out
     system, default, ntuser = paths(tgt.tree())
@@ -137,6 +139,10 @@ def test_set_every_value_with_hivexget(tgt):
         ctf = "Software\\Microsoft\\CTF\\Assemblies\\0x00000411\\" \
               "{34745C63-B2F0-4784-8B67-5E12C8701A31}"
         assert hivexget(hive, ctf, "Default") + hivexget(hive, ctf, "Profile") == JA_IME
+        profile = "Control Panel\\International\\User Profile"
+        assert hivexget(hive, profile, "Languages").split("\n") == ["de-DE", "en-US", "ja-JP"]
+        assert hivex_values(hive, profile + "\\en-US") == {'"0409:00010409"': "dword:00000001"}
+        assert hivex_values(hive, profile + "\\ja-JP") == {f'"0411:{JA_IME}"': "dword:00000001"}
     tz = f"{CCS}\\Control\\TimeZoneInformation"
     want = decode_tzi(zone["TZI"][1])
     for name in ("Bias", "StandardBias", "DaylightBias"):
