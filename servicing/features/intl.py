@@ -22,7 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from servicing.errors import ERROR_INVALID_PARAMETER, RefusedError, ServicingError
+from servicing.errors import (
+    ERROR_INVALID_PARAMETER, RefusedError, ServicingError, UnsupportedWindowsError)
 from servicing.features.intl_locales import LOCALES, Locale
 from servicing.regf import RegfError
 from servicing.registry.hives import ImageRegistry
@@ -232,8 +233,19 @@ def _ui_language(r: Reader) -> str | None:
     return locale_name(r.get(NLS + "\\Language", "InstallLanguage"))
 
 
+def require_intl(target: Target) -> None:
+    """Refuse images whose international settings DISM does not service: XP and older,
+    and Vista / Server 2008 (dism-reference.md: "Intl commands are refused for them")."""
+    from servicing.features.image_info import Layout, image_info, require_serviceable
+
+    if require_serviceable(image_info(target)).layout == Layout.VISTA:
+        raise UnsupportedWindowsError("the international settings of Windows Vista and "
+                                      "Server 2008 images cannot be serviced (as in DISM)")
+
+
 def get_intl(target: Target) -> IntlSettings:
     """DISM /Get-Intl's fields of the image."""
+    require_intl(target)
     r = Reader(ImageRegistry(target))
     s = IntlSettings(ui_language=_ui_language(r))
     fallback = r.get(NLS + "\\Language", "InstallLanguageFallback")

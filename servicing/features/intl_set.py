@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from servicing.features.intl import (
     CONTROL, CTF_KEYBOARD, I8042, INTERNATIONAL, KEYBOARD, LAYERED_DRIVERS, MUI, NLS,
     NULL_GUID, TIME_ZONES, TZ_INFO, USER_HIVES, IntlRefusedError, IntlValueError, Reader,
-    find_locale, installed_languages, locale_of)
+    find_locale, installed_languages, locale_of, require_intl)
 from servicing.features.intl_locales import CODEPAGE_FILES, Locale
 from servicing.regf import REG_BINARY, REG_DWORD, REG_MULTI_SZ, REG_SZ
 from servicing.registry.edits import EditKind, RegEdit, apply, transaction
@@ -93,6 +93,7 @@ def parse_input_locales(text: str) -> list[InputProfile]:
 
 def set_intl(target: Target, request: IntlRequest) -> dict:
     """Apply *request*; returns the settings written (name -> value)."""
+    require_intl(target)
     req = request.resolved()
     with transaction(target) as reg:
         r = Reader(reg)

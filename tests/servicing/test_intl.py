@@ -255,3 +255,23 @@ def test_lang_ini(tmp_path):
     before = (dist / "sources" / "lang.ini").read_bytes()
     rc, _ = wimfs("intl", "lang-ini", dist, "--setup-ui-lang", "ja-JP")
     assert rc == 9 and (dist / "sources" / "lang.ini").read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["dir", "wim"])
+def test_vista_is_refused(kind, tmp_path):
+    """Windows Vista SP2 is 6.0 build 6002 (Microsoft's version table); DISM refuses the
+    intl commands for Vista and Server 2008 images (dism-reference.md)."""
+    from tests.servicing.windows_trees import SOFTWARE_7, software_hive, windows_tree
+
+    tree = windows_tree(tmp_path / "tree", require_corpus(), "7")
+    software_hive(tree / "Windows/System32/config/SOFTWARE.new", SOFTWARE_7 | {
+        "CurrentVersion": (1, "6.0"), "CurrentBuildNumber": (1, "6002"),
+        "CurrentBuild": (1, "6002")})
+    (tree / "Windows/System32/config/SOFTWARE.new").replace(
+        tree / "Windows/System32/config/SOFTWARE")
+    t = TargetCase(kind, tree, tmp_path)
+    before = t.fingerprint()
+    for args in (["get"], ["set", "--sys-locale", "de-DE"]):
+        rc, out = wimfs("intl", args[0], t.spec, *args[1:])
+        assert rc == 9 and out == ""
+    assert t.fingerprint() == before
