@@ -194,9 +194,10 @@ def test_every_time_zone_and_every_system_locale(tgt):
             r = Reader(ImageRegistry(target))
             for v in ("ACP", "OEMCP", "MACCP"):
                 cp = r.get(NLS + "\\CodePage", v)
-                # a code page Windows 10 has an NLS file for, and (ANSI) Python knows
+                # a code page Windows 10 has an NLS file for
                 assert real_cps.get(f'"{cp}"', "").lower().startswith('"c_'), (loc, v, cp)
-            codecs.lookup(f"cp{r.get(NLS + chr(92) + 'CodePage', 'ACP')}")
+            for v in ("ACP", "OEMCP"):      # Python knows every ANSI and OEM code page
+                codecs.lookup(f"cp{r.get(NLS + chr(92) + 'CodePage', v)}")
             assert r.get(NLS + "\\Language", "Default") == f"{loc.lcid:04x}"
     assert sorted(refused) == sorted(loc.name for loc in LOCALES if loc.unicode_only)
     assert {"hi-IN", "ka-GE", "hy-AM"} <= set(refused)     # the doc's examples
