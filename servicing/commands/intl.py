@@ -64,7 +64,9 @@ def _print_json(doc) -> None:
 def get_lines(s: dict) -> list[str]:
     """DISM /Get-Intl's lines of an `intl get --json` document."""
     lines = [f"Default system UI language : {s['ui_language'] or '<undefined>'}"]
-    if s["ui_language_fallback"]:
+    ui = next((i for i in s["installed"] if i["name"] == s["ui_language"]), None)
+    # DISM prints the fallback only for a partially localized UI language
+    if s["ui_language_fallback"] and ui is not None and ui["fallback"]:
         lines.append(f"The UI language fallback is : {', '.join(s['ui_language_fallback'])}")
     lines += [f"System locale : {s['system_locale'] or '<undefined>'}",
               f"Default time zone : {s['time_zone'] or '<undefined>'}",

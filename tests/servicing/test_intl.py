@@ -276,3 +276,27 @@ def test_vista_is_refused(kind, tmp_path):
         rc, out = wimfs("intl", args[0], t.spec, *args[1:])
         assert rc == 9 and out == ""
     assert t.fingerprint() == before
+
+
+def test_language_types(tgt):
+    """``UILanguages\\<lang>\\Type``: bit 0 fully localized, 1 partially localized (MUI),
+    2 LIP (dism-reference.md 2.2.1); a partial language shows the UI fallback."""
+    ui = "HKLM\\SYSTEM\\ControlSet001\\Control\\MUI\\UILanguages"
+    for lang, bits in (("ca-ES", 4), ("eu-ES", 2)):
+        rc, _ = wimfs("reg", tgt.spec, "add", f"{ui}\\{lang}", "/v", "Type", "/t",
+                      "REG_DWORD", "/d", str(bits), "/f")
+        assert rc == 0
+    assert wimfs("intl", "set", tgt.spec, "--ui-lang", "ca-ES", "--ui-lang-fallback",
+                 "en-US")[0] == 0
+    rc, out = wimfs("intl", "get", tgt.spec)
+    assert rc == 0
+    assert "Default system UI language : ca-ES\nThe UI language fallback is : en-US\n" in out
+    assert ("Installed language(s): ca-ES\n      Type : Partially localized language, LIP "
+            "type.\n      Fallback Languages en-US\n") in out
+    assert "Installed language(s): eu-ES\n      Type : Partially localized language, MUI " \
+           "type.\n" in out
+    assert "Installed language(s): de-DE\n      Type : Fully localized language.\n" \
+           "Installed language(s): en-US" in out
+    assert wimfs("intl", "set", tgt.spec, "--ui-lang", "de-DE")[0] == 0
+    rc, out = wimfs("intl", "get", tgt.spec)       # full language: no fallback line
+    assert "Default system UI language : de-DE\nSystem locale : " in out
