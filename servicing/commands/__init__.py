@@ -8,18 +8,19 @@ wimfs engine never imports servicing; importing this package loads only argparse
 from __future__ import annotations
 
 
+# The servicing command modules, in the order `wimfs --help` lists them.
+MODULES = ("image_info", "update", "driver", "package", "feature", "firstboot", "unattend",
+           "intl")
+
+
 def add_parsers(sub) -> None:
-    from servicing.commands import driver, firstboot, image_info, unattend, update
-    from servicing.commands import feature, package
+    from importlib import import_module
+
     from servicing.editions import wrap_parsers
 
     before = set(sub.choices)
-    image_info.add_parser(sub)
-    update.add_parser(sub)
-    driver.add_parser(sub)
-    firstboot.add_parser(sub)
-    unattend.add_parser(sub)
-    package.add_parser(sub); feature.add_parser(sub)
+    for name in MODULES:
+        import_module(f"servicing.commands.{name}").add_parser(sub)
     # Every servicing command takes IMAGE.wim:all and IMAGE.wim:1,3,5 (servicing.editions).
     for name in set(sub.choices) - before:
         wrap_parsers(sub.choices[name])

@@ -21,6 +21,8 @@ from wimfs.errors import is_expected, message_for
 
 log = logging.getLogger("wimfs.dism")
 LOG_LEVELS = ("1", "2", "3", "4")
+COMMAND_MODULES = ("wimcmds", "imagecmds", "drivercmds", "packagecmds", "unattendcmds",
+                   "intlcmds")
 
 
 def default_log_path() -> str:
@@ -32,11 +34,10 @@ def default_log_path() -> str:
 
 def main(argv: Sequence[str] | None = None, *, debug: bool = False, out=None) -> int:
     """Run one DISM command line; returns the exit status (codes.exit_status)."""
-    import servicing.dism.drivercmds  # noqa: F401 - registers the driver commands
-    import servicing.dism.imagecmds  # noqa: F401 - registers the /Image commands
-    import servicing.dism.packagecmds  # noqa: F401 - registers the package commands
-    import servicing.dism.unattendcmds  # noqa: F401 - registers /Apply-Unattend
-    import servicing.dism.wimcmds  # noqa: F401 - registers the WIM commands
+    from importlib import import_module
+
+    for name in COMMAND_MODULES:          # each registers its commands in TABLE
+        import_module(f"servicing.dism.{name}")
 
     argv = list(sys.argv[1:] if argv is None else argv)
     log_path = grammar.peek(argv, "logpath")

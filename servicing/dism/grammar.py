@@ -140,13 +140,24 @@ def parse(argv: Sequence[str]) -> CommandLine:
     return line
 
 
+# DISM combines several international /Set-* on one line ("Several intl /Set-* options may
+# be combined", dism-reference.md 1.1): after the first, they are options of that command.
+COMBINABLE = frozenset("""set-uilang set-uilangfallback set-syslocale set-userlocale
+set-inputlocale set-allintl set-timezone set-skuintldefaults set-layereddriver""".split())
+
+
+def _combined(line: CommandLine, tok: Token) -> bool:
+    return line.command is not None and line.command.name in COMBINABLE \
+        and tok.name in COMBINABLE
+
+
 def _add(line: CommandLine, tok: Token) -> None:
     if tok.name in GLOBALS:
         if tok.name in line.globals:
             raise bad_argument(f"The {tok.spelled.rstrip(':=')} option was specified more "
                                "than once.")
         line.globals[tok.name] = _global_value(tok)
-    elif tok.name in KNOWN_COMMANDS:
+    elif tok.name in KNOWN_COMMANDS and not _combined(line, tok):
         if line.command is not None:
             raise bad_argument(f"Only one servicing command can be given: "
                                f"{line.command.spelled.rstrip(':=')} and "

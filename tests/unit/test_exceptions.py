@@ -47,6 +47,9 @@ EXPECTED = {
     "servicing.formats.cbs_manifest": {"ManifestError": 3},
     "servicing.features.packages": {"PackageNotFoundError": 4},
     "servicing.features.cbs_features": {"FeatureNotFoundError": 4},
+    # intl: a malformed or unknown value is a bad command line (2, DISM 87); a valid value
+    # this image cannot take is refused (9, DISM 87)
+    "servicing.features.intl": {"IntlValueError": 2, "IntlRefusedError": 9},
     # `wimfs dism`: DISM's code (87 by default) and its exit status (NOTES-dism table)
     "servicing.dism.codes": {"DismError": 87},
     "servicing.registry.hives": {"RegistryPathError": 4},
