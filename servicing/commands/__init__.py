@@ -9,13 +9,14 @@ from __future__ import annotations
 
 
 def add_parsers(sub) -> None:
-    from servicing.commands import driver, image_info, update
+    from servicing.commands import app, driver, image_info, update
     from servicing.editions import wrap_parsers
 
     before = set(sub.choices)
     image_info.add_parser(sub)
     update.add_parser(sub)
     driver.add_parser(sub)
+    app.add_parser(sub)
     # Every servicing command takes IMAGE.wim:all and IMAGE.wim:1,3,5 (servicing.editions).
     for name in set(sub.choices) - before:
         wrap_parsers(sub.choices[name])
