@@ -93,12 +93,15 @@ class Validate(IntFlag):
 
 #: Which 16-bit half of a transform's PID 16 holds the validation flags. Microsoft's
 #: documentation ("Character Count Summary") says the high word; Wine's msi masks the low
-#: word. Every transform of the real patches in the corpus (WiX-built, 5 patches, 10
-#: transforms) has 0x0921001F or 0x0920001F: the low word 0x001F is exactly the five
-#: "suppress error" conditions WiX always sets (add existing row ... update missing row),
-#: the high word is LANGUAGE (only on the GDR/LDR transforms, not the baseline one) +
-#: UPDATEVERSION + NEWEQUALBASEVERSION + UPGRADECODE; read as error flags, 0x0800 would be
-#: an undefined one. So the high word it is (Microsoft's documentation).
+#: word. Every transform of the real patches in the corpus (WiX-built, 4 patches, 10
+#: transforms) has 0x0922001F or 0x0920001F. The low word 0x001F is exactly the five
+#: "ignore" error conditions (add existing row ... update missing row) that patch
+#: transforms set; the high word is PRODUCT (on the GDR/LDR transforms, not on the
+#: baseline one) + UPDATEVERSION + NEWEQUALBASEVERSION + UPGRADECODE, a coherent "same
+#: product, same upgrade code, version equal to the base on major.minor.update". Read the
+#: other way round the error flags would hold 0x0800 (undefined) and VIEWTRANSFORM, and
+#: every transform would validate language, platform and version with no comparison.
+#: So the high word it is (Microsoft's documentation).
 VALIDATION_WORD = "high"
 
 
@@ -173,6 +176,9 @@ class CompoundFile:
         try:
             self.ole = olefile.OleFileIO(io.BytesIO(data), raise_defects=olefile.DEFECT_INCORRECT)
             self._paths = {tuple(p) for p in self.ole.listdir(streams=True, storages=True)}
+            _check_chains(self.ole, name)
+        except MsiError:
+            raise
         except RecursionError:
             raise MsiError(f"{name}: damaged compound file (cyclic directory)") from None
         except Exception as exc:          # noqa: BLE001 - olefile raises many kinds
@@ -223,6 +229,56 @@ class CompoundFile:
                 v = v.split(b"\0", 1)[0].decode(encoding, "replace")
             values[pid] = v
         return SummaryInfo(values)
+
+
+_END = 0xFFFFFFFE           # ENDOFCHAIN
+_MAXREG = 0xFFFFFFFA        # the last regular sector number
+
+
+def _walk(table, start: int, count: int, used: set[int], what: str, name: str) -> None:
+    """Follow the first *count* sectors of a chain; a chain that loops, leaves the
+    table, ends early or shares a sector with another chain is damage (a chain longer
+    than its stream is tolerated, as readers of the format do)."""
+    s = start
+    for _ in range(count):
+        if s > _MAXREG or s >= len(table):
+            raise MsiError(f"{name}: damaged compound file ({what}: chain ends after a "
+                           "sector it needs, or points outside the file)")
+        if s in used:
+            raise MsiError(f"{name}: damaged compound file ({what}: cyclic or shared "
+                           "sector chain)")
+        used.add(s)
+        s = table[s]
+
+
+def _check_chains(ole, name: str) -> None:
+    """Every sector chain of the file (directory, MiniFAT, mini stream, each stream) once
+    over, in time linear in the file: no loops, no sector in two chains."""
+    ss, mss = ole.sector_size, ole.mini_sector_size
+    fat, used = ole.fat, set()
+    s = ole.first_dir_sector
+    while s <= _MAXREG and s < len(fat) and s not in used:    # the directory has no size
+        used.add(s)
+        s = fat[s]
+    if s != _END:
+        raise MsiError(f"{name}: damaged compound file (directory: cyclic or broken chain)")
+    if ole.num_mini_fat_sectors:
+        _walk(fat, ole.first_mini_fat_sector, ole.num_mini_fat_sectors, used, "MiniFAT", name)
+    root = ole.root
+    _walk(fat, root.isectStart, -(-root.size // ss), used, "mini stream", name)
+    entries = [e for e in ole.direntries if e is not None and e.entry_type == 2]
+    small = [e for e in entries if e.size < ole.minisectorcutoff]
+    for e in entries:
+        if e.size >= ole.minisectorcutoff:
+            _walk(fat, e.isectStart, -(-e.size // ss), used, f"stream {e.name!r}", name)
+    if small and root.size:
+        if ole.minifat is None:
+            ole.loadminifat()
+        mused: set[int] = set()
+        for e in small:
+            if e.size:
+                _walk(ole.minifat, e.isectStart, -(-e.size // mss), mused,
+                      f"stream {e.name!r}", name)
 
 
 def _why(exc: BaseException) -> str:

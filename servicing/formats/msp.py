@@ -16,6 +16,9 @@ from servicing.formats.msi import (
     validation_flags)
 
 MAX_TARGETS = 100_000          # target product codes we accept in one patch
+#: root storage class ids: installer database (.msi), transform (.mst)
+NOT_A_PATCH = {"000C1084-0000-0000-C000-000000000046": "a Windows Installer package (.msi)",
+               "000C1082-0000-0000-C000-000000000046": "a transform (.mst)"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class PatchInfo:
 def read_patch(data: bytes, name: str) -> PatchInfo:
     """A patch from its bytes; PatchError/MsiError (one line naming *name*) if damaged."""
     cf = CompoundFile(data, name)
+    if cf.clsid in NOT_A_PATCH:
+        raise PatchError(f"{name}: {NOT_A_PATCH[cf.clsid]}, not a patch")
     si = cf.summary()
     patch_code, obsoletes = _revision(si, name)
     targets = _targets(si, name)
