@@ -151,7 +151,9 @@ def run_check(args) -> int:
         return 0
     for r in results:
         verdict = "applicable" if r.applicable else "not applicable"
-        print(f"{r.patch}: {verdict} to {r.product_code} ({r.product_name}): {r.reason}")
+        installed = " (already installed)" if r.already_installed else ""
+        print(f"{r.patch}: {verdict} to {r.product_code} ({r.product_name}){installed}: "
+              f"{r.reason}")
     if not results:
         print("No Windows Installer products are installed.")
     return 0

@@ -307,6 +307,7 @@ logging.getLogger("olefile").setLevel(logging.ERROR)
 TYPE_STRING = 0x0800
 TYPE_VALID = 0x0100
 TYPE_NULLABLE = 0x1000
+TYPE_KEY = 0x2000
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,15 @@ class Column:
     @property
     def is_string(self) -> bool:
         return bool(self.type & TYPE_STRING)
+
+    @property
+    def is_binary(self) -> bool:
+        """A stream column: its cell holds no string; the stream is ``Table.Key1.Key2``."""
+        return self.type & ~TYPE_NULLABLE & ~TYPE_KEY == TYPE_STRING | TYPE_VALID
+
+    @property
+    def is_key(self) -> bool:
+        return bool(self.type & TYPE_KEY)
 
 
 class Database:
@@ -395,7 +405,7 @@ class Database:
 
     def rows(self, table: str) -> list[dict[str, object]]:
         """The rows of *table* as dicts (missing table: no rows); integers are ints,
-        strings str, NULL None."""
+        strings str, NULL None, a stream column the stream's name (``Table.Key``)."""
         cols = self.columns(table)
         data = self._stream("!" + table)
         if not cols or data is None:
@@ -410,6 +420,10 @@ class Database:
                     row[c.name] = self.string(v)
                 else:
                     row[c.name] = None if v == 0 else v - (0x80000000 if w == 4 else 0x8000)
+            for c in cols:
+                if c.is_binary:
+                    keys = [str(row[k.name]) for k in cols if k.is_key and not k.is_binary]
+                    row[c.name] = ".".join([table] + keys)
             out.append(row)
         return out
 

@@ -10,6 +10,7 @@ of Microsoft's documentation (flags in the high word of PID 16, see NOTES-h-msi.
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -198,8 +199,10 @@ def test_check_patch_real_msps(hives, tmp_path, kind, capsys, version, language,
     assert len(lines) == len(facts) and text == ""
 
 
-def test_check_patch_bad_inputs(hives, tmp_path, kind, capsys):
-    tree, _, _ = app_tree(tmp_path, hives, patches=False)
+def test_check_patch_hostile_inputs(hives, tmp_path, kind, capsys):
+    from tests.servicing.msi_build import patch_summary, rebuild
+
+    tree, facts, _ = app_tree(tmp_path, hives, patches=False)
     t = TargetCase(kind, tree, tmp_path)
     before = t.fingerprint()
     truncated = tmp_path / "truncated.msp"
@@ -209,6 +212,16 @@ def test_check_patch_bad_inputs(hives, tmp_path, kind, capsys):
     line = one_line_error(capsys, ["app", "check-patch", t.spec, str(tmp_path / "no.msp")], 4)
     assert "no such patch file" in line
     line = one_line_error(capsys, ["app", "check-patch", t.spec, str(PRODUCT_MSI)], 3)
-    assert "not a patch" in line or "patch code" in line
+    assert "a Windows Installer package (.msi), not a patch" in line
+    # 10,000 target product codes, the real one last: read in time, one record per product
+    real = msiinfo_suminfo(MSPS["gdr1"])
+    many = ";".join(f"{{{uuid.UUID(int=i)}}}".upper() for i in range(1, 10_000))
+    si = patch_summary(many + ";" + real["Template"], real["Revision number (UUID)"],
+                       ":rtm.2;:#rtm.2")
+    msp = rebuild(MSPS["gdr1"], tmp_path / "many.msp", tmp_path / "w",
+                  {"\x05SummaryInformation": si})
+    records = run_json(capsys, "app", "check-patch", t.spec, msp)
+    assert [(r["product_code"], r["applicable"]) for r in records] == \
+        [(f["product_code"], f["product_code"] == facts[0]["product_code"])
+         for f in sorted(facts, key=lambda f: f["product_code"])]
     assert t.fingerprint() == before
-
