@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 
 from servicing.errors import ServicingError
 from servicing.features.image_info import image_info, require_serviceable
-from servicing.formats.msi import normal_guid
+from servicing.formats.msi import CompoundFile, Database, MsiError, normal_guid
 from servicing.regf import RegfError
 from servicing.registry.hives import ImageRegistry
 from servicing.target import Target
@@ -147,6 +147,7 @@ class _Reader:
 
     def __init__(self, target: Target) -> None:
         require_serviceable(image_info(target))
+        self.target = target
         self.reg = ImageRegistry(target)
         self._upgrade: dict[str, str] | None = None
 
@@ -217,9 +218,26 @@ class _Reader:
                            ("help_link", "HelpLink"), ("local_package", "LocalPackage"),
                            ("install_date", "InstallDate")):
             setattr(p, attr, self.text(props, name))
-        p.upgrade_code = self.upgrade_codes().get(packed.upper(), "")
+        p.upgrade_code = self.upgrade_codes().get(packed.upper(), "") or \
+            self.cached_upgrade_code(p.local_package)
         p.patches = [c for c, _ in self.patch_keys(packed)]
         return p
+
+    def cached_upgrade_code(self, local_package: str) -> str:
+        """UpgradeCode from the Property table of the product's cached package
+        (``C:\\Windows\\Installer\\x.msi`` in the image), when UpgradeCodes lacks it;
+        "" if there is none or it cannot be read."""
+        m = re.fullmatch(r"[A-Za-z]:\\(.+)", local_package)
+        found = self.target.resolve(m.group(1).replace("\\", "/")) if m else None
+        if found is None or self.target.is_dir(found):
+            return ""
+        try:
+            db = Database(CompoundFile(self.target.read_file(found), local_package))
+            code = next((r["Value"] for r in db.rows("Property")
+                         if r["Property"] == "UpgradeCode"), None)
+            return normal_guid(str(code)) if code else ""
+        except (MsiError, ValueError):
+            return ""
 
     def patch_keys(self, packed_product: str) -> list[tuple[str, str]]:
         """(patch code, packed) of the patches registered for a product: the applied ones

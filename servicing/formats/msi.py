@@ -199,7 +199,7 @@ class CompoundFile:
         return path in self._paths
 
     def read(self, path: tuple[str, ...]) -> bytes:
-        shown = "/".join(decode_stream_name(p) for p in path)
+        shown = "/".join(decode_stream_name(p) for p in path).replace("\x05", "\\005")
         if path not in self._paths:
             raise MsiError(f"{self.name}: no stream {shown}")
         size = self.ole.get_size(list(path))

@@ -10,22 +10,26 @@ of Microsoft's documentation (flags in the high word of PID 16, see NOTES-h-msi.
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 
 import pytest
 
 from tests.servicing.conftest import TargetCase
 from tests.servicing.msi_fixture import (
-    HELLO_MSI, MSPS, PRODUCT_MSI, VIGEM_MSI, gsf_transform, msiinfo_suminfo, register_patch, register_product, software_of)
+    HELLO_MSI, MSPS, PRODUCT_MSI, VIGEM_MSI, gsf_transform, msiinfo_properties,
+    msiinfo_suminfo, register_patch, register_product, software_of)
 from wimfs.cli import main
 
 pytestmark = pytest.mark.skipif(not PRODUCT_MSI.exists(), reason="MSI corpus not found")
 
 
 def app_tree(tmp_path, hives, *, version=None, language=None, upgrade=True,
-             patches=True) -> tuple:
+             patches=True, cached=False) -> tuple:
     """A Windows 10 tree with product.msi (at *version*), ViGEmBus x64 and hello_world
-    installed; rtmldr and ldr2 applied and gdr1 superseded on product.msi."""
+    installed; rtmldr and ldr2 applied and gdr1 superseded on product.msi. *upgrade*
+    False: product.msi's UpgradeCodes entry missing; *cached*: its cached package (the
+    MSI itself) in Windows\\Installer, where its upgrade code can be read instead."""
     from windows_trees import windows_tree
 
     tree = windows_tree(tmp_path / "tree", hives, "10clean")
@@ -35,6 +39,11 @@ def app_tree(tmp_path, hives, *, version=None, language=None, upgrade=True,
              register_product(sw, HELLO_MSI, cache="88bb.msi")]
     if language is not None or not upgrade:
         _rewrite(sw, facts[0], language, upgrade)
+    if cached:
+        name = facts[0]["local_package"].rpartition("\\")[2]
+        (tree / "Windows" / "Installer").mkdir()
+        shutil.copyfile(PRODUCT_MSI, tree / "Windows" / "Installer" / name)
+        facts[0]["upgrade_code"] = msiinfo_properties(PRODUCT_MSI)["UpgradeCode"]
     pfacts = []
     if patches:
         pc = facts[0]["product_code"]
@@ -161,17 +170,19 @@ def expected_applicability(msp, product: dict, tmp) -> bool:
     return False
 
 
-@pytest.mark.parametrize("version,language,upgrade", [
-    ("1.0.0.0", None, True),       # the RTM product the patches were built against
-    ("1.0.1.0", None, True),       # after the LDR baseline patch
-    ("0.9.0.0", None, True),       # older
-    ("1.1.0.0", None, True),       # newer
-    ("1.0.0.0", 1031, True),       # other language (the corpus' transforms do not check it)
-    ("1.0.1.0", None, False),      # no upgrade code registered
+@pytest.mark.parametrize("version,language,upgrade,cached", [
+    ("1.0.0.0", None, True, False),    # the RTM product the patches were built against
+    ("1.0.1.0", None, True, False),    # after the LDR baseline patch
+    ("0.9.0.0", None, True, False),    # older
+    ("1.1.0.0", None, True, False),    # newer
+    ("1.0.0.0", 1031, True, False),    # other language (the corpus' transforms ignore it)
+    ("1.0.1.0", None, False, False),   # no upgrade code registered
+    ("1.0.1.0", None, False, True),    # ... but the cached package has one
 ])
-def test_check_patch_real_msps(hives, tmp_path, kind, capsys, version, language, upgrade):
+def test_check_patch_real_msps(hives, tmp_path, kind, capsys, version, language, upgrade,
+                               cached):
     tree, facts, _ = app_tree(tmp_path, hives, version=version, language=language,
-                              upgrade=upgrade, patches=False)
+                              upgrade=upgrade, patches=False, cached=cached)
     t = TargetCase(kind, tree, tmp_path)
     msps = list(MSPS.values())
     records = run_json(capsys, "app", "check-patch", t.spec, *msps)
@@ -192,7 +203,8 @@ def test_check_patch_real_msps(hives, tmp_path, kind, capsys, version, language,
             assert r["reason"].startswith("transform :" if want else "no transform")
     # the cases must tell versions apart: some patch applies exactly at the two versions
     # the patches were built for, none at the others (the oracle says which)
-    assert any(verdicts.values()) is (version in ("1.0.0.0", "1.0.1.0") and upgrade)
+    assert any(verdicts.values()) is (version in ("1.0.0.0", "1.0.1.0") and
+                                      (upgrade or cached))
     text = capsys.readouterr().out
     assert main(["app", "check-patch", t.spec, str(MSPS["gdr1"])]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -23,15 +23,16 @@ GDR1 = MSPS["gdr1"]
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_tables_equal_msiinfo_export(path):
-    """Every table, byte for byte as `msiinfo export` writes it (rows in stored order)."""
+def test_tables_equal_msiinfo_export(path, tmp_path):
+    """Every table, byte for byte as `msiinfo export` writes it (rows in stored order;
+    it writes stream columns' data as files in its working folder: tmp_path)."""
     db = Database(CompoundFile(path.read_bytes(), path.name))
     listed = subprocess.run(["msiinfo", "tables", str(path)], check=True,
                             capture_output=True, text=True).stdout.split()
     assert set(db.tables()) == set(listed) - {"_SummaryInformation", "_ForceCodepage"}
     for table in db.tables():
         out = subprocess.run(["msiinfo", "export", str(path), table], check=True,
-                             capture_output=True).stdout
+                             capture_output=True, cwd=tmp_path).stdout
         body = out.split(b"\r\n", 3)[3]
         ours = "".join("\t".join("" if v is None else str(v) for v in row.values()) + "\r\n"
                        for row in db.rows(table))
