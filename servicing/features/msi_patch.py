@@ -122,8 +122,8 @@ def validate(t: Transform, product: Product) -> tuple[list[str], str | None]:
     if flags & Validate.LANGUAGE and t.languages:
         if product.language not in t.languages:
             shown = ",".join(map(str, t.languages))
-            return passed, (f"language {product.language if product.language is not None else 'unknown'}"
-                            f" is not the transform's {shown}")
+            lang = "unknown" if product.language is None else product.language
+            return passed, f"language {lang} is not the transform's {shown}"
         passed.append(f"language {product.language}")
     if flags & Validate.UPGRADECODE:
         if not product.upgrade_code:

@@ -237,3 +237,32 @@ def test_check_patch_hostile_inputs(hives, tmp_path, kind, capsys):
         [(f["product_code"], f["product_code"] == facts[0]["product_code"])
          for f in sorted(facts, key=lambda f: f["product_code"])]
     assert t.fingerprint() == before
+
+
+# Microsoft's MSITRANSFORM_VALIDATE_* table (Character Count Summary): the field flags
+# name how much of the version is compared, the comparison flags how ("installed version
+# < base version" ...). The corpus only has UPDATEVERSION | NEWEQUALBASEVERSION.
+@pytest.mark.parametrize("flags,installed,base,ok", [
+    (0x08, "1.9.9.9", "1.0.0.0", True),           # major only, equal by default
+    (0x08, "2.0.0.0", "1.0.0.0", False),
+    (0x10 | 0x100, "1.2.7.0", "1.2.0.0", True),   # major.minor equal
+    (0x10 | 0x100, "1.3.0.0", "1.2.0.0", False),
+    (0x20 | 0x40, "1.2.2.0", "1.2.3.0", True),    # installed < base
+    (0x20 | 0x40, "1.2.3.0", "1.2.3.0", False),
+    (0x20 | 0x80, "1.2.3.9", "1.2.3.0", True),    # <= (the 4th field is not compared)
+    (0x20 | 0x200, "1.2.3.0", "1.2.3.0", True),   # >=
+    (0x20 | 0x200, "1.2.2.0", "1.2.3.0", False),
+    (0x20 | 0x400, "1.3.0.0", "1.2.3.0", True),   # >
+    (0x20 | 0x400, "1.2.3.0", "1.2.3.0", False),
+    (0x100, "5.0.0.0", "1.0.0.0", True),          # a comparison without a field: no check
+    (0x20 | 0x100, "x.y", "1.0.0.0", False),      # not a version
+])
+def test_version_validation(flags, installed, base, ok):
+    from servicing.features.msi_apps import Product
+    from servicing.features.msi_patch import validate
+    from servicing.formats.msp import Transform
+
+    pc = "{FB94421B-7FA3-4495-A9D7-212099C19147}"
+    t = Transform("t", flags, 0x1F, pc, base, pc, base, "", "Intel", ())
+    _, problem = validate(t, Product(pc, version=installed, state=5))
+    assert (problem is None) is ok, problem

@@ -56,8 +56,8 @@ def test_summary_equals_msiinfo(path):
 def test_stream_names_equal_7zip(path):
     """7-Zip decodes Windows Installer stream names too (``!`` for tables, ``[5]`` for
     the \\005 of the summary information)."""
-    out = subprocess.run(["7zz", "l", "-slt", "-tCompound", str(path)], check=True, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(["7zz", "l", "-slt", "-tCompound", str(path)], check=True,
+                         capture_output=True, text=True).stdout
     theirs = {ln[7:] for ln in out.splitlines() if ln.startswith("Path = ")} - {str(path)}
     cf = CompoundFile(path.read_bytes(), path.name)
     ours = set()
