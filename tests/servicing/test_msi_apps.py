@@ -266,3 +266,15 @@ def test_version_validation(flags, installed, base, ok):
     t = Transform("t", flags, 0x1F, pc, base, pc, base, "", "Intel", ())
     _, problem = validate(t, Product(pc, version=installed, state=5))
     assert (problem is None) is ok, problem
+
+
+def test_image_without_installer_registration(target, capsys):
+    """windows_trees' SOFTWARE hive has no Classes\\Installer: nothing is listed."""
+    assert run_json(capsys, "app", "list", target.spec) == []
+    assert run_json(capsys, "app", "patches", target.spec) == []
+    assert run_json(capsys, "app", "check-patch", target.spec, MSPS["gdr1"]) == []
+    assert main(["app", "list", target.spec]) == 0
+    assert capsys.readouterr().out == "No Windows Installer products are installed.\n"
+    assert "not installed" in one_line_error(
+        capsys, ["app", "info", target.spec, "--product-code",
+                 "{FB94421B-7FA3-4495-A9D7-212099C19147}"], 4)
