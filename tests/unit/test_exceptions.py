@@ -41,6 +41,10 @@ EXPECTED = {
     # driver packages: broken INF, template, catalog or package is bad input data (3)
     "servicing.formats.inf": {"InfError": 3, "InfTemplateError": 3},
     "servicing.formats.catalog": {"CatalogError": 3},
+    # Windows Installer: a damaged .msi/.msp is bad input data (3); a product or patch
+    # code the image has not registered is "not found" (4)
+    "servicing.formats.msi": {"MsiError": 3, "PatchError": 3},
+    "servicing.features.msi_apps": {"UnknownProductError": 4, "UnknownPatchError": 4},
     "servicing.features.driver_package": {"PackageError": 3},
     # CBS packages: a bad cabinet or manifest is bad input data (3); unknown names (4)
     "servicing.formats.cab": {"CabError": 3},
