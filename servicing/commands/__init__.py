@@ -9,13 +9,15 @@ from __future__ import annotations
 
 
 def add_parsers(sub) -> None:
-    from servicing.commands import driver, image_info, update
+    from servicing.commands import driver, edition, image_info, pe, update
     from servicing.editions import wrap_parsers
 
     before = set(sub.choices)
     image_info.add_parser(sub)
     update.add_parser(sub)
     driver.add_parser(sub)
+    pe.add_parser(sub)
+    edition.add_parser(sub)
     # Every servicing command takes IMAGE.wim:all and IMAGE.wim:1,3,5 (servicing.editions).
     for name in set(sub.choices) - before:
         wrap_parsers(sub.choices[name])
