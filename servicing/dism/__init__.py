@@ -33,6 +33,8 @@ def default_log_path() -> str:
 def main(argv: Sequence[str] | None = None, *, debug: bool = False, out=None) -> int:
     """Run one DISM command line; returns the exit status (codes.exit_status)."""
     import servicing.dism.drivercmds  # noqa: F401 - registers the driver commands
+    import servicing.dism.editioncmds  # noqa: F401 - registers the edition commands
+    import servicing.dism.pecmds  # noqa: F401 - registers the Windows PE commands
     import servicing.dism.imagecmds  # noqa: F401 - registers the /Image commands
     import servicing.dism.wimcmds  # noqa: F401 - registers the WIM commands
 
