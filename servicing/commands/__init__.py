@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 def add_parsers(sub) -> None:
-    from servicing.commands import driver, edition, image_info, pe, update
+    from servicing.commands import driver, edition, firstboot, image_info, pe, update
     from servicing.editions import wrap_parsers
 
     before = set(sub.choices)
@@ -18,6 +18,7 @@ def add_parsers(sub) -> None:
     driver.add_parser(sub)
     pe.add_parser(sub)
     edition.add_parser(sub)
+    firstboot.add_parser(sub)
     # Every servicing command takes IMAGE.wim:all and IMAGE.wim:1,3,5 (servicing.editions).
     for name in set(sub.choices) - before:
         wrap_parsers(sub.choices[name])

@@ -51,6 +51,9 @@ EXPECTED = {
     "servicing.features.edition": {"ProductKeyError": 2},
     "servicing.features.pe_media": {"MediaSourceError": 4, "IsoLimitError": 9,
                                     "IsoToolError": 1},
+    # first-boot actions: a command a batch file cannot hold is bad usage (2)
+    "servicing.formats.cmdline": {"CommandLineError": 2},
+    "servicing.features.firstboot": {"FirstbootExistsError": 1, "FirstbootNotFoundError": 4},
     # the codes every servicing command shares (README exit-code table, 8-10 added)
     "servicing.errors": {
         "ServicingError": 1, "NotApplicableError": 8, "RefusedError": 9,
