@@ -25,7 +25,9 @@ Microsoft-Windows-Shell-Setup ``ProductKey``), the answer file Setup searches im
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field
 
 from servicing.errors import NotApplicableError, RefusedError, ServicingError
@@ -198,7 +200,7 @@ def _pick(ed: EditionInfo, edition: str) -> str:
                              f"{', '.join(ed.targets) or 'none'})")
 
 
-def product_name(old_name: str | None, old: str | None, new: str, major: int) -> str:
+def product_name(old_name: str | None, old: str | None, new: str) -> str:
     """ProductName for *new*: the old name with the edition part replaced ("Windows 10
     Pro" -> "Windows 10 Education"; Windows 11 keeps "Windows 10" there, as Windows does)."""
     disp_old, disp_new = DISPLAY.get(old or "", old or ""), DISPLAY.get(new, new)
@@ -206,31 +208,32 @@ def product_name(old_name: str | None, old: str | None, new: str, major: int) ->
         return old_name[:-len(disp_old)] + disp_new
     if old_name and old_name.startswith("Windows "):
         return " ".join(old_name.split()[:2] + [disp_new])
-    return f"Windows {major} {disp_new}"
+    return f"Windows {disp_new}"
 
 
 def set_edition(target: Target, edition: str, *, product_key: str | None = None) -> EditionInfo:
+    """Change *target* to *edition* (one of its targets): at once on 8+, at first boot on
+    Vista/7 (the returned info lists it as pending)."""
     key = check_product_key(product_key) if product_key is not None else None
     ed = edition_info(target)
     new = _pick(ed, edition)
-    if _uses_packages(image_info(target)):
+    if ed.layout in (Layout.VISTA, Layout.WIN7):
         _schedule_package_switch(target, ed, new)
     else:
         _set_virtual_edition(target, ed, new)
     if key is not None:
         set_product_key(target, key)
-    return edition_info(target) if not _uses_packages(image_info(target)) else \
-        EditionInfo(**(ed.to_json() | {"pending": [new]}))
+    if ed.layout in (Layout.VISTA, Layout.WIN7):
+        return EditionInfo(**(ed.to_json() | {"pending": [new]}))
+    return edition_info(target)
 
 
 def _set_virtual_edition(target: Target, ed: EditionInfo, new: str) -> None:
-    info = image_info(target)
-    mm = info.major_minor() or (10, 0)
     with transaction(target) as reg:
         old_name = _value(reg, VERSION_KEY, "ProductName")
         reg.set_value(VERSION_KEY, "EditionID", REG_SZ, new)
         reg.set_value(VERSION_KEY, "ProductName", REG_SZ,
-                      product_name(old_name, ed.edition, new, 10 if mm >= (10, 0) else mm[0]))
+                      product_name(old_name, ed.edition, new))
         if ed.composition_edition is None and ed.edition:
             reg.set_value(VERSION_KEY, "CompositionEditionID", REG_SZ, ed.edition)
         dpk = VERSION_KEY + "\\DefaultProductKey2"
@@ -244,15 +247,36 @@ def _set_virtual_edition(target: Target, ed: EditionInfo, new: str) -> None:
     target.write_file(target.system_path(f"{new}.xml"), target.read_file(files[new]))
 
 
+# Windows 7's edition change is a CBS transaction: install the target edition package,
+# remove the current one. Offline that needs the servicing stack, so it runs at first boot
+# as a servicing answer file applied online by the image's own DISM (Set-WindowsCbsEdition
+# applies the same answer file with Use-WindowsUnattend, fs:22298405192; DISM exits 3010
+# when the change needs a restart, which the first-boot runner honours).
+SWITCH_COMMAND = "%SystemRoot%\\System32\\Dism.exe /Online /NoRestart /Apply-Unattend:{file}"
+
+
 def _schedule_package_switch(target: Target, ed: EditionInfo, new: str) -> None:
-    raise RefusedError("changing the edition of a Windows 7 image is a CBS package switch "
-                       "that runs at first boot; not supported yet")
+    from servicing.features.firstboot import FOLDER, schedule
+    from servicing.formats.unattend_edits import package_actions
+
+    pkgs = {p.edition.lower(): p for p in edition_packages(target)}
+    current = [p for p in pkgs.values() if p.state in (INSTALLED, SUPERSEDED)]
+    actions = [("install", pkgs[new.lower()].identity())]
+    actions += [("remove", p.identity()) for p in current]
+    rel = f"Edition\\{new}.xml"
+    with tempfile.TemporaryDirectory(prefix="wimfs-edition-") as tmp:
+        local = os.path.join(tmp, f"{new}.xml")
+        with open(local, "wb") as f:
+            f.write(package_actions(actions))
+        schedule(target, name=f"edition-{new}", reboot=True, payload={rel: local},
+                 command=SWITCH_COMMAND.format(
+                     file=f"%SystemRoot%\\{FOLDER}\\{rel}"))
 
 
 def set_product_key(target: Target, key: str) -> str:
     """Put *key* in ``<windir>\\Panther\\unattend.xml`` (specialize, Shell-Setup
     ProductKey), merging into an existing answer file. Returns its image path."""
-    from servicing.formats.unattend_key import with_product_key
+    from servicing.formats.unattend_edits import with_product_key
 
     key = check_product_key(key)
     _require(target)

@@ -210,3 +210,31 @@ def test_windows7_get_and_targets(hives, tmp_path, kind):
     assert doc["package"] == ("Microsoft-Windows-ProfessionalEdition~31bf3856ad364e35~x86~~"
                               "6.1.7601.17514")
     assert _json("edition", "targets", case.spec)["targets"] == ["Enterprise", "Ultimate"]
+
+
+@pytest.mark.parametrize("kind", ["dir", "wim"])
+def test_windows7_set_runs_at_first_boot(hives, tmp_path, kind):
+    """The package switch is a servicing answer file that the image's DISM applies online
+    at first boot: install the staged target package, remove the installed one."""
+    case = TargetCase(kind, win7_tree(tmp_path / "t", hives), tmp_path)
+    doc = _json("edition", "set", case.spec, "ultimate")
+    assert doc["edition"]["pending"] == ["Ultimate"]
+    actions = _json("firstboot", "list", case.spec)
+    actions = actions if isinstance(actions, list) else actions["entries"]
+    [entry] = [a for a in actions if a["name"] == "edition-Ultimate"]
+    assert "Dism.exe /Online /NoRestart /Apply-Unattend:" in entry["command"]
+    assert entry["reboot"] is True
+    tree = case.tree()
+    xml = etree.parse(str(tree / "Windows/wimfs/Edition/Ultimate.xml"),
+                      etree.XMLParser(resolve_entities=False, no_network=True)).getroot()
+    got = [(p.get("action"), dict(p.find(f"{NS}assemblyIdentity").attrib))
+           for p in xml.iter(f"{NS}package")]
+
+    def identity(e):
+        return {"name": f"Microsoft-Windows-{e}Edition", "version": "6.1.7601.17514",
+                "processorArchitecture": "x86", "publicKeyToken": "31bf3856ad364e35",
+                "language": "neutral"}
+    assert got == [("install", identity("Ultimate")), ("remove", identity("Professional"))]
+    # the registry is left to the servicing stack: EditionID still the old one
+    assert hivexget(tree / "Windows/System32/config/SOFTWARE", CV, "EditionID") == \
+        "Professional"

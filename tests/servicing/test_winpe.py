@@ -159,3 +159,14 @@ def test_minint_is_not_enough(hives, tmp_path):
     hivexget(tree / "Windows/System32/config/SYSTEM", "\\ControlSet001\\Control\\MiniNT",
              "AllowRefsFormatOverNoMirrorVolume")
     assert wimfs("pe", "get", tree).returncode == 9
+
+
+def test_pe_refuses_first_boot_actions(pe):
+    """Windows PE keeps no state across boots: first-boot actions (and what goes through
+    them, e.g. a Windows 7 edition change) are refused on the PE fixture, nothing written."""
+    before = pe.fingerprint()
+    r = wimfs("firstboot", "add", pe.spec, "--name", "x", "--", "cmd.exe", "/c", "echo")
+    assert r.returncode == 9 and "Windows PE" in r.stderr, r.stderr
+    r = wimfs("edition", "set", pe.spec, "Education")
+    assert r.returncode == 9 and "Windows PE" in r.stderr, r.stderr
+    assert pe.fingerprint() == before

@@ -1,7 +1,10 @@
-"""The product key in an answer file: ``Microsoft-Windows-Shell-Setup`` ``ProductKey`` of
-the specialize pass (Microsoft's unattend reference: "ProductKey ... specialize"), added
-to an existing answer file or to a new one. Bytes in, bytes out; lxml without entities
-or network."""
+"""Answer files wimfs writes (bytes in, bytes out; lxml without entities or network):
+
+* the product key: ``Microsoft-Windows-Shell-Setup`` ``ProductKey`` of the specialize pass
+  (Microsoft's unattend reference), added to an existing answer file or to a new one;
+* a servicing answer file that installs and removes CBS packages by identity
+  (``<servicing><package action="install|remove"><assemblyIdentity .../>``), as DISM
+  /Apply-Unattend reads it (the Windows 7 edition switch of Set-WindowsCbsEdition)."""
 
 from __future__ import annotations
 
@@ -54,5 +57,19 @@ def with_product_key(data: bytes | None, key: str, arch: str) -> bytes:
             "publicKeyToken": "31bf3856ad364e35", "language": "neutral",
             "versionScope": "nonSxS"})
     _child(comp, "ProductKey").text = key
+    etree.indent(root, space="    ")
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+
+
+def package_actions(actions: list[tuple[str, dict[str, str]]]) -> bytes:
+    """A servicing answer file with one ``<package action=...>`` per (action, identity),
+    the identity's attributes in the order DISM's samples give them."""
+    order = ("name", "version", "processorArchitecture", "publicKeyToken", "language")
+    root = etree.Element(_q("unattend"), nsmap={None: NS})
+    servicing = etree.SubElement(root, _q("servicing"))
+    for action, identity in actions:
+        package = etree.SubElement(servicing, _q("package"), {"action": action})
+        etree.SubElement(package, _q("assemblyIdentity"),
+                         {k: identity[k] for k in order})
     etree.indent(root, space="    ")
     return etree.tostring(root, xml_declaration=True, encoding="utf-8")
