@@ -173,9 +173,24 @@ def edition_info(target: Target) -> EditionInfo:
         ed.targets = [p.edition for p in pkgs if p.state == STAGED
                       and p.edition.lower() != (ed.edition or "").lower()]
         return ed
-    ed.targets = sorted(e for e in _edition_files(target)
-                        if e.lower() != (ed.edition or "").lower())
+    ed.targets = _virtual_targets(target, ed.edition)
     return ed
+
+
+def _virtual_targets(target: Target, current: str | None) -> list[str]:
+    """The staged edition files, except the current edition's; when the image has an
+    EditionMatrix.xml, only the targets it lists for the current edition (DISM changes an
+    image only upward: "the lowest edition will not appear")."""
+    files = {e.lower(): e for e in _edition_files(target)}
+    files.pop((current or "").lower(), None)
+    matrix = target.resolve(target.system_path(EDITIONS_DIR, "EditionMatrix.xml"))
+    if matrix is not None and not target.is_dir(matrix) and current:
+        from servicing.formats.edition_matrix import parse_matrix
+
+        allowed = {t.lower() for t in parse_matrix(target.read_file(matrix))
+                   .get(current.lower(), [])}
+        files = {k: v for k, v in files.items() if k in allowed}
+    return sorted(files.values())
 
 
 def current_edition(target: Target) -> str:

@@ -43,6 +43,9 @@ def with_product_key(data: bytes | None, key: str, arch: str) -> bytes:
             root = etree.fromstring(data, _parser())
         except etree.XMLSyntaxError as exc:
             raise ServicingError(f"Panther\\unattend.xml is not valid XML: {exc}") from None
+        if root.getroottree().docinfo.internalDTD is not None:
+            raise ServicingError("Panther\\unattend.xml has a DOCTYPE (entity declarations "
+                                 "are not accepted)")
         if root.tag != _q("unattend"):
             raise ServicingError("Panther\\unattend.xml is not an answer file (root "
                                  f"{root.tag}, expected unattend in {NS})")

@@ -238,3 +238,52 @@ def test_windows7_set_runs_at_first_boot(hives, tmp_path, kind):
     # the registry is left to the servicing stack: EditionID still the old one
     assert hivexget(tree / "Windows/System32/config/SOFTWARE", CV, "EditionID") == \
         "Professional"
+
+
+@pytest.mark.parametrize("kind", ["dir", "wim"])
+def test_edition_matrix_limits_targets(hives, tmp_path, kind):
+    """With an EditionMatrix.xml (Edition ID -> Target IDs), only the targets it lists for
+    the current edition that have an edition file are offered; others are refused (8)."""
+    tree = edition_tree(tmp_path / "t", hives)
+    (tree / "Windows/servicing/Editions/EditionMatrix.xml").write_text(
+        '<?xml version="1.0"?><TmiMatrix><Edition ID="Core"><Target ID="Professional"/>'
+        '</Edition><Edition ID="Professional"><Target ID="Education"/>'
+        '<Target ID="ProfessionalWorkstation"/><Target ID="Ultimate"/></Edition>'
+        '</TmiMatrix>')
+    case = TargetCase(kind, tree, tmp_path)
+    assert _json("edition", "targets", case.spec)["targets"] == \
+        ["Education", "ProfessionalWorkstation"]
+    before = case.fingerprint()
+    assert wimfs("edition", "set", case.spec, "Enterprise").returncode == 8
+    assert case.fingerprint() == before
+
+
+LAUGHS = ('<?xml version="1.0"?><!DOCTYPE m [<!ENTITY a "aaaaaaaaaa">' +
+          "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">'
+                  for i in range(8)) + ']>')
+
+
+@pytest.mark.parametrize("doc", [
+    LAUGHS + '<TmiMatrix><Edition ID="Professional"><Target ID="&i;"/></Edition></TmiMatrix>',
+    '<?xml version="1.0"?><!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    '<TmiMatrix><Edition ID="Professional"><Target ID="Education"/></Edition></TmiMatrix>',
+    "<TmiMatrix><Edition",
+])
+def test_hostile_edition_matrix(hives, tmp_path, doc):
+    tree = edition_tree(tmp_path / "t", hives)
+    (tree / "Windows/servicing/Editions/EditionMatrix.xml").write_text(doc)
+    r = wimfs("edition", "targets", tree)
+    assert r.returncode == 1 and "EditionMatrix.xml" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_hostile_answer_file(hives, tmp_path):
+    tree = edition_tree(tmp_path / "t", hives)
+    (tree / "Windows/Panther").mkdir()
+    (tree / "Windows/Panther/unattend.xml").write_text(
+        LAUGHS + '<unattend xmlns="urn:schemas-microsoft-com:unattend">&i;</unattend>')
+    from windows_trees import tree_fingerprint
+    before = tree_fingerprint(tree)
+    r = wimfs("edition", "product-key", tree, KEY)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert tree_fingerprint(tree) == before
