@@ -1,6 +1,7 @@
 """Bootable Windows PE media: an ISO that boots on BIOS and UEFI (MakeWinPEMedia /ISO),
 built with xorriso from a Windows installation medium (an ISO file or its files in a
-folder) or an ADK media folder.
+folder) or an ADK media folder. An ISO source is read with pycdlib, which reads the UDF
+file system Windows media keep their files in (xorriso reads no UDF).
 
 The ISO holds the PE boot files of the source and ``sources/boot.wim``, with an El Torito
 catalog of two no-emulation entries:
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -52,6 +54,14 @@ class MediaSourceError(ServicingError, FileNotFoundError):
 
 class IsoLimitError(RefusedError):
     """A file too large for ISO 9660 (boot.wim of 4 GiB or more)."""
+
+
+class IsoSourceError(ServicingError):
+    """SOURCE is not an ISO image that can be read."""
+
+    exit_code = 3
+    hresult = None
+    win32 = 13                          # ERROR_INVALID_DATA
 
 
 class IsoToolError(ServicingError):
@@ -91,29 +101,62 @@ def _index(root: str) -> dict[str, str]:
     return found
 
 
-def _extract_iso(iso: str, dest: str, want: list[str]) -> None:
-    """Extract *want* (ISO paths as the ISO spells them; folders whole) into *dest*."""
-    os.makedirs(dest, exist_ok=True)
-    args = ["-osirrox", "on", "-indev", iso]
-    for p in want:
-        args += ["-extract", "/" + p, os.path.join(dest, p)]
-    _xorriso(args)
+class IsoSource:
+    """An ISO file read with pycdlib in the namespace that holds the medium's files: UDF
+    (Windows media made by oscdimg ``-u2`` keep only a README.TXT in ISO 9660), else
+    Joliet, else Rock Ridge, else plain ISO 9660."""
+
+    def __init__(self, path: str) -> None:
+        import pycdlib
+
+        self.iso = pycdlib.PyCdlib()
+        try:
+            self.iso.open(path)
+            self.ns = "udf_path" if self.iso.has_udf() else \
+                "joliet_path" if self.iso.has_joliet() else \
+                "rr_path" if self.iso.has_rock_ridge() else "iso_path"
+            self.files = self._walk()
+        except _iso_errors() as exc:
+            raise IsoSourceError(f"{path}: not a readable ISO image ({exc})") from None
+
+    def _walk(self) -> dict[str, tuple[str, int]]:
+        """Lower-cased path (ISO 9660 versions ";1" dropped) -> (path as the ISO spells
+        it, size; -1 for folders)."""
+        found = {}
+        for dirname, dirs, files in self.iso.walk(**{self.ns: "/"}):
+            base = dirname.strip("/")
+            for name in dirs:
+                rel = f"{base}/{name}".strip("/")
+                found[rel.lower()] = (rel, -1)
+            for name in files:
+                rel = f"{base}/{name}".strip("/")
+                size = self.iso.get_record(**{self.ns: "/" + rel}).get_data_length()
+                found[rel.split(";")[0].lower()] = (rel, size)
+        return found
+
+    def extract(self, rel: str, dest: str) -> None:
+        """Extract a file, or a folder with everything under it, to *dest*."""
+        real, size = self.files[rel.lower()]
+        if size < 0:
+            prefix = rel.lower() + "/"
+            for low, (path, sz) in self.files.items():
+                if low.startswith(prefix) and sz >= 0:
+                    self.extract(low, os.path.join(dest, path.split(";")[0][len(prefix):]))
+            return
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        try:
+            self.iso.get_file_from_iso(dest, **{self.ns: "/" + real})
+        except _iso_errors() as exc:
+            raise IsoSourceError(f"cannot read {real} from the ISO ({exc})") from None
+
+    def close(self) -> None:
+        self.iso.close()
 
 
-def _iso_paths(iso: str) -> dict[str, tuple[str, int]]:
-    """Lower-cased ISO path -> (path as the ISO spells it, size) of every file and folder
-    (``xorriso -find / -exec lsdl``: ``mode links uid gid size date 'path'``)."""
-    out = _xorriso(["-indev", iso, "-find", "/", "-exec", "lsdl"])
-    paths = {}
-    for line in out.splitlines():
-        quote = line.find("'/")
-        if quote < 0 or not line.endswith("'"):
-            continue
-        rel = line[quote + 2:-1]
-        fields = line[:quote].split()
-        if rel and len(fields) >= 5 and fields[4].isdigit():
-            paths[rel.lower()] = (rel, int(fields[4]))
-    return paths
+def _iso_errors() -> tuple[type[BaseException], ...]:
+    from pycdlib.pycdlibexception import PyCdlibException
+
+    return PyCdlibException, OSError, ValueError, IndexError, struct.error
 
 
 def _plan(index: dict[str, str], boot_wim: str | None) -> list[str]:
@@ -168,18 +211,27 @@ def make_media(source: str, out_iso: str, *, boot_wim: str | None = None,
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _extract_medium(source: str, root: str, boot_wim: str | None) -> None:
+    """The PE files of the ISO *source* under *root* (boot.wim's size checked first)."""
+    iso = IsoSource(source)
+    try:
+        _plan({low: real for low, (real, _) in iso.files.items()}, boot_wim)
+        want = list(TREES) + ["bootmgr", "bootmgr.efi"]
+        if boot_wim is None:
+            _check_size(f"{source}:{BOOT_WIM}", iso.files[BOOT_WIM][1])
+            want.append(BOOT_WIM)
+        for rel in want:
+            iso.extract(rel, os.path.join(root, iso.files[rel][0].split(";")[0]))
+    finally:
+        iso.close()
+
+
 def _build(source: str, out_iso: str, work: str, boot_wim: str | None,
            edit: Callable[[str], None] | None, label: str) -> MediaResult:
     root = source
     if not os.path.isdir(source):
         root = os.path.join(work, "src")
-        listing = _iso_paths(source)
-        index = {low: real for low, (real, _) in listing.items()}
-        _plan(index, boot_wim)
-        if boot_wim is None:
-            _check_size(f"{source}:{index[BOOT_WIM]}", listing[BOOT_WIM][1])
-        want = [index[t] for t in TREES] + [index["bootmgr"], index["bootmgr.efi"]]
-        _extract_iso(source, root, want + ([index[BOOT_WIM]] if boot_wim is None else []))
+        _extract_medium(source, root, boot_wim)
     index = _index(root)
     picked = [p for p in _plan(index, boot_wim) if not os.path.isdir(os.path.join(root, p))]
     wim_iso = index.get(BOOT_WIM, BOOT_WIM)

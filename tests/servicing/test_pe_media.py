@@ -6,6 +6,7 @@ boot of a stub etfsboot.com that prints a marker on the serial port."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -123,6 +124,35 @@ def test_iso_medium(tmp_path):
     no_leftovers(tmp_path)
 
 
+def test_udf_only_iso_medium(tmp_path):
+    """A Windows ISO as oscdimg -u2 makes it: the files only in UDF, ISO 9660 holding just a
+    README.TXT (built here with pycdlib, which writes UDF; xorriso shows only the README)."""
+    import pycdlib
+
+    src = medium(tmp_path / "media")
+    iso = pycdlib.PyCdlib()
+    iso.new(udf="2.60", interchange_level=3)
+    iso.add_fp(io.BytesIO(b"udf"), 3, "/README.TXT;1")
+    for p in sorted(src.rglob("*")):
+        rel = "/" + p.relative_to(src).as_posix()
+        if p.is_dir():
+            iso.add_directory(udf_path=rel)
+        else:
+            iso.add_file(str(p), udf_path=rel)
+    source_iso = tmp_path / "windows.iso"
+    iso.write(str(source_iso))
+    iso.close()
+    r = subprocess.run(["xorriso", "-indev", str(source_iso), "-find", "/", "-exec", "lsdl"],
+                       capture_output=True, text=True)
+    assert [ln.split()[-1] for ln in r.stdout.splitlines()] == ["'/'", "'/README.TXT'"]
+    out = tmp_path / "pe.iso"
+    r = wimfs("pe", "media", source_iso, out)
+    assert r.returncode == 0, r.stderr
+    check_boot_entries(out)
+    assert listing(out) == expected(src)
+    no_leftovers(tmp_path)
+
+
 def test_missing_boot_files_named(tmp_path):
     src = medium(tmp_path / "media", boot_wim=None)
     (src / "efi/microsoft/boot/efisys.bin").unlink()
@@ -155,7 +185,8 @@ def test_not_an_iso(tmp_path):
     bad = tmp_path / "bad.iso"
     bad.write_bytes(os.urandom(70000))
     r = wimfs("pe", "media", bad, tmp_path / "pe.iso")
-    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.returncode == 3 and "not a readable ISO image" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "pe.iso").exists()
     no_leftovers(tmp_path)
 

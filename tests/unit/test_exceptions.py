@@ -50,7 +50,7 @@ EXPECTED = {
     "servicing.features.winpe": {"NotWinPEError": 9, "PESettingError": 2},
     "servicing.features.edition": {"ProductKeyError": 2},
     "servicing.features.pe_media": {"MediaSourceError": 4, "IsoLimitError": 9,
-                                    "IsoToolError": 1},
+                                    "IsoSourceError": 3, "IsoToolError": 1},
     # first-boot actions: a command a batch file cannot hold is bad usage (2)
     "servicing.formats.cmdline": {"CommandLineError": 2},
     "servicing.features.firstboot": {"FirstbootExistsError": 1, "FirstbootNotFoundError": 4},
