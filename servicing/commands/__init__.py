@@ -10,7 +10,7 @@ from __future__ import annotations
 
 # The servicing command modules, in the order `wimfs --help` lists them.
 MODULES = ("image_info", "update", "driver", "package", "feature", "firstboot", "unattend",
-           "intl", "app")
+           "intl", "app", "pe", "edition")
 
 
 def add_parsers(sub) -> None:

@@ -22,7 +22,7 @@ from wimfs.errors import is_expected, message_for
 log = logging.getLogger("wimfs.dism")
 LOG_LEVELS = ("1", "2", "3", "4")
 COMMAND_MODULES = ("wimcmds", "imagecmds", "drivercmds", "packagecmds", "unattendcmds",
-                   "intlcmds", "appcmds")
+                   "intlcmds", "appcmds", "pecmds", "editioncmds")
 
 
 def default_log_path() -> str:

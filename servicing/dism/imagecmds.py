@@ -3,7 +3,7 @@ mount-free) that the servicing foundation provides, over the native servicing co
 
 from __future__ import annotations
 
-from servicing.dism.commands import Call, Command, native_json, register
+from servicing.dism.commands import Call, native_json
 
 UNDEFINED = "<undefined>"
 
@@ -24,15 +24,3 @@ def servicing_options(call: Call) -> list[str]:
 def image_info(call: Call) -> dict:
     """`wimfs image-info TARGET --json` of /Image (its version heads DISM's output)."""
     return native_json(call, ["image-info", call.line.image] + servicing_options(call))
-
-
-def get_current_edition(call: Call):
-    doc = call.image
-    call.console.lines(["Current edition is:", "",
-                        f"Current Edition : {doc.get('edition_id') or UNDEFINED}", ""])
-    return doc
-
-
-register(Command(("Get-CurrentEdition",), get_current_edition, {},
-                 "/Image:<dir | file.wim:N> /Get-CurrentEdition",
-                 "Displays the edition of the image.", image=True))

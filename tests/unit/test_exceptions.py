@@ -57,6 +57,12 @@ EXPECTED = {
     # `wimfs dism`: DISM's code (87 by default) and its exit status (NOTES-dism table)
     "servicing.dism.codes": {"DismError": 87},
     "servicing.registry.hives": {"RegistryPathError": 4},
+    # Windows PE and edition: a value DISM refuses is bad usage (2, DISM Error 87); a
+    # non-PE image is refused (9, DISM Error 50); missing media files are not found (4)
+    "servicing.features.winpe": {"NotWinPEError": 9, "PESettingError": 2},
+    "servicing.features.edition": {"ProductKeyError": 2},
+    "servicing.features.pe_media": {"MediaSourceError": 4, "IsoLimitError": 9,
+                                    "IsoSourceError": 3, "IsoToolError": 1},
     # first-boot actions: a command a batch file cannot hold is bad usage (2)
     "servicing.formats.cmdline": {"CommandLineError": 2},
     "servicing.features.firstboot": {"FirstbootExistsError": 1, "FirstbootNotFoundError": 4},

@@ -234,6 +234,11 @@ def test_mount_readonly_and_errors(require_fuse, wim2, tmp_path):
     (["/ScratchDir:{d}/nope", "/Get-MountedWimInfo"], "3", 3, "scratch"),
     (["just-a-word"], "87", 87, "doesn't recognize the command-line option"),
     (["/Apply-Unattend:{d}/u.xml"], "87", 87, "/Apply-Unattend needs /Image"),
+    (["/Get-PESettings"], "87", 87, "needs /Image"),
+    (["/Online", "/Get-PESettings"], "50", 50, "not supported"),
+    (["/Image:{d}", "/Get-PESettings:x"], "87", 87, "does not take an argument"),
+    (["/Image:{d}", "/Set-Edition:Pro", "/AcceptEula"], "87", 87, "unknown"),
+    (["/Online", "/Get-TargetEditions"], "50", 50, "not supported"),
 ])
 def test_errors(wim2, tmp_path, args, code, status, message):
     log = tmp_path / "logs" / "my.log"

@@ -24,9 +24,9 @@ def test_get_current_edition(target, tmp_path):
                                      "Current Edition : Professional\n\n"
                                      "The operation completed successfully.\n")
     rc, js = dism(f"/Image:{target.spec}", "/Get-CurrentEdition", "--json")
-    assert json.loads(js) == native_json("image-info", target.spec)
+    assert json.loads(js) == native_json("edition", "get", target.spec)
     text = log.read_text()
-    assert "image-info" in text and "command line: " in text
+    assert "edition get" in text and "command line: " in text
 
 
 def test_windir(hives, tmp_path):
