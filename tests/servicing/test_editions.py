@@ -320,7 +320,7 @@ def test_dism_image_all_goes_the_same_way(wim, tmp_path):
     assert rc == 0, out
     doc = json.loads(out)
     assert doc["committed"] is False
-    assert [(r["index"], r["output"]["edition_id"]) for r in doc["images"]] == \
+    assert [(r["index"], r["output"]["edition"]) for r in doc["images"]] == \
         sorted(EDITIONS.items())
     rc, out = dism(f"/Image:{wim}:1,3", "/Add-Driver", f"/Driver:{inf}", "/ForceUnsigned")
     assert rc == 0, out

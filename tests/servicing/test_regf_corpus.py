@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 import oracles
-from conftest import corpus_dir, require_corpus, unpack
+from tests.servicing.conftest import corpus_dir, require_corpus, unpack
 from servicing.regf import Hive, RegfCorruptError, RegfDirtyError, RegfUnsupportedError
 from servicing.regf.format import lh_hash
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 import oracles
-from conftest import unpack
+from tests.servicing.conftest import unpack
 from servicing.regf import (REG_BINARY, REG_DWORD, REG_DWORD_BIG_ENDIAN, REG_EXPAND_SZ,
                             REG_LINK, REG_MULTI_SZ, REG_NONE, REG_QWORD, REG_SZ, Hive,
                             KeyNotFoundError, RegfStateError, ValueNotFoundError)

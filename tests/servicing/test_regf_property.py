@@ -8,7 +8,7 @@ import time
 
 from hypothesis import given, settings, strategies as st
 
-from conftest import require_corpus
+from tests.servicing.conftest import require_corpus
 from servicing.regf import REG_BINARY, REG_DWORD, Hive, RegfError
 from servicing.regf.format import upcase
 

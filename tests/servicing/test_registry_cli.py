@@ -9,7 +9,7 @@ import os
 import pytest
 
 import oracles
-from conftest import unpack
+from tests.servicing.conftest import unpack
 from servicing import regfile
 from servicing.cli import reg_main
 from servicing.regf import REG_DWORD, REG_MULTI_SZ, REG_QWORD, Hive
