@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from servicing.features.intl import (
     CONTROL, CTF_KEYBOARD, I8042, INTERNATIONAL, KEYBOARD, LAYERED_DRIVERS, MUI, NLS,
-    NULL_GUID, TIME_ZONES, TZ_INFO, USER_HIVES, IntlRefusedError, IntlValueError, Reader,
+    NULL_GUID, TIME_ZONES, TZ_INFO, IntlRefusedError, IntlValueError, Reader,
     find_locale, installed_languages, locale_of, require_intl)
 from servicing.features.intl_locales import CODEPAGE_FILES, Locale
 from servicing.regf import REG_BINARY, REG_DWORD, REG_MULTI_SZ, REG_SZ
@@ -167,7 +167,7 @@ def _codepages(r: Reader, loc: Locale) -> list[RegEdit]:
 
 
 def _user_hives(r: Reader) -> list[str]:
-    hives = [h for h in USER_HIVES if r.key(h) is not None]
+    hives = r.user_hives()
     if not hives:
         raise IntlRefusedError("the image has neither a DEFAULT hive nor a default user "
                                "profile (Users\\Default\\NTUSER.DAT)")

@@ -300,3 +300,39 @@ def test_language_types(tgt):
     assert wimfs("intl", "set", tgt.spec, "--ui-lang", "de-DE")[0] == 0
     rc, out = wimfs("intl", "get", tgt.spec)       # full language: no fallback line
     assert "Default system UI language : de-DE\nSystem locale : " in out
+
+
+@pytest.mark.parametrize("kind", ["dir", "wim"])
+def test_service_profiles_get_the_user_settings(kind, tmp_path):
+    """The LocalService profile (S-1-5-19) gets the user locale and input locales like
+    .DEFAULT. No real LocalService hive is in the corpus: the corpus DEFAULT hive (the
+    same kind of hive: a system account's user hive) stands in for it."""
+    import shutil
+
+    from tests.servicing.intl_fixture import intl_tree
+
+    tree = intl_tree(tmp_path / "tree", require_corpus().parent)
+    prof = tree / "Windows" / "ServiceProfiles" / "LocalService"
+    prof.mkdir(parents=True)
+    for ext in ("", ".LOG1", ".LOG2"):       # the corpus DEFAULT is dirty: logs too
+        shutil.copyfile(tree / f"Windows/System32/config/DEFAULT{ext}", prof / f"NTUSER.DAT{ext}")
+    t = TargetCase(kind, tree, tmp_path)
+    rc, _ = wimfs("intl", "set", t.spec, "--user-locale", "sv-SE", "--input-locale", "sv-SE")
+    assert rc == 0
+    hive = t.tree() / "Windows" / "ServiceProfiles" / "LocalService" / "NTUSER.DAT"
+    assert hivex_values(hive, "Control Panel\\International") == {
+        '"Locale"': '"0000041d"', '"LocaleName"': '"sv-SE"'}
+    assert hivex_values(hive, "Keyboard Layout\\Preload") == {'"1"': '"0000041d"'}
+
+
+def test_damaged_user_hive_is_an_error(tmp_path, capsys):
+    from tests.servicing.intl_fixture import intl_tree
+
+    tree = intl_tree(tmp_path / "tree", require_corpus().parent)
+    (tree / "Users/Default/NTUSER.DAT").write_bytes(b"regf" + b"\0" * 100)
+    t = TargetCase("dir", tree, tmp_path)
+    before = t.fingerprint()
+    rc, _ = wimfs("intl", "set", t.spec, "--user-locale", "de-DE")
+    err = capsys.readouterr().err
+    assert rc == 3 and "NTUSER.DAT" in err and len(err.strip().splitlines()) == 1, err
+    assert t.fingerprint() == before
