@@ -199,6 +199,14 @@ def test_every_time_zone_and_every_system_locale(tgt):
             for v in ("ACP", "OEMCP"):      # Python knows every ANSI and OEM code page
                 codecs.lookup(f"cp{r.get(NLS + chr(92) + 'CodePage', v)}")
             assert r.get(NLS + "\\Language", "Default") == f"{loc.lcid:04x}"
+    # what landed: the last zone and the last locale, read by hivexget from the result
+    system = paths(tgt.tree())[0]
+    tz, last = f"{CCS}\\Control\\TimeZoneInformation", list(zones)[-1]
+    assert hivexget(system, tz, "TimeZoneKeyName") == last
+    assert int(hivexget(system, tz, "Bias")) & 0xFFFFFFFF == \
+        decode_tzi(zones[last]["TZI"][1])["Bias"] & 0xFFFFFFFF
+    final = [loc for loc in LOCALES if not loc.unicode_only][-1]
+    assert hivexget(system, f"{CCS}\\Control\\Nls\\Language", "Default") == f"{final.lcid:04x}"
     assert sorted(refused) == sorted(loc.name for loc in LOCALES if loc.unicode_only)
     assert {"hi-IN", "ka-GE", "hy-AM"} <= set(refused)     # the doc's examples
 
