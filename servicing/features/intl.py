@@ -36,9 +36,11 @@ MUI = CONTROL + "\\MUI"
 TZ_INFO = CONTROL + "\\TimeZoneInformation"
 I8042 = "HKLM\\SYSTEM\\CurrentControlSet\\Services\\i8042prt\\Parameters"
 TIME_ZONES = "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Time Zones"
-#: the user hives a user-level setting is written to: the DEFAULT hive (.DEFAULT, the
-#: system's own user and the logon screen) and the default profile new users copy.
-USER_HIVES = ("HKU\\DefaultUser", "HKU\\.DEFAULT")
+#: the user hives a user-level setting is written to, those the image has: the default
+#: profile new users copy, the DEFAULT hive (.DEFAULT: the system account and the logon
+#: screen), and the LocalService and NetworkService profiles (the "copy settings to the
+#: system accounts" set, dism-reference.md 2.2: intl writes span these five hives).
+USER_HIVES = ("HKU\\DefaultUser", "HKU\\.DEFAULT", "HKU\\S-1-5-19", "HKU\\S-1-5-20")
 INTERNATIONAL = "Control Panel\\International"
 KEYBOARD = "Keyboard Layout"
 #: the TSF category GUID of keyboard input profiles (GUID_TFCAT_TIP_KEYBOARD)
@@ -165,12 +167,13 @@ class Reader:
         k = self.key(path)
         return None if k is None else k.get(name)
 
-    def user_hive(self) -> str | None:
-        """The hive the default user's settings are read from."""
-        for root in USER_HIVES:
-            if self.key(root) is not None:
-                return root
-        return None
+    def user_hives(self) -> list[str]:
+        """The user hives (USER_HIVES) the image has; a damaged one is an error, not
+        skipped."""
+        from servicing.registry.hives import split_key
+
+        return [h for h in USER_HIVES
+                if self.reg.hive_path(*split_key(h)[:2]) is not None]
 
 
 def installed_languages(r: Reader) -> dict[str, int]:
@@ -253,7 +256,7 @@ def get_intl(target: Target) -> IntlSettings:
     s.system_locale = locale_name(r.get(NLS + "\\Language", "Default")) or \
         locale_name(r.get(NLS + "\\Locale", ""))
     s.time_zone = r.get(TZ_INFO, "TimeZoneKeyName") or r.get(TZ_INFO, "StandardName")
-    user = r.user_hive()
+    user = next(iter(r.user_hives()), None)
     if user is not None:
         intl = f"{user}\\{INTERNATIONAL}"
         s.user_locale = r.get(intl, "LocaleName") or locale_name(r.get(intl, "Locale"))

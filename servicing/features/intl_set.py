@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from servicing.features.intl import (
     CONTROL, CTF_KEYBOARD, I8042, INTERNATIONAL, KEYBOARD, LAYERED_DRIVERS, MUI, NLS,
-    NULL_GUID, TIME_ZONES, TZ_INFO, USER_HIVES, IntlRefusedError, IntlValueError, Reader,
+    NULL_GUID, TIME_ZONES, TZ_INFO, IntlRefusedError, IntlValueError, Reader,
     find_locale, installed_languages, locale_of, require_intl)
 from servicing.features.intl_locales import CODEPAGE_FILES, Locale
-from servicing.regf import REG_BINARY, REG_DWORD, REG_MULTI_SZ, REG_SZ
+from servicing.regf import REG_BINARY, REG_DWORD, REG_MULTI_SZ, REG_SZ, encode_value
 from servicing.registry.edits import EditKind, RegEdit, apply, transaction
 from servicing.target import Target
 
@@ -80,6 +80,9 @@ def parse_input_locales(text: str) -> list[InputProfile]:
             out.append(InputProfile(m[1].lower(), ime=(m[2].upper(), m[3].upper())))
         elif m := KLID_RE.fullmatch(item):
             out.append(InputProfile(m[1].lower(), klid=m[2].lower()))
+        elif ":" in item:
+            raise IntlValueError(f"input locale {item!r} is neither LANGID:KLID "
+                                 "(0409:00000409) nor LANGID:{CLSID}{PROFILE}")
         else:
             loc = locale_of(item)
             if not loc.keyboards:
@@ -114,7 +117,6 @@ def set_intl(target: Target, request: IntlRequest) -> dict:
 
 
 def _set(key: str, name: str, vtype: int, data) -> RegEdit:
-    from servicing.regf import encode_value
     return RegEdit(EditKind.SET_VALUE, key, name, vtype,
                    data if isinstance(data, bytes) else encode_value(vtype, data))
 
@@ -167,7 +169,7 @@ def _codepages(r: Reader, loc: Locale) -> list[RegEdit]:
 
 
 def _user_hives(r: Reader) -> list[str]:
-    hives = [h for h in USER_HIVES if r.key(h) is not None]
+    hives = r.user_hives()
     if not hives:
         raise IntlRefusedError("the image has neither a DEFAULT hive nor a default user "
                                "profile (Users\\Default\\NTUSER.DAT)")

@@ -14,6 +14,8 @@ HKLM\\SAM                        <windir>/System32/config/SAM
 HKLM\\SECURITY                   <windir>/System32/config/SECURITY
 HKU\\.DEFAULT                    <windir>/System32/config/DEFAULT
 HKU\\DefaultUser                 Users/Default/NTUSER.DAT
+HKU\\S-1-5-19                      <windir>/ServiceProfiles/LocalService/NTUSER.DAT
+HKU\\S-1-5-20                      <windir>/ServiceProfiles/NetworkService/NTUSER.DAT
 ==============================  ==========================================
 
 ``HKLM\\SYSTEM\\CurrentControlSet`` is resolved through ``SYSTEM\\Select\\Current``
@@ -48,13 +50,16 @@ HIVE_FILES = {
     ("HKEY_LOCAL_MACHINE", "SECURITY"): (True, "System32/config/SECURITY"),
     ("HKEY_USERS", ".DEFAULT"): (True, "System32/config/DEFAULT"),
     ("HKEY_USERS", "DEFAULTUSER"): (False, "Users/Default/NTUSER.DAT"),
+    ("HKEY_USERS", "S-1-5-19"): (True, "ServiceProfiles/LocalService/NTUSER.DAT"),
+    ("HKEY_USERS", "S-1-5-20"): (True, "ServiceProfiles/NetworkService/NTUSER.DAT"),
 }
 MOUNT_NAMES = {
     ("HKEY_LOCAL_MACHINE", "SYSTEM"): "SYSTEM", ("HKEY_LOCAL_MACHINE", "SOFTWARE"): "SOFTWARE",
     ("HKEY_LOCAL_MACHINE", "DRIVERS"): "DRIVERS",
     ("HKEY_LOCAL_MACHINE", "COMPONENTS"): "COMPONENTS", ("HKEY_LOCAL_MACHINE", "SAM"): "SAM",
     ("HKEY_LOCAL_MACHINE", "SECURITY"): "SECURITY", ("HKEY_USERS", ".DEFAULT"): ".DEFAULT",
-    ("HKEY_USERS", "DEFAULTUSER"): "DefaultUser",
+    ("HKEY_USERS", "DEFAULTUSER"): "DefaultUser", ("HKEY_USERS", "S-1-5-19"): "S-1-5-19",
+    ("HKEY_USERS", "S-1-5-20"): "S-1-5-20",
 }
 
 
@@ -206,7 +211,12 @@ class ImageRegistry:
             if p is None:
                 raise RegistryPathError(f"hive {root}\\{mount} not found in "
                                         f"{self.target.description} ({HIVE_FILES[k][1]})")
-            h = self.target.open_hive(p, write=self.write)
+            try:
+                h = self.target.open_hive(p, write=self.write)
+            except RegfError as exc:       # name the hive file in the one error line
+                if len(exc.args) == 1 and isinstance(exc.args[0], str) and p not in exc.args[0]:
+                    exc.args = (f"{p}: {exc.args[0]}",)
+                raise
             self._hives[k] = (p, RecordingHive(h, join_key(root, MOUNT_NAMES[k]),
                                                self.target.changes))
         return self._hives[k][1]

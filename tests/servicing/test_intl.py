@@ -199,6 +199,14 @@ def test_every_time_zone_and_every_system_locale(tgt):
             for v in ("ACP", "OEMCP"):      # Python knows every ANSI and OEM code page
                 codecs.lookup(f"cp{r.get(NLS + chr(92) + 'CodePage', v)}")
             assert r.get(NLS + "\\Language", "Default") == f"{loc.lcid:04x}"
+    # what landed: the last zone and the last locale, read by hivexget from the result
+    system = paths(tgt.tree())[0]
+    tz, last = f"{CCS}\\Control\\TimeZoneInformation", list(zones)[-1]
+    assert hivexget(system, tz, "TimeZoneKeyName") == last
+    assert int(hivexget(system, tz, "Bias")) & 0xFFFFFFFF == \
+        decode_tzi(zones[last]["TZI"][1])["Bias"] & 0xFFFFFFFF
+    final = [loc for loc in LOCALES if not loc.unicode_only][-1]
+    assert hivexget(system, f"{CCS}\\Control\\Nls\\Language", "Default") == f"{final.lcid:04x}"
     assert sorted(refused) == sorted(loc.name for loc in LOCALES if loc.unicode_only)
     assert {"hi-IN", "ka-GE", "hy-AM"} <= set(refused)     # the doc's examples
 
@@ -209,7 +217,8 @@ def test_every_time_zone_and_every_system_locale(tgt):
     (["--sys-locale", "hi-IN"], 9, "Unicode-only locale"),
     (["--sys-locale", "xx-YY"], 2, "not a valid locale name"),
     (["--user-locale", "english"], 2, "not a valid locale name"),
-    (["--input-locale", "0409:0409"], 2, "not a valid locale name"),
+    (["--input-locale", "0409:0409"], 2, "is neither LANGID:KLID"),
+    (["--input-locale", "klingon"], 2, "not a valid locale name"),
     (["--input-locale", "0407:99999999"], 9, "keyboard layout 99999999"),
     (["--time-zone", "Mars Standard Time"], 9, "is not a key of SOFTWARE"),
     (["--all", "fr-FR"], 9, "not installed"),
@@ -300,3 +309,39 @@ def test_language_types(tgt):
     assert wimfs("intl", "set", tgt.spec, "--ui-lang", "de-DE")[0] == 0
     rc, out = wimfs("intl", "get", tgt.spec)       # full language: no fallback line
     assert "Default system UI language : de-DE\nSystem locale : " in out
+
+
+@pytest.mark.parametrize("kind", ["dir", "wim"])
+def test_service_profiles_get_the_user_settings(kind, tmp_path):
+    """The LocalService profile (S-1-5-19) gets the user locale and input locales like
+    .DEFAULT. No real LocalService hive is in the corpus: the corpus DEFAULT hive (the
+    same kind of hive: a system account's user hive) stands in for it."""
+    import shutil
+
+    from tests.servicing.intl_fixture import intl_tree
+
+    tree = intl_tree(tmp_path / "tree", require_corpus().parent)
+    prof = tree / "Windows" / "ServiceProfiles" / "LocalService"
+    prof.mkdir(parents=True)
+    for ext in ("", ".LOG1", ".LOG2"):       # the corpus DEFAULT is dirty: logs too
+        shutil.copyfile(tree / f"Windows/System32/config/DEFAULT{ext}", prof / f"NTUSER.DAT{ext}")
+    t = TargetCase(kind, tree, tmp_path)
+    rc, _ = wimfs("intl", "set", t.spec, "--user-locale", "sv-SE", "--input-locale", "sv-SE")
+    assert rc == 0
+    hive = t.tree() / "Windows" / "ServiceProfiles" / "LocalService" / "NTUSER.DAT"
+    assert hivex_values(hive, "Control Panel\\International") == {
+        '"Locale"': '"0000041d"', '"LocaleName"': '"sv-SE"'}
+    assert hivex_values(hive, "Keyboard Layout\\Preload") == {'"1"': '"0000041d"'}
+
+
+def test_damaged_user_hive_is_an_error(tmp_path, capsys):
+    from tests.servicing.intl_fixture import intl_tree
+
+    tree = intl_tree(tmp_path / "tree", require_corpus().parent)
+    (tree / "Users/Default/NTUSER.DAT").write_bytes(b"regf" + b"\0" * 100)
+    t = TargetCase("dir", tree, tmp_path)
+    before = t.fingerprint()
+    rc, _ = wimfs("intl", "set", t.spec, "--user-locale", "de-DE")
+    err = capsys.readouterr().err
+    assert rc == 3 and "NTUSER.DAT" in err and len(err.strip().splitlines()) == 1, err
+    assert t.fingerprint() == before

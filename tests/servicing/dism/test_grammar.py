@@ -180,3 +180,15 @@ def test_front_end_never_loads_fuse(wim2):
                             text=True).stdout.split()
     assert "servicing.dism.wimcmds" in loaded
     assert not [m for m in loaded if m.startswith(("wimfs.fuse", "pyfuse3", "trio"))]
+
+
+def test_international_set_commands_combine():
+    # dism-reference.md 1.1: several intl /Set-* may be combined on one line
+    line = grammar.parse(["/Image:C:\\m", "/Set-SysLocale:de-DE", "/Set-UserLocale:fr-FR",
+                          '/Set-TimeZone:"W. Europe Standard Time"'])
+    assert line.command.name == "set-syslocale" and line.command.value == "de-DE"
+    assert [(t.name, t.value) for t in line.options] == [
+        ("set-userlocale", "fr-FR"), ("set-timezone", "W. Europe Standard Time")]
+    for args in (["/Get-Intl", "/Set-SysLocale:de-DE"], ["/Set-SysLocale:de-DE", "/Get-Intl"]):
+        with pytest.raises(DismError, match="Only one servicing command"):
+            grammar.parse(args)
