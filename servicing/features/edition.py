@@ -226,7 +226,8 @@ def product_name(old_name: str | None, old: str | None, new: str) -> str:
     return f"Windows {disp_new}"
 
 
-def set_edition(target: Target, edition: str, *, product_key: str | None = None) -> EditionInfo:
+def set_edition(target: Target, edition: str, *,
+                product_key: str | None = None) -> EditionInfo:
     """Change *target* to *edition* (one of its targets): at once on 8+, at first boot on
     Vista/7 (the returned info lists it as pending)."""
     key = check_product_key(product_key) if product_key is not None else None

@@ -94,7 +94,8 @@ def test_target_path_rules(pe, path):
     assert pe.fingerprint() == before
 
 
-@pytest.mark.parametrize("path", ["C:\\", "Z:\\", "x:\\", "X:\\$Windows.~bt", "X:\\$Windows.~bt\\",
+@pytest.mark.parametrize("path", ["C:\\", "Z:\\", "x:\\", "X:\\$Windows.~bt",
+                                  "X:\\$Windows.~bt\\",
                                   "X:\\" + "a" * 29])
 def test_target_path_accepted(pe, path):
     r = wimfs("pe", "set", pe.spec, "--target-path", path)
