@@ -11,13 +11,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
 
 from tests.helpers import wimlib_capture
-from tests.servicing.test_winpe import pe_tree
+from tests.servicing.test_winpe import pe_tree, wimfs
 
 BOOT_FILES = {"boot/etfsboot.com": 4096, "efi/microsoft/boot/efisys.bin": 1474560,
               "bootmgr": 413738, "bootmgr.efi": 1506760, "boot/bcd": 16384,
@@ -27,11 +26,6 @@ MARKER = b"WIMFS-PE-BIOS-OK"
 # 16-bit real mode, loaded at 0000:7C00: DS=0; SI=msg; write each byte to COM1 (0x3F8)
 # until NUL; halt.
 STUB = bytes.fromhex("FA31C08ED8BE167CBAF803AC84C07403EEEBF8F4EBFD") + MARKER + b"\r\n\0"
-
-
-def wimfs(*argv):
-    return subprocess.run([sys.executable, "-m", "wimfs", *map(str, argv)],
-                          capture_output=True, text=True)
 
 
 def medium(root, boot_wim: bytes | None = b"\0" * 65536):
