@@ -204,6 +204,8 @@ def make_media(source: str, out_iso: str, *, boot_wim: str | None = None,
     if boot_wim is not None and not os.path.isfile(boot_wim):
         raise MediaSourceError(f"boot.wim not found: {boot_wim}")
     out_dir = os.path.dirname(os.path.abspath(out_iso))
+    if not os.path.isdir(out_dir):
+        raise TargetPathError(f"output folder not found: {out_dir}")
     work = tempfile.mkdtemp(prefix=".wimfs-pe-", dir=out_dir)
     try:
         return _build(source, out_iso, work, boot_wim, edit, label)

@@ -147,6 +147,23 @@ def test_udf_only_iso_medium(tmp_path):
     no_leftovers(tmp_path)
 
 
+def test_boot_wim_option(tmp_path):
+    """--boot-wim replaces the medium's sources/boot.wim (here the medium has none)."""
+    src = medium(tmp_path / "media", boot_wim=None)
+    wim = tmp_path / "custom.wim"
+    wim.write_bytes(os.urandom(12345))
+    out = tmp_path / "pe.iso"
+    r = wimfs("pe", "media", src, out, "--boot-wim", wim)
+    assert r.returncode == 0, r.stderr
+    assert listing(out) == expected(src) | {"sources/boot.wim": 12345}
+    got = tmp_path / "got.wim"
+    subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(out), "-extract",
+                    "/sources/boot.wim", str(got)], check=True, capture_output=True)
+    assert got.read_bytes() == wim.read_bytes()
+    r = wimfs("pe", "media", src, tmp_path / "x.iso", "--boot-wim", tmp_path / "none.wim")
+    assert r.returncode == 4 and "none.wim" in r.stderr
+
+
 def test_missing_boot_files_named(tmp_path):
     src = medium(tmp_path / "media", boot_wim=None)
     (src / "efi/microsoft/boot/efisys.bin").unlink()
