@@ -96,7 +96,7 @@ def no_leftovers(folder) -> None:
 def test_folder_medium(tmp_path):
     src = medium(tmp_path / "media")
     (src / "boot/resources").mkdir()
-    (src / "boot/resources/a=b\\c.txt").write_bytes(b"graft-point escapes")
+    (src / "boot/resources/a=b.txt").write_bytes(b"graft-point escape")
     out = tmp_path / "out" / "pe.iso"
     out.parent.mkdir()
     r = wimfs("pe", "media", src, out)
