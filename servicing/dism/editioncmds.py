@@ -61,8 +61,11 @@ for names, handler, options, usage, summary, value in (
     (("Get-TargetEditions",), get_target_editions, {},
      "/Image:<target> /Get-TargetEditions",
      "Displays the editions the image can be changed to.", False),
-    (("Set-Edition",), set_edition, {"productkey": Kind.VALUE},
-     "/Image:<target> /Set-Edition:<edition ID> [/ProductKey:<key>]",
+    (("Set-Edition",), set_edition,
+     {"productkey": Kind.VALUE, "accepteula": Kind.FLAG, "geteula": Kind.UNSUPPORTED},
+     # /AcceptEula is accepted and has nothing to do offline (DISM 10 scripts pass it with
+     # /ProductKey); /GetEula (save the EULA text) is Error 50.
+     "/Image:<target> /Set-Edition:<edition ID> [/ProductKey:<key>] [/AcceptEula]",
      "Changes the image to a higher edition.", True),
     (("Set-ProductKey",), set_product_key, {}, "/Image:<target> /Set-ProductKey:<key>",
      "Gives Setup the product key of the image (specialize pass).", True),

@@ -23,9 +23,15 @@ def _scratch(doc: dict) -> str:
     return f"{doc['scratch_space']}MB" if doc["scratch_space"] else UNDEFINED
 
 
+# A header and a blank line come before the values: a public script reads /Get-ScratchSpace's
+# value from DISM's 9th output line (fs:19033380260: banner 4 lines, "Image Version:" and a
+# blank, header, blank, value). The header's text is not documented.
+HEADER = ["Windows PE settings:", ""]
+
+
 def get_pe_settings(call: Call):
     doc = _settings(call)
-    call.console.lines(["Windows PE settings:", "", f"Profiling : {_profiling(doc)}",
+    call.console.lines(HEADER + [f"Profiling : {_profiling(doc)}",
                         f"Scratch Space : {_scratch(doc)}",
                         f"Target Path : {doc['target_path'] or UNDEFINED}", ""])
     return doc
@@ -33,13 +39,13 @@ def get_pe_settings(call: Call):
 
 def get_scratch_space(call: Call):
     doc = _settings(call)
-    call.console.lines([f"Scratch Space : {_scratch(doc)}", ""])
+    call.console.lines(HEADER + [f"Scratch Space : {_scratch(doc)}", ""])
     return doc
 
 
 def get_target_path(call: Call):
     doc = _settings(call)
-    call.console.lines([f"Target Path : {doc['target_path'] or UNDEFINED}", ""])
+    call.console.lines(HEADER + [f"Target Path : {doc['target_path'] or UNDEFINED}", ""])
     return doc
 
 

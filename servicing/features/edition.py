@@ -46,6 +46,7 @@ EDITION_PACKAGE = re.compile(r"^Microsoft-Windows-(?P<edition>.+?)Edition~"
                              r"(?P<token>[0-9a-f]{16})~(?P<arch>[^~]*)~(?P<lang>[^~]*)~"
                              r"(?P<version>[0-9.]+)$", re.I)
 INSTALLED, SUPERSEDED, STAGED = 0x70, 0x50, 0x40
+PACKAGE_LAYOUTS = (Layout.VISTA, Layout.WIN7)     # editions are CBS packages there
 # Product keys: base-24 digits (no vowels, no 0/1/5/L/S/Z...) plus one "N" on Windows 8
 # and later keys.
 KEY_ALPHABET = "BCDFGHJKMPQRTVWXY2346789"
@@ -155,17 +156,13 @@ def _edition_files(target: Target) -> dict[str, str]:
     return found
 
 
-def _uses_packages(info: ImageInfo) -> bool:
-    return info.layout in (Layout.VISTA, Layout.WIN7)
-
-
 def edition_info(target: Target) -> EditionInfo:
     info = _require(target)
     reg = ImageRegistry(target)
     ed = EditionInfo(edition=_value(reg, VERSION_KEY, "EditionID"), targets=[],
                      layout=info.layout,
                      composition_edition=_value(reg, VERSION_KEY, "CompositionEditionID"))
-    if _uses_packages(info):
+    if info.layout in PACKAGE_LAYOUTS:
         pkgs = edition_packages(target)
         current = [p for p in pkgs if p.state in (INSTALLED, SUPERSEDED)]
         if current:
@@ -226,19 +223,20 @@ def product_name(old_name: str | None, old: str | None, new: str) -> str:
     return f"Windows {disp_new}"
 
 
-def set_edition(target: Target, edition: str, *, product_key: str | None = None) -> EditionInfo:
+def set_edition(target: Target, edition: str, *,
+                product_key: str | None = None) -> EditionInfo:
     """Change *target* to *edition* (one of its targets): at once on 8+, at first boot on
     Vista/7 (the returned info lists it as pending)."""
     key = check_product_key(product_key) if product_key is not None else None
     ed = edition_info(target)
     new = _pick(ed, edition)
-    if ed.layout in (Layout.VISTA, Layout.WIN7):
+    if ed.layout in PACKAGE_LAYOUTS:
         _schedule_package_switch(target, ed, new)
     else:
         _set_virtual_edition(target, ed, new)
     if key is not None:
         set_product_key(target, key)
-    if ed.layout in (Layout.VISTA, Layout.WIN7):
+    if ed.layout in PACKAGE_LAYOUTS:
         return EditionInfo(**(ed.to_json() | {"pending": [new]}))
     return edition_info(target)
 

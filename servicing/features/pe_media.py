@@ -204,6 +204,8 @@ def make_media(source: str, out_iso: str, *, boot_wim: str | None = None,
     if boot_wim is not None and not os.path.isfile(boot_wim):
         raise MediaSourceError(f"boot.wim not found: {boot_wim}")
     out_dir = os.path.dirname(os.path.abspath(out_iso))
+    if not os.path.isdir(out_dir):
+        raise TargetPathError(f"output folder not found: {out_dir}")
     work = tempfile.mkdtemp(prefix=".wimfs-pe-", dir=out_dir)
     try:
         return _build(source, out_iso, work, boot_wim, edit, label)
@@ -226,6 +228,13 @@ def _extract_medium(source: str, root: str, boot_wim: str | None) -> None:
         iso.close()
 
 
+def _graft(iso_path: str, local: str) -> str:
+    """A mkisofs graft point ``ISO=LOCAL``; ``\\`` and ``=`` in either are escaped."""
+    def esc(p: str) -> str:
+        return p.replace("\\", "\\\\").replace("=", "\\=")
+    return f"{esc(iso_path)}={esc(os.path.abspath(local))}"
+
+
 def _build(source: str, out_iso: str, work: str, boot_wim: str | None,
            edit: Callable[[str], None] | None, label: str) -> MediaResult:
     root = source
@@ -246,8 +255,8 @@ def _build(source: str, out_iso: str, work: str, boot_wim: str | None,
         wim_src = copy
     _check_size(wim_src)
     tmp_iso = os.path.join(work, "out.iso")
-    grafts = [f"{p}={os.path.join(root, p)}" for p in picked if p != wim_iso]
-    grafts.append(f"{wim_iso}={os.path.abspath(wim_src)}")
+    grafts = [_graft(p, os.path.join(root, p)) for p in picked if p != wim_iso]
+    grafts.append(_graft(wim_iso, os.path.abspath(wim_src)))
     _xorriso(["-as", "mkisofs", "-quiet", "-iso-level", "2", "-R", "-J", "-joliet-long",
               "-V", label, "-o", tmp_iso, "-graft-points", "--boot-catalog-hide",
               "-b", index[BIOS_BOOT], "-no-emul-boot", "-boot-load-size", "8",

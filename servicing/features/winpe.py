@@ -193,23 +193,27 @@ def install_start_script(target: Target, local_path: str) -> str:
     entries = _start_entries(target.windir.replace("/", "\\"), name,
                              launch_apps(ini) if ini is not None else [])
     text = "[LaunchApps]\r\n" + "".join(e + "\r\n" for e in entries)
+    # ASCII as Microsoft's samples; an entry kept from the old file that is not ASCII
+    # needs Unicode, which the INI reader takes as UTF-16 with a BOM.
+    data = text.encode("ascii") if text.isascii() else b"\xff\xfe" + text.encode("utf-16-le")
     path = target.system_path(WINPESHL)
-    target.write_file(target.resolve(path) or path, text.encode("ascii"))
+    target.write_file(target.resolve(path) or path, data)
     return dest
 
 
 def add_overlay(target: Target, folder: str) -> int:
     """Add every file under the local *folder* to the image root (mkwinpeimg
-    ``--overlay``); existing names are matched case-insensitively and replaced.
-    Returns the number of files."""
+    ``--overlay``); existing files and folders are matched case-insensitively (their
+    spelling kept) and files replaced. Returns the number of files."""
     n = 0
+    where = {folder: ""}                 # local folder -> its path in the target
     for dirpath, dirs, files in os.walk(folder):
         dirs.sort()
-        rel = os.path.relpath(dirpath, folder).replace(os.sep, "/")
-        rel = "" if rel == "." else rel
-        here = (target.resolve(rel) or rel) if rel else ""
-        if here:
-            target.mkdirs(here)
+        here = where[dirpath]
+        for name in dirs:
+            sub = target.resolve(join(here, name)) or join(here, name)
+            target.mkdirs(sub)
+            where[os.path.join(dirpath, name)] = sub
         for name in sorted(files):
             dest = join(here, name)
             target.copy_in(target.resolve(dest) or dest, os.path.join(dirpath, name))

@@ -10,14 +10,14 @@ import io
 import os
 import re
 import shutil
+import struct
 import subprocess
-import sys
 import time
 
 import pytest
 
 from tests.helpers import wimlib_capture
-from tests.servicing.test_winpe import pe_tree
+from tests.servicing.test_winpe import pe_tree, wimfs
 
 BOOT_FILES = {"boot/etfsboot.com": 4096, "efi/microsoft/boot/efisys.bin": 1474560,
               "bootmgr": 413738, "bootmgr.efi": 1506760, "boot/bcd": 16384,
@@ -27,11 +27,6 @@ MARKER = b"WIMFS-PE-BIOS-OK"
 # 16-bit real mode, loaded at 0000:7C00: DS=0; SI=msg; write each byte to COM1 (0x3F8)
 # until NUL; halt.
 STUB = bytes.fromhex("FA31C08ED8BE167CBAF803AC84C07403EEEBF8F4EBFD") + MARKER + b"\r\n\0"
-
-
-def wimfs(*argv):
-    return subprocess.run([sys.executable, "-m", "wimfs", *map(str, argv)],
-                          capture_output=True, text=True)
 
 
 def medium(root, boot_wim: bytes | None = b"\0" * 65536):
@@ -101,6 +96,8 @@ def no_leftovers(folder) -> None:
 
 def test_folder_medium(tmp_path):
     src = medium(tmp_path / "media")
+    (src / "boot/resources").mkdir()
+    (src / "boot/resources/a=b.txt").write_bytes(b"graft-point escape")
     out = tmp_path / "out" / "pe.iso"
     out.parent.mkdir()
     r = wimfs("pe", "media", src, out)
@@ -151,6 +148,23 @@ def test_udf_only_iso_medium(tmp_path):
     check_boot_entries(out)
     assert listing(out) == expected(src)
     no_leftovers(tmp_path)
+
+
+def test_boot_wim_option(tmp_path):
+    """--boot-wim replaces the medium's sources/boot.wim (here the medium has none)."""
+    src = medium(tmp_path / "media", boot_wim=None)
+    wim = tmp_path / "custom.wim"
+    wim.write_bytes(os.urandom(12345))
+    out = tmp_path / "pe.iso"
+    r = wimfs("pe", "media", src, out, "--boot-wim", wim)
+    assert r.returncode == 0, r.stderr
+    assert listing(out) == expected(src) | {"sources/boot.wim": 12345}
+    got = tmp_path / "got.wim"
+    subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(out), "-extract",
+                    "/sources/boot.wim", str(got)], check=True, capture_output=True)
+    assert got.read_bytes() == wim.read_bytes()
+    r = wimfs("pe", "media", src, tmp_path / "x.iso", "--boot-wim", tmp_path / "none.wim")
+    assert r.returncode == 4 and "none.wim" in r.stderr
 
 
 def test_missing_boot_files_named(tmp_path):
@@ -274,3 +288,92 @@ def test_bios_boot_in_qemu(tmp_path):
         proc.kill()
         proc.wait()
     assert MARKER in serial.read_bytes()
+
+
+# -- UEFI: a stub efisys.bin (a FAT12 floppy image holding EFI/BOOT/BOOTX64.EFI) -----------
+
+UEFI_MARKER = "WIMFS-PE-UEFI-OK"
+OVMF = "/usr/share/OVMF/OVMF_CODE.fd"
+
+
+def efi_app() -> bytes:
+    """A PE32+ EFI application (subsystem 10): ConOut->OutputString(marker), then spin.
+    x64 code: sub rsp,28h; mov rcx,[rdx+40h] (SystemTable->ConOut); lea rdx,[rip+5];
+    call [rcx+8] (OutputString); jmp $; the UTF-16 marker."""
+    code = bytes.fromhex("4883EC28488B4A40488D1505000000FF5108EBFE") + \
+        (UEFI_MARKER + "\r\n\0").encode("utf-16-le")
+    raw = 0x200
+    opt = struct.pack("<HBBIIIIIQIIHHHHHHIIIIHHQQQQII", 0x20B, 0, 0, raw, 0, 0, 0x1000,
+                      0x1000, 0, 0x1000, 0x200, 0, 0, 0, 0, 0, 0, 0, 0x2000, 0x200, 0, 10, 0,
+                      0x10000, 0x1000, 0x10000, 0x1000, 0, 16) + b"\0" * 128
+    coff = struct.pack("<HHIIIHH", 0x8664, 1, 0, 0, 0, len(opt), 0x0022)
+    section = struct.pack("<8sIIIIIIHHI", b".text", len(code), 0x1000, raw, 0x200, 0, 0, 0,
+                          0, 0x60000020)
+    head = b"MZ" + b"\0" * 58 + struct.pack("<I", 0x40) + b"PE\0\0" + coff + opt + section
+    return head.ljust(0x200, b"\0") + code.ljust(raw, b"\0")
+
+
+def fat12_floppy(app: bytes) -> bytes:
+    """A 1.44 MB FAT12 image (the size of the real efisys.bin): EFI (cluster 2), EFI/BOOT
+    (cluster 3), EFI/BOOT/BOOTX64.EFI (clusters 4...)."""
+    img = bytearray(2880 * 512)
+    img[0:62] = b"\xeb\x3c\x90MSWIN4.1" + struct.pack(
+        "<HBHBHHBHHHIIBBBI11s8s", 512, 1, 1, 2, 224, 2880, 0xF0, 9, 18, 2, 0, 0, 0, 0, 0x29,
+        0x1234, b"EFISYS     ", b"FAT12   ")
+    img[510:512] = b"\x55\xaa"
+    fat = bytearray(9 * 512)
+
+    def link(n: int, value: int) -> None:            # 12-bit entries, two in three bytes
+        off = n * 3 // 2
+        if n % 2 == 0:
+            fat[off], fat[off + 1] = value & 0xFF, (fat[off + 1] & 0xF0) | value >> 8
+        else:
+            fat[off], fat[off + 1] = (fat[off] & 0x0F) | (value << 4 & 0xF0), value >> 4
+    clusters = (len(app) + 511) // 512
+    for n, value in [(0, 0xFF0), (1, 0xFFF), (2, 0xFFF), (3, 0xFFF)] + \
+            [(4 + i, 0xFFF if i == clusters - 1 else 5 + i) for i in range(clusters)]:
+        link(n, value)
+    img[512:512 + len(fat)] = img[512 * 10:512 * 10 + len(fat)] = fat
+
+    def entry(name: str, attr: int, cluster: int, size: int = 0) -> bytes:
+        return name.ljust(11).encode() + bytes([attr]) + b"\0" * 14 + \
+            struct.pack("<HI", cluster, size)
+
+    def at(cluster: int) -> int:                    # data starts at sector 33
+        return 512 * (31 + cluster)
+    img[512 * 19:512 * 19 + 32] = entry("EFI", 0x10, 2)
+    img[at(2):at(2) + 96] = entry(".", 0x10, 2) + entry("..", 0x10, 0) + entry("BOOT", 0x10, 3)
+    img[at(3):at(3) + 96] = entry(".", 0x10, 3) + entry("..", 0x10, 2) + \
+        entry("BOOTX64 EFI", 0x20, 4, len(app))
+    img[at(4):at(4) + len(app)] = app
+    return bytes(img)
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None or not os.path.exists(OVMF),
+                    reason="qemu-system-x86 or ovmf not installed")
+def test_uefi_boot_in_qemu(tmp_path):
+    """OVMF boots the ISO's El Torito UEFI entry: it reads efisys.bin (our FAT12 stub) and
+    runs its EFI/BOOT/BOOTX64.EFI, which prints the marker (OVMF copies ConOut to serial)."""
+    src = medium(tmp_path / "media")
+    (src / "efi/microsoft/boot/efisys.bin").write_bytes(fat12_floppy(efi_app()))
+    out = tmp_path / "pe.iso"
+    assert wimfs("pe", "media", src, out).returncode == 0
+    vars_fd = tmp_path / "vars.fd"
+    shutil.copyfile(OVMF.replace("CODE", "VARS"), vars_fd)
+    serial = tmp_path / "serial.log"
+    proc = subprocess.Popen(["qemu-system-x86_64", "-machine", "q35", "-m", "256",
+                             "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF}",
+                             "-drive", f"if=pflash,format=raw,file={vars_fd}",
+                             "-cdrom", str(out), "-boot", "d", "-display", "none",
+                             "-serial", f"file:{serial}", "-net", "none", "-no-reboot"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if serial.exists() and UEFI_MARKER.encode() in serial.read_bytes():
+                break
+            time.sleep(1)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert UEFI_MARKER.encode() in serial.read_bytes()

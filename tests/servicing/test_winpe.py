@@ -95,6 +95,7 @@ def test_target_path_rules(pe, path):
 
 
 @pytest.mark.parametrize("path", ["C:\\", "Z:\\", "x:\\", "X:\\$Windows.~bt",
+                                  "X:\\$Windows.~bt\\",
                                   "X:\\" + "a" * 29])
 def test_target_path_accepted(pe, path):
     r = wimfs("pe", "set", pe.spec, "--target-path", path)
@@ -170,3 +171,42 @@ def test_pe_refuses_first_boot_actions(pe):
     r = wimfs("edition", "set", pe.spec, "Education")
     assert r.returncode == 9 and "Windows PE" in r.stderr, r.stderr
     assert pe.fingerprint() == before
+
+
+def test_overlay_merges_case_insensitively(pe, tmp_path):
+    """mkwinpeimg's --overlay: the files land under the image's own spelling of existing
+    folders (Windows\\System32), no second folder differing in case."""
+    from servicing.features.winpe import add_overlay
+    from servicing.target import open_target
+
+    overlay = tmp_path / "overlay"
+    (overlay / "windows/system32").mkdir(parents=True)
+    (overlay / "windows/system32/extra.txt").write_bytes(b"extra")
+    (overlay / "Tools").mkdir()
+    (overlay / "Tools/a.exe").write_bytes(b"MZ")
+    with open_target(pe.spec, write=True) as t:
+        assert add_overlay(t, str(overlay)) == 2
+    tree = pe.tree()
+    assert (tree / "Windows/System32/extra.txt").read_bytes() == b"extra"
+    assert (tree / "Tools/a.exe").read_bytes() == b"MZ"
+    assert sorted(p.name for p in tree.iterdir()) == ["Tools", "Users", "Windows"]
+
+
+def test_start_script_keeps_a_unicode_winpeshl(pe, tmp_path):
+    """An existing UTF-16 winpeshl.ini with a non-ASCII entry: its entry is kept and the
+    file stays UTF-16 (with BOM), which Windows' INI reader takes."""
+    from servicing.target import open_target
+
+    entry = "%SYSTEMDRIVE%\\Outils\\démarrer.exe"
+    with open_target(pe.spec, write=True) as t:
+        t.write_file("Windows/System32/winpeshl.ini",
+                     ("\ufeff[LaunchApps]\r\n" + entry + "\r\n").encode("utf-16-le"))
+    script = tmp_path / "go.cmd"
+    script.write_bytes(b"echo go\r\n")
+    r = wimfs("pe", "set", pe.spec, "--start-script", script)
+    assert r.returncode == 0, r.stderr
+    data = (pe.tree() / "Windows/System32/winpeshl.ini").read_bytes()
+    assert data.startswith(b"\xff\xfe")
+    lines = data[2:].decode("utf-16-le").split("\r\n")
+    assert lines[:2] == ["[LaunchApps]", entry]
+    assert lines[2].endswith("\\System32\\go.cmd")

@@ -240,7 +240,7 @@ def test_mount_readonly_and_errors(require_fuse, wim2, tmp_path):
     (["/Get-PESettings"], "87", 87, "needs /Image"),
     (["/Online", "/Get-PESettings"], "50", 50, "not supported"),
     (["/Image:{d}", "/Get-PESettings:x"], "87", 87, "does not take an argument"),
-    (["/Image:{d}", "/Set-Edition:Pro", "/AcceptEula"], "87", 87, "unknown"),
+    (["/Image:{d}", "/Set-Edition:Pro", "/GetEula:{d}/e.rtf"], "50", 50, "not supported"),
     (["/Online", "/Get-TargetEditions"], "50", 50, "not supported"),
 ])
 def test_errors(wim2, tmp_path, args, code, status, message):

@@ -41,10 +41,12 @@ def test_get_pe_settings(pe):
                          "Scratch Space : 32MB\nTarget Path : X:\\\n\n" + OK)
     rc, js = dism(f"/Image:{pe.spec}", "/Get-PESettings", "--json")
     assert json.loads(js) == native_json("pe", "get", pe.spec)
-    assert body(dism(f"/Image:{pe.spec}", "/Get-ScratchSpace")[1]) == \
-        "Scratch Space : 32MB\n\n" + OK
+    out = dism(f"/Image:{pe.spec}", "/Get-ScratchSpace")[1]
+    assert body(out) == "Windows PE settings:\n\nScratch Space : 32MB\n\n" + OK
+    # fs:19033380260 parses the value from line 9 of DISM's output
+    assert out.split("\n")[8] == "Scratch Space : 32MB"
     assert body(dism(f"/Image:{pe.spec}", "/Get-TargetPath")[1]) == \
-        "Target Path : X:\\\n\n" + OK
+        "Windows PE settings:\n\nTarget Path : X:\\\n\n" + OK
 
 
 def test_set_scratch_space_and_target_path(pe):
