@@ -98,13 +98,10 @@ class PackageInfo:
         if m is not None:
             states = r.features if r else {}
             features = [{"name": u.name, "display_name": u.display_name,
-                         "state": store.state_word(states.get(u.name),
-                                                   store.FEATURE_STATES)
-                         if u.name in states else _default_feature_state(u.default)}
+                         "state": store.feature_state(states.get(u.name), default=u.default)}
                         for u in m.features]
         elif r is not None:
-            features = [{"name": n, "display_name": "", "state":
-                         store.state_word(c, store.FEATURE_STATES)}
+            features = [{"name": n, "display_name": "", "state": store.feature_state(c)}
                         for n, c in sorted(r.features.items())]
         doc = {"identity": self.identity, "source": self.source,
                "applicable": self.applicable.applicable if self.applicable else None,
@@ -119,10 +116,6 @@ class PackageInfo:
             return doc | {"release_type": r.release_type if r else "", "manifest": False}
         return doc | {k: v for k, v in m.to_json().items()
                       if k not in ("identity", "updates")} | {"manifest": True}
-
-
-def _default_feature_state(disposition: str) -> str:
-    return "Enabled" if disposition.lower() == "installed" else "Disabled"
 
 
 def package_info(target: Target, name: str) -> PackageInfo:
