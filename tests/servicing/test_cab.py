@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import corpus_dir
+from tests.servicing.conftest import corpus_dir
 from servicing.formats import cab
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from cbs_fixture import (BROKEN, FOUNDATION, NEW_KB, OLD_KB, Pkg, add_cbs_state, manifest,
                          msu, package_cab)
-from conftest import TargetCase
+from tests.servicing.conftest import TargetCase
 from drivers_helpers import regipy_tree
 from oracles import hivexml
 from windows_trees import windows_tree

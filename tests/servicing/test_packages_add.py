@@ -17,7 +17,7 @@ import pytest
 
 from cbs_fixture import (FOUNDATION, NEW_KB, PERMANENT, PKT, WIN10_PACKAGES, Pkg,
                          add_cbs_state, msu, package_cab, write_cbs)
-from conftest import TargetCase
+from tests.servicing.conftest import TargetCase
 from test_packages import FOUND_PARENT, wimfs, wimfs_json
 from windows_trees import SOFTWARE_10, software_hive, windows_tree
 
