@@ -233,8 +233,11 @@ def add_packages(target: Target, paths: list[str], *, ignore_check: bool = False
                                              [r.to_json() for r in result.reasons]))
                 continue
             _schedule_add(target, state.info, p, p.path)
+            # later packages of the run see it (as a parent, or as a duplicate)
+            state.packages.append(store.PackageRecord(ident, None, FIRSTBOOT_STATE["install"],
+                                                      first_boot="install"))
             results.append(PackageResult(ident, p.label, "scheduled",
-                                         "Install Pending (first boot)"))
+                                         FIRSTBOOT_STATE["install"]))
     return results
 
 

@@ -215,3 +215,27 @@ def test_add_to_every_edition(hives, tmp_path):
     doc = json.loads(r.stdout)
     assert [im["result"] for im in doc["images"]] == [
         "done" if editions[i] == "Enterprise" else "skipped" for i in sorted(editions)]
+
+
+def test_expanded_folder_and_a_parent_added_in_the_same_run(cbs, tmp_path):
+    """An expanded package folder (update.mum at its top) is copied file by file; a package
+    whose parent is added earlier in the same run applies."""
+    from cbs_fixture import manifest
+    base = _kb(5000010)
+    child = Pkg("Package_for_KB5000011", "10.0.1.0", 0,
+                parents=[(base.name, base.version, "EQ", "GE")])
+    folder = tmp_path / "expanded"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "update.mum").write_bytes(manifest(base))
+    (folder / "sub" / "payload.bin").write_bytes(b"\x00\x01payload")
+    child_cab = package_cab(tmp_path / "child.cab", child)
+    r = wimfs("package", "add", cbs.spec, str(child_cab))
+    assert r.returncode == 8 and "parent-missing" not in r.stderr and base.name in r.stderr
+    doc = wimfs_json("package", "add", cbs.spec, str(folder), str(child_cab))
+    assert [p["status"] for p in doc["packages"]] == ["scheduled", "scheduled"]
+    tree = cbs.tree()
+    dest = tree / "Windows/wimfs/Packages" / base.identity
+    assert (dest / "sub" / "payload.bin").read_bytes() == b"\x00\x01payload"
+    assert (dest / "update.mum").read_bytes() == manifest(base)
+    assert (f'"/PackagePath:%SystemRoot%\\wimfs\\Packages\\{base.identity}"'
+            in _action(tree, 1))
