@@ -143,7 +143,34 @@ def package_info(target: Target, name: str) -> PackageInfo:
                                        "version)") from None
         raise PackageNotFoundError(f"no package {name} in the image (see "
                                    "`wimfs package list`)")
-    return PackageInfo(rec.identity, store.installed_manifest(target, rec.identity), rec)
+    m = store.installed_manifest(target, rec.identity)
+    if m is None and rec.first_boot == "install":
+        m = _pending_manifest(target, rec.identity)
+    return PackageInfo(rec.identity, m, rec)
+
+
+def _pending_manifest(target: Target, identity: str) -> Manifest | None:
+    """The manifest of a package wimfs scheduled: its update.mum, in the copied cabinet
+    (read through a private temporary file) or expanded folder."""
+    import tempfile
+
+    from servicing.formats import cab
+    from servicing.formats.cbs_manifest import parse
+    _, entry = firstboot_packages(target)[identity.lower()]
+    for path in entry.payload:
+        try:
+            if path.lower().endswith("/update.mum"):
+                return parse(target.read_file(path), path)
+            if path.lower().endswith(".cab"):
+                with tempfile.NamedTemporaryFile(suffix=".cab") as f:
+                    f.write(target.read_file(path))
+                    f.flush()
+                    found = cab.read(f.name, lambda n: n.lower() == "update.mum")
+                if found:
+                    return parse(next(iter(found.values())), path)
+        except (cab.CabError, ManifestError):
+            return None
+    return None
 
 
 # -- add and remove: through the image's first boot ---------------------------------------------

@@ -51,6 +51,9 @@ def test_add_list_remove(cbs, tmp_path):
     assert [(p["identity"], p["status"]) for p in doc["packages"]] == [
         (pkg.identity, "scheduled")]
     assert _state(cbs.spec, pkg.identity) == PENDING_ADD
+    info = wimfs_json("package", "info", cbs.spec, pkg.identity)    # from the copied cab
+    assert (info["state"], info["display_name"], info["manifest"]) == (
+        PENDING_ADD, f"{pkg.name} display", True)
     tree = cbs.tree()
     dest = tree / "Windows/wimfs/Packages" / pkg.identity / cab.name
     assert dest.read_bytes() == cab.read_bytes()
