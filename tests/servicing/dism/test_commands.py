@@ -221,6 +221,7 @@ def test_mount_readonly_and_errors(require_fuse, wim2, tmp_path):
     (["/Get-WimInfo", "/WimFile:{d}/src/b.bin"], "11", 11, ""),
     (["/Unmount-Image", "/MountDir:{d}"], "87", 87, "/Commit and /Discard"),
     (["/Image:{d}", "/Online", "/Get-Drivers"], "87", 87, "cannot be used together"),
+    (["/Image:{d}", "/Get-Packages"], "50", 50, "no Windows installation"),
     (["/LogLevel:5", "/Get-MountedWimInfo"], "87", 87, "log level"),
     (["/Format:Wide", "/Get-MountedWimInfo"], "87", 87, "format"),
     (["/?", "/Get-MountedWimInfo"], "87", 87, "must be the last"),
