@@ -113,24 +113,33 @@ def test_folder_and_msu(cbs, tmp_path):
         assert _state(cbs.spec, ident) == PENDING_ADD
 
 
-def test_prevent_pending(hives, tmp_path):
+KINDS = pytest.mark.parametrize("kind", ["dir", "wim"])
+
+
+@KINDS
+def test_prevent_pending(hives, tmp_path, kind):
     tree = add_cbs_state(windows_tree(tmp_path / "tree", hives, "10clean"))  # has 0x60
+    t = TargetCase(kind, tree, tmp_path)
     cab = package_cab(tmp_path / "a.cab", _kb(5000007))
-    r = wimfs("package", "add", str(tree), str(cab), "--prevent-pending")
-    assert r.returncode == 10
-    assert wimfs("package", "add", str(tree), str(cab)).returncode == 0
+    before = t.fingerprint()
+    r = wimfs("package", "add", t.spec, str(cab), "--prevent-pending")
+    assert r.returncode == 10 and t.fingerprint() == before
+    assert wimfs("package", "add", t.spec, str(cab)).returncode == 0
 
 
-def test_windows_pe_is_refused(hives, tmp_path):
+@KINDS
+def test_windows_pe_is_refused(hives, tmp_path, kind):
     tree = windows_tree(tmp_path / "pe", hives, "10clean")
     software_hive(tree / "Windows/System32/config/SOFTWARE", SOFTWARE_10, winpe=True)
-    add_cbs_state(tree)
+    t = TargetCase(kind, add_cbs_state(tree), tmp_path)
     cab = package_cab(tmp_path / "a.cab", _kb(5000008))
-    for args in (["package", "add", str(tree), str(cab)],
-                 ["feature", "enable", str(tree), "TelnetClient"]):
+    before = t.fingerprint()
+    for args in (["package", "add", t.spec, str(cab)],
+                 ["feature", "enable", t.spec, "TelnetClient"],
+                 ["package", "remove", t.spec, NEW_KB.identity]):
         r = wimfs(*args)
         assert r.returncode == 9 and "Windows PE" in r.stderr, r.stderr
-    assert not (tree / "Windows/wimfs").exists()
+    assert t.fingerprint() == before
 
 
 def test_feature_enable_disable(cbs):
@@ -152,7 +161,8 @@ def test_feature_enable_disable(cbs):
     assert r.returncode == 4 and "unknown" in r.stderr
 
 
-def test_windows7_foundation_features_and_8_only_options(hives, tmp_path):
+@KINDS
+def test_windows7_foundation_features_and_8_only_options(hives, tmp_path, kind):
     tree = windows_tree(tmp_path / "w7", hives, "7")
     foundation = Pkg("Microsoft-Windows-Foundation-Package", "6.1.7601.17514", 0x70,
                      arch="x86", release_type="Foundation", features={"TelnetClient": 0x40},
@@ -160,12 +170,13 @@ def test_windows7_foundation_features_and_8_only_options(hives, tmp_path):
     other = Pkg("Microsoft-Windows-Other-Package", "6.1.7601.17514", 0x70, arch="x86",
                 features={"NotListedOn7": 0x70}, mum_features={"NotListedOn7": "installed"})
     add_cbs_state(tree, [foundation, other])
-    assert [f["name"] for f in wimfs_json("feature", "list", str(tree))] == ["TelnetClient"]
-    r = wimfs("feature", "enable", str(tree), "TelnetClient", "--all")
+    t = TargetCase(kind, tree, tmp_path)
+    assert [f["name"] for f in wimfs_json("feature", "list", t.spec)] == ["TelnetClient"]
+    r = wimfs("feature", "enable", t.spec, "TelnetClient", "--all")
     assert r.returncode == 9 and "Windows 8" in r.stderr
-    assert wimfs("feature", "enable", str(tree), "TelnetClient").returncode == 0
+    assert wimfs("feature", "enable", t.spec, "TelnetClient").returncode == 0
     assert ("dism.exe /Online /Enable-Feature /FeatureName:TelnetClient /Quiet /NoRestart"
-            in _action(tree, 1))
+            in _action(t.tree(), 1))
 
 
 def _editions_wim(tmp_path, hives):
