@@ -13,6 +13,7 @@ an installed package it schedules ``dism /online /remove-package`` at first boot
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 
 from servicing.errors import ServicingError
@@ -20,7 +21,8 @@ from servicing.features import cbs_store as store
 from servicing.features.image_info import Layout, image_info, require_serviceable
 from servicing.features.package_check import CheckResult, ImageState, check
 from servicing.features.package_files import PackageFile, opened
-from servicing.formats.cbs_manifest import Identity, Manifest, ManifestError
+from servicing.formats import cab
+from servicing.formats.cbs_manifest import Identity, Manifest, ManifestError, parse
 from servicing.target import Target
 from wimfs.errors import EXIT_NOT_FOUND
 
@@ -152,10 +154,6 @@ def package_info(target: Target, name: str) -> PackageInfo:
 def _pending_manifest(target: Target, identity: str) -> Manifest | None:
     """The manifest of a package wimfs scheduled: its update.mum, in the copied cabinet
     (read through a private temporary file) or expanded folder."""
-    import tempfile
-
-    from servicing.formats import cab
-    from servicing.formats.cbs_manifest import parse
     _, entry = firstboot_packages(target)[identity.lower()]
     for path in entry.payload:
         try:
