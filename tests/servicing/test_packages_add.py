@@ -253,3 +253,20 @@ def test_expanded_folder_and_a_parent_added_in_the_same_run(cbs, tmp_path):
     assert (dest / "update.mum").read_bytes() == manifest(base)
     assert (f'"/PackagePath:%SystemRoot%\\wimfs\\Packages\\{base.identity}"'
             in _action(tree, 1))
+
+
+@pytest.mark.parametrize("layout,verb,expected", [
+    ("7", "add-package", ["dism.exe", "/Online", "/Add-Package", "/PackagePath:X.cab",
+                          "/Quiet", "/NoRestart"]),
+    ("8+", "disable-feature", ["dism.exe", "/Online", "/Disable-Feature", "/FeatureName:X",
+                               "/Quiet", "/NoRestart"]),
+    # Vista has no DISM: pkgmgr /ip /m:<package>, /up:<identity>, /iu: /uu:<feature>
+    ("vista", "add-package", ["pkgmgr.exe", "/ip", "/m:X.cab", "/quiet", "/norestart"]),
+    ("vista", "remove-package", ["pkgmgr.exe", "/up:X.cab", "/quiet", "/norestart"]),
+    ("vista", "enable-feature", ["pkgmgr.exe", "/iu:X", "/quiet", "/norestart"]),
+])
+def test_servicing_tool_of_the_running_image(layout, verb, expected):
+    from servicing.features.image_info import ImageInfo
+    from servicing.features.packages import dism_command
+    value = "X.cab" if "package" in verb else "X"
+    assert dism_command(ImageInfo(layout=layout), verb, value) == expected
