@@ -42,14 +42,14 @@ def add_parser(sub) -> None:
                    help="refuse when the image has operations pending (DISM "
                         "/PreventPending)")
     add_common_arguments(c)
-    c.set_defaults(func=run_add)
+    c.set_defaults(func=run_change)
     c = ps.add_parser("remove", help="take back a package added for the first boot, or "
                                      "remove an installed one at first boot "
                                      "(DISM /Remove-Package)")
     c.add_argument("target", metavar="TARGET")
     c.add_argument("names", metavar="IDENTITY", nargs="+")
     add_common_arguments(c)
-    c.set_defaults(func=run_remove)
+    c.set_defaults(func=run_change)
 
 
 def _print_json(doc) -> None:
@@ -164,31 +164,19 @@ def run_check(args) -> int:
     return 0
 
 
-def run_add(args) -> int:
-    from servicing.features.packages import add_packages
+def run_change(args) -> int:
+    from servicing.features import packages
     from servicing.session import changes_json, operation, options_from_args
 
     opts = options_from_args(args)
-    with operation(args.target, opts, command="package add " + " ".join(args.paths),
-                   write=True) as target:
-        results = add_packages(target, args.paths, ignore_check=args.ignore_check,
-                               prevent_pending=args.prevent_pending, warn=_warn)
-    if opts.json:
-        _print_json(changes_json(target) | {"packages": [r.to_json() for r in results]})
-        return 0
-    for r in results:
-        print(f"{r.identity}: {r.message}")
-    return 0
-
-
-def run_remove(args) -> int:
-    from servicing.features.packages import remove_packages
-    from servicing.session import changes_json, operation, options_from_args
-
-    opts = options_from_args(args)
-    with operation(args.target, opts, command="package remove " + " ".join(args.names),
-                   write=True) as target:
-        results = remove_packages(target, args.names)
+    items = args.paths if args.package_command == "add" else args.names
+    with operation(args.target, opts, command=f"package {args.package_command} "
+                   + " ".join(items), write=True) as target:
+        if args.package_command == "add":
+            results = packages.add_packages(target, items, ignore_check=args.ignore_check,
+                                            prevent_pending=args.prevent_pending, warn=_warn)
+        else:
+            results = packages.remove_packages(target, items)
     if opts.json:
         _print_json(changes_json(target) | {"packages": [r.to_json() for r in results]})
         return 0

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 
 from servicing.errors import RefusedError, ServicingError
 from servicing.features import cbs_store as store
-from servicing.features.image_info import Layout, image_info, require_serviceable
+from servicing.features.image_info import (Layout, image_info, image_version,
+                                           require_serviceable)
 from servicing.target import Target
 from wimfs.errors import EXIT_NOT_FOUND
 
@@ -50,7 +51,7 @@ class FeatureRecord:
         return asdict(self)
 
 
-def _packages(target: Target, package: str | None,
+def _packages(package: str | None, legacy: bool,
               records: list[store.PackageRecord]) -> list[store.PackageRecord]:
     if package is not None:
         found = [r for r in records if r.identity.lower() == package.lower()]
@@ -58,26 +59,32 @@ def _packages(target: Target, package: str | None,
             from servicing.features.packages import PackageNotFoundError
             raise PackageNotFoundError(f"no package {package} in the image")
         return found
-    if image_info(target).layout in (Layout.VISTA, Layout.WIN7):
+    if legacy:
         return [r for r in records if r.identity.lower().startswith(FOUNDATION)]
     return records
 
 
-def _features_of(target: Target, rec: store.PackageRecord,
-                 index: dict[str, str]) -> list[FeatureRecord]:
+def _features_of(target: Target, rec: store.PackageRecord, index: dict[str, str],
+                 legacy: bool) -> list[FeatureRecord]:
     m = store.installed_manifest(target, rec.identity, index)
     out = {}
     for u in m.features if m else []:
         code = rec.features.get(u.name)
-        state = store.state_word(code, store.FEATURE_STATES) if u.name in rec.features \
-            else ("Enabled" if u.default.lower() == "installed" else "Disabled")
-        out[u.name] = FeatureRecord(u.name, rec.identity, code, state, u.display_name,
-                                    u.description, u.restart)
+        out[u.name] = FeatureRecord(u.name, rec.identity, code,
+                                    store.feature_state(code, default=u.default,
+                                                        legacy=legacy),
+                                    u.display_name, u.description, u.restart)
     for name, code in rec.features.items():
         if name not in out:
             out[name] = FeatureRecord(name, rec.identity, code,
-                                      store.state_word(code, store.FEATURE_STATES))
+                                      store.feature_state(code, legacy=legacy))
     return list(out.values())
+
+
+def _legacy(target: Target) -> bool:
+    """Vista or 7 (from SOFTWARE's version alone: no SYSTEM hive or kernel read)."""
+    version = image_version(target).split(".")
+    return version[:1] == ["6"] and version[1:2] in (["0"], ["1"])
 
 
 def firstboot_features(target: Target) -> dict[str, str]:
@@ -95,8 +102,9 @@ def list_features(target: Target, package: str | None = None) -> list[FeatureRec
     records = store.read_packages(target)
     out = []
     index = store.mum_index(target)
-    for rec in _packages(target, package, records):
-        out += _features_of(target, rec, index)
+    legacy = _legacy(target)
+    for rec in _packages(package, legacy, records):
+        out += _features_of(target, rec, index, legacy)
     pending = firstboot_features(target)
     for f in out:
         if f.name in pending:
@@ -139,8 +147,8 @@ def _change(target: Target, names: list[str], action: str, package: str | None,
         f = feature_info(target, name, package)
         if f.first_boot == other:
             firstboot.unschedule(target, FIRSTBOOT_PREFIX[other] + name)
-            results.append(FeatureResult(name, "unscheduled", store.state_word(
-                f.state_code, store.FEATURE_STATES)))
+            results.append(FeatureResult(name, "unscheduled", store.feature_state(
+                f.state_code, legacy=info.layout in (Layout.VISTA, Layout.WIN7))))
         elif f.first_boot == action or f.state.startswith(done):
             results.append(FeatureResult(name, "unchanged", f.state))
         else:

@@ -49,6 +49,17 @@ def state_word(code: int | None, table: dict[int, str] = STATES) -> str:
     return table.get(code, f"Unknown (0x{code:x})")
 
 
+def feature_state(code: int | None, *, default: str = "", legacy: bool = False) -> str:
+    """DISM's word for a feature: its state code when CBS recorded one, else the default
+    of its manifest (``<selectable disposition="installed">`` Enabled, else Disabled).
+    Vista and 7 have no "payload removed" state: code 0 is Disabled there."""
+    if code is None:
+        return "Enabled" if default.lower() == "installed" else "Disabled"
+    if code == 0 and legacy:
+        return "Disabled"
+    return state_word(code, FEATURE_STATES)
+
+
 def signed32(value) -> int | None:
     if not isinstance(value, int):
         return None

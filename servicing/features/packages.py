@@ -13,6 +13,7 @@ an installed package it schedules ``dism /online /remove-package`` at first boot
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 
 from servicing.errors import ServicingError
@@ -20,7 +21,8 @@ from servicing.features import cbs_store as store
 from servicing.features.image_info import Layout, image_info, require_serviceable
 from servicing.features.package_check import CheckResult, ImageState, check
 from servicing.features.package_files import PackageFile, opened
-from servicing.formats.cbs_manifest import Identity, Manifest, ManifestError
+from servicing.formats import cab
+from servicing.formats.cbs_manifest import Identity, Manifest, ManifestError, parse
 from servicing.target import Target
 from wimfs.errors import EXIT_NOT_FOUND
 
@@ -98,13 +100,10 @@ class PackageInfo:
         if m is not None:
             states = r.features if r else {}
             features = [{"name": u.name, "display_name": u.display_name,
-                         "state": store.state_word(states.get(u.name),
-                                                   store.FEATURE_STATES)
-                         if u.name in states else _default_feature_state(u.default)}
+                         "state": store.feature_state(states.get(u.name), default=u.default)}
                         for u in m.features]
         elif r is not None:
-            features = [{"name": n, "display_name": "", "state":
-                         store.state_word(c, store.FEATURE_STATES)}
+            features = [{"name": n, "display_name": "", "state": store.feature_state(c)}
                         for n, c in sorted(r.features.items())]
         doc = {"identity": self.identity, "source": self.source,
                "applicable": self.applicable.applicable if self.applicable else None,
@@ -119,10 +118,6 @@ class PackageInfo:
             return doc | {"release_type": r.release_type if r else "", "manifest": False}
         return doc | {k: v for k, v in m.to_json().items()
                       if k not in ("identity", "updates")} | {"manifest": True}
-
-
-def _default_feature_state(disposition: str) -> str:
-    return "Enabled" if disposition.lower() == "installed" else "Disabled"
 
 
 def package_info(target: Target, name: str) -> PackageInfo:
@@ -150,7 +145,30 @@ def package_info(target: Target, name: str) -> PackageInfo:
                                        "version)") from None
         raise PackageNotFoundError(f"no package {name} in the image (see "
                                    "`wimfs package list`)")
-    return PackageInfo(rec.identity, store.installed_manifest(target, rec.identity), rec)
+    m = store.installed_manifest(target, rec.identity)
+    if m is None and rec.first_boot == "install":
+        m = _pending_manifest(target, rec.identity)
+    return PackageInfo(rec.identity, m, rec)
+
+
+def _pending_manifest(target: Target, identity: str) -> Manifest | None:
+    """The manifest of a package wimfs scheduled: its update.mum, in the copied cabinet
+    (read through a private temporary file) or expanded folder."""
+    _, entry = firstboot_packages(target)[identity.lower()]
+    for path in entry.payload:
+        try:
+            if path.lower().endswith("/update.mum"):
+                return parse(target.read_file(path), path)
+            if path.lower().endswith(".cab"):
+                with tempfile.NamedTemporaryFile(suffix=".cab") as f:
+                    f.write(target.read_file(path))
+                    f.flush()
+                    found = cab.read(f.name, lambda n: n.lower() == "update.mum")
+                if found:
+                    return parse(next(iter(found.values())), path)
+        except (cab.CabError, ManifestError):
+            return None
+    return None
 
 
 # -- add and remove: through the image's first boot ---------------------------------------------
@@ -240,8 +258,11 @@ def add_packages(target: Target, paths: list[str], *, ignore_check: bool = False
                                              [r.to_json() for r in result.reasons]))
                 continue
             _schedule_add(target, state.info, p, p.path)
+            # later packages of the run see it (as a parent, or as a duplicate)
+            state.packages.append(store.PackageRecord(ident, None, FIRSTBOOT_STATE["install"],
+                                                      first_boot="install"))
             results.append(PackageResult(ident, p.label, "scheduled",
-                                         "Install Pending (first boot)"))
+                                         FIRSTBOOT_STATE["install"]))
     return results
 
 

@@ -160,12 +160,14 @@ def test_check_gives_each_reason(cbs, tmp_path):
     assert r.returncode == 0 and "architecture: for x86, the image is amd64" in r.stdout
 
 
-def test_check_reboot_pending_and_restart(hives, tmp_path):
+@pytest.mark.parametrize("kind", ["dir", "wim"])
+def test_check_reboot_pending_and_restart(hives, tmp_path, kind):
     tree = add_cbs_state(windows_tree(tmp_path / "tree", hives, "10clean"),
                          reboot_pending=True)
+    t = TargetCase(kind, tree, tmp_path)
     cab = package_cab(tmp_path / "kb.cab", Pkg("Package_for_KB5000007", "10.0.1.0", 0,
                                                restart="required"))
-    [r] = wimfs_json("package", "check", str(tree), str(cab))
+    [r] = wimfs_json("package", "check", t.spec, str(cab))
     assert [x["code"] for x in r["reasons"]] == ["reboot-pending"]
     assert r["restart_required"] is True
 

@@ -224,6 +224,7 @@ def test_mount_readonly_and_errors(require_fuse, wim2, tmp_path):
     (["/Get-WimInfo", "/WimFile:{d}/src/b.bin"], "11", 11, ""),
     (["/Unmount-Image", "/MountDir:{d}"], "87", 87, "/Commit and /Discard"),
     (["/Image:{d}", "/Online", "/Get-Drivers"], "87", 87, "cannot be used together"),
+    (["/Image:{d}", "/Get-Packages"], "50", 50, "no Windows installation"),
     (["/LogLevel:5", "/Get-MountedWimInfo"], "87", 87, "log level"),
     (["/Format:Wide", "/Get-MountedWimInfo"], "87", 87, "format"),
     (["/?", "/Get-MountedWimInfo"], "87", 87, "must be the last"),
@@ -279,8 +280,10 @@ def test_help(wim2):
         assert name in out
     rc, out = dism("/Mount-Wim", "/?")
     assert rc == 0 and "/Mount-Wim | /Mount-Image" in out and "/MountDir:<dir>" in out
-    rc, out = dism("/Export-Driver", "/?")
-    assert rc == 87 and "The export-driver option is unknown." in out
+    rc, out = dism("/Add-Package", "/?")
+    assert rc == 0 and "/PackagePath:{<file.cab> | <file.msu> | <folder>}" in out
+    rc, out = dism("/Get-ProvisionedAppxPackages", "/?")
+    assert rc == 87 and "The get-provisionedappxpackages option is unknown." in out
 
 
 class _Terminal:

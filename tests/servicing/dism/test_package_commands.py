@@ -89,3 +89,29 @@ def test_errors(cbs, args, status, code, message):
     rc, out = dism(f"/Image:{cbs.spec}", *[a.format(cab=vuln) for a in args])
     assert rc == status, out
     assert f"\nError: {code}\n\n" in out and message in out and "Traceback" not in out
+
+
+# add, remove, enable, disable: through the first boot
+def test_add_remove_enable_disable(cbs, tmp_path):
+    img = f"/Image:{cbs.spec}"
+    pkg = Pkg("Package_for_KB5000001", "10.0.1.0", 0, parents=FOUND_PARENT)
+    cab = package_cab(tmp_path / "kb.cab", pkg)
+    bad = package_cab(tmp_path / "x86.cab", Pkg("Package_for_KB5000002", "10.0.1.0", 0,
+                                                arch="x86"))
+    rc, out = dism(img, "/Add-Package", f"/PackagePath:{bad}")
+    assert rc == 112 and "\nError: 0x800f081e\n\n" in out          # CBS_E_NOT_APPLICABLE
+    rc, out = dism(img, "/Add-Package", f"/PackagePath:{cab}")
+    assert rc == 0, out
+    assert (f"Processing 1 of 1 - Adding package {pkg.identity}: Install Pending (first "
+            "boot)\n") in out and out.endswith(OK)
+    states = {p["identity"]: p["state"] for p in native_json("package", "list", cbs.spec)}
+    assert states[pkg.identity] == "Install Pending (first boot)"
+    rc, out = dism(img, "/Remove-Package", f"/PackageName:{pkg.identity}")
+    assert rc == 0 and "taken back" in out
+    rc, out = dism(img, "/Enable-Feature", "/FeatureName:TelnetClient", "/All",
+                   "/Source:D:\\sources\\sxs", "/LimitAccess")
+    assert rc == 0 and "Enabling feature TelnetClient: Enable Pending (first boot)" in out
+    f = native_json("feature", "info", cbs.spec, "TelnetClient")
+    assert f["state"] == "Enable Pending (first boot)"
+    rc, out = dism(img, "/Disable-Feature", "/FeatureName:SMB1Protocol")
+    assert rc == 0 and "Disable Pending (first boot)" in out
