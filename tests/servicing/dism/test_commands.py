@@ -271,8 +271,8 @@ def test_help(wim2):
         assert name in out
     rc, out = dism("/Mount-Wim", "/?")
     assert rc == 0 and "/Mount-Wim | /Mount-Image" in out and "/MountDir:<dir>" in out
-    rc, out = dism("/Add-Package", "/?")
-    assert rc == 87 and "The add-package option is unknown." in out
+    rc, out = dism("/Get-ProvisionedAppxPackages", "/?")
+    assert rc == 87 and "The get-provisionedappxpackages option is unknown." in out
 
 
 class _Terminal:

@@ -43,7 +43,7 @@ def test_windir(hives, tmp_path):
     (["/Get-CurrentEdition"], "87"),                        # needs /Image
     (["/Online", "/Get-CurrentEdition"], "50"),
     (["/Image:{d}/missing", "/Get-CurrentEdition"], "2"),
-    (["/Image:{d}/missing", "/Get-Packages"], "87"),        # not built: unknown option first
+    (["/Image:{d}/missing", "/Get-ProvisionedAppxPackages"], "87"),  # not built: unknown
 ])
 def test_image_errors(tmp_path, args, code):
     rc, out = dism(*[a.format(d=tmp_path) for a in args])
