@@ -223,6 +223,9 @@ HOSTILE = {
     "external entity": b'<?xml version="1.0"?>\n<!DOCTYPE u [<!ENTITY xxe SYSTEM '
                        b'"file:///etc/passwd">]>\n<unattend xmlns="' + NS.encode() +
                        b'"><x>&xxe;</x></unattend>',
+    "external DTD": b'<?xml version="1.0"?>\n<!DOCTYPE unattend SYSTEM '
+                    b'"http://127.0.0.1:9/unattend.dtd">\n<unattend xmlns="' + NS.encode() +
+                    b'"/>',
     "50 MB attribute": HEAD.encode() + b'<settings pass="' + b"A" * (50 << 20) +
                        b'"/></unattend>',
     "wrong namespace": b'<unattend xmlns="urn:example:other"><settings pass="specialize"/>'
