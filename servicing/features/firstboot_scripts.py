@@ -110,14 +110,16 @@ def runner() -> str:
         "endlocal",
         "exit /b 0",
         ":done",
-        'if /i not "%MODE%"=="cmdline" goto :eof',
+        'if /i "%MODE%"=="cmdline" call :reset',
+        'rd "%QUEUE%" >nul 2>&1',
+        "goto :eof",
+        ":reset",
         reg_add("SetupType", "REG_DWORD", "0"),
         reg_add("CmdLine", "REG_SZ", ""),
         'if not exist "%QUEUE%\\chain.cmd" goto :eof',
         f"{log} echo %DATE% %TIME% first boot: running the start-up command set before wimfs",
         f'call "%QUEUE%\\chain.cmd" {log} 2>&1',
         'del /f /q "%QUEUE%\\chain.cmd" "%QUEUE%\\chain.json" >nul 2>&1',
-        'rd "%QUEUE%" >nul 2>&1',
         "goto :eof",
     ])
 
