@@ -28,6 +28,7 @@ Files (the scripts are in servicing.features.firstboot_scripts)::
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -53,6 +54,7 @@ ENTRY_RE = re.compile(r"\d{6}")
 BAD_PATH_CHARS = set('<>:"|?*') | {chr(c) for c in range(32)}
 STATE_KEY = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Setup\\State"
 SETUP_KEY = scripts.SETUP_KEY
+NLS_KEY = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Nls\\CodePage"
 
 
 class FirstbootExistsError(ServicingError, FileExistsError):
@@ -142,6 +144,34 @@ def _require_image(target: Target) -> None:
                            "cannot be scheduled in a Windows PE image")
 
 
+def batch_encoding(target: Target, reg: ImageRegistry | None = None) -> str:
+    """The encoding of the batch files: cmd.exe reads a batch file in the console's code
+    page, which for a process started before logon is the system's OEM code page,
+    ``SYSTEM\\CurrentControlSet\\Control\\Nls\\CodePage\\OEMCP`` (437 in the corpus hives).
+    The one place this choice is made; a name or command the code page cannot hold is
+    refused (CommandLineError)."""
+    reg = reg or ImageRegistry(target)
+    try:
+        oem = reg.key(NLS_KEY).get("OEMCP")
+    except RegfError:
+        oem = None
+    name = f"cp{oem.strip()}" if isinstance(oem, str) and oem.strip().isdigit() else "cp437"
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise RefusedError(f"the image's OEM code page {oem} is unknown to wimfs") from None
+    return name
+
+
+def _encode(text: str, encoding: str) -> bytes:
+    try:
+        return text.encode(encoding)
+    except UnicodeEncodeError as e:
+        raise CommandLineError(f"{text[e.start:e.end]!r} cannot be written in the image's "
+                               f"OEM code page ({encoding}), which cmd.exe reads batch "
+                               "files in") from None
+
+
 # -- reading ---------------------------------------------------------------------------------
 
 def entries(target: Target) -> list[FirstbootEntry]:
@@ -222,25 +252,28 @@ def schedule(target: Target, *, name: str, command: list[str] | str, reboot: boo
     folder = f"{int(current[-1].id) + 1 if current else 1:06d}"
     entry = FirstbootEntry(name, line, reboot, [_payload_path(target, r) for r in files],
                            folder)
-    _write_entry(target, join(queue, folder), entry, list(files))
+    _write_entry(target, join(queue, folder), entry, list(files), batch_encoding(target))
     for rel, local in files.items():
         dest = _payload_path(target, rel)
         target.mkdirs(dest.rpartition("/")[0])
         target.copy_in(dest, local)
-    if target.resolve(runner) is None or target.read_file(runner) != scripts.runner():
-        target.write_file(runner, scripts.runner())
+    text = scripts.runner().encode("ascii")
+    if target.resolve(runner) is None or target.read_file(runner) != text:
+        target.write_file(runner, text)
     _install_hook(target)
     return entry
 
 
-def _write_entry(target: Target, folder: str, entry: FirstbootEntry,
-                 rels: list[str]) -> None:
+def _write_entry(target: Target, folder: str, entry: FirstbootEntry, rels: list[str],
+                 encoding: str) -> None:
+    action = _encode(scripts.action(entry.name, entry.command), encoding)
+    clean = _encode(scripts.cleanup(rels), encoding) if rels else None
     target.mkdirs(folder)
-    target.write_file(join(folder, "action.cmd"), scripts.action(entry.name, entry.command))
+    target.write_file(join(folder, "action.cmd"), action)
     if entry.reboot:
         target.write_file(join(folder, "reboot"), b"")
-    if rels:
-        target.write_file(join(folder, "cleanup.cmd"), scripts.cleanup(rels))
+    if clean is not None:
+        target.write_file(join(folder, "cleanup.cmd"), clean)
     doc = {"name": entry.name, "command": entry.command, "reboot": entry.reboot,
            "payload": rels}
     target.write_file(join(folder, "entry.json"),
@@ -274,7 +307,7 @@ def _install_hook(target: Target) -> None:
         old = target.read_file(path) if target.resolve(path) else b""
         if scripts.BEGIN.encode() not in old:
             target.mkdirs(path.rpartition("/")[0])
-            target.write_file(path, scripts.setupcomplete_block() + old)
+            target.write_file(path, scripts.setupcomplete_block().encode("ascii") + old)
         return
     if _ours(reg):
         return
@@ -301,7 +334,8 @@ def _keep_chain(target: Target, reg: ImageRegistry) -> None:
         raise RefusedError(f"HKLM\\SYSTEM\\Setup\\CmdLine has type {cmd.type}; only a "
                            "REG_SZ or REG_EXPAND_SZ start-up command can be kept")
     vtype = "REG_SZ" if cmd.type == REG_SZ else "REG_EXPAND_SZ"
-    target.write_file(join(queue, "chain.cmd"), scripts.chain(cmd.data, vtype, kind))
+    text = _encode(scripts.chain(cmd.data, vtype, kind), batch_encoding(target, reg))
+    target.write_file(join(queue, "chain.cmd"), text)
     doc = {"CmdLine": cmd.data, "type": vtype, "SetupType": kind}
     target.write_file(join(queue, "chain.json"), json.dumps(doc).encode("utf-8") + b"\n")
 
@@ -312,7 +346,7 @@ def _remove_hook(target: Target) -> None:
     path = _setupcomplete(target)
     if target.resolve(path) is not None:
         data = target.read_file(path)
-        block = scripts.setupcomplete_block()
+        block = scripts.setupcomplete_block().encode("ascii")
         if block in data:
             rest = data.replace(block, b"", 1)
             if rest.strip():

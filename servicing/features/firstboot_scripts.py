@@ -2,6 +2,8 @@
 
 Every line that carries data (a command, a name, a path, a registry value) is made by
 servicing.formats.cmdline; the rest is fixed text. Lines end in CRLF, as cmd.exe expects.
+The functions return text; servicing.features.firstboot encodes it in the image's OEM code
+page (the one place that choice is made, see ``batch_encoding`` there).
 
 ``<windir>\\wimfs\\firstboot.cmd`` (the runner) takes the mode it was started in:
 ``setupcomplete`` (called from ``Setup\\Scripts\\SetupComplete.cmd``) or ``cmdline`` (started
@@ -34,8 +36,8 @@ END = "@rem wimfs first-boot actions: end"
 SHUTDOWN_REBOOT = 1            # SHUTDOWN_ACTION ShutdownReboot (KB 939857)
 
 
-def crlf(lines: list[str]) -> bytes:
-    return "".join(f"{line}\r\n" for line in lines).encode("utf-8")
+def crlf(lines: list[str]) -> str:
+    return "".join(f"{line}\r\n" for line in lines)
 
 
 def reg_add(name: str, vtype: str, data: str) -> str:
@@ -44,7 +46,7 @@ def reg_add(name: str, vtype: str, data: str) -> str:
     return batch_line(join_argv(argv), expand_vars=False) + " >nul"
 
 
-def runner() -> bytes:
+def runner() -> str:
     q, log = '"%QUEUE%\\%ENTRY%', '>>"%LOG%"'
     return crlf([
         "@echo off",
@@ -108,25 +110,27 @@ def runner() -> bytes:
         "endlocal",
         "exit /b 0",
         ":done",
-        'if /i not "%MODE%"=="cmdline" goto :eof',
+        'if /i "%MODE%"=="cmdline" call :reset',
+        'rd "%QUEUE%" >nul 2>&1',
+        "goto :eof",
+        ":reset",
         reg_add("SetupType", "REG_DWORD", "0"),
         reg_add("CmdLine", "REG_SZ", ""),
         'if not exist "%QUEUE%\\chain.cmd" goto :eof',
         f"{log} echo %DATE% %TIME% first boot: running the start-up command set before wimfs",
         f'call "%QUEUE%\\chain.cmd" {log} 2>&1',
         'del /f /q "%QUEUE%\\chain.cmd" "%QUEUE%\\chain.json" >nul 2>&1',
-        'rd "%QUEUE%" >nul 2>&1',
         "goto :eof",
     ])
 
 
-def action(name: str, command: str) -> bytes:
+def action(name: str, command: str) -> str:
     """An action: its name into the log, then the command line."""
     return crlf(["@echo off", batch_echo(f"wimfs first-boot action: {name}"),
                  batch_line(command)])
 
 
-def cleanup(paths: list[str]) -> bytes:
+def cleanup(paths: list[str]) -> str:
     """Delete payload files (Windows paths relative to <windir>\\wimfs; no quotes in them,
     Windows names cannot hold one) and then their folders when empty."""
     lines = ["@echo off"]
@@ -144,7 +148,7 @@ def _literal(path: str) -> str:
     return path.replace("%", "%%")
 
 
-def chain(old_cmdline: str, old_type: str, old_setup_type: int) -> bytes:
+def chain(old_cmdline: str, old_type: str, old_setup_type: int) -> str:
     """Put the CmdLine and SetupType found before wimfs back, then run that command."""
     expand = old_type == "REG_EXPAND_SZ"
     return crlf(["@echo off", reg_add("CmdLine", old_type, old_cmdline),
@@ -152,5 +156,5 @@ def chain(old_cmdline: str, old_type: str, old_setup_type: int) -> bytes:
                  batch_line(old_cmdline, expand_vars=expand)])
 
 
-def setupcomplete_block() -> bytes:
+def setupcomplete_block() -> str:
     return crlf([BEGIN, CALL, END])

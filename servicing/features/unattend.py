@@ -54,8 +54,6 @@ OFFLINE_PASS = "offlineServicing"
 DRIVERS = ("Microsoft-Windows-PnpCustomizationsNonWinPE", "DriverPaths/PathAndCredentials/Path")
 LUA_KEY = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"
 SAN_KEY = "HKLM\\SYSTEM\\CurrentControlSet\\Services\\partmgr\\Parameters"
-#: processorArchitecture values of components, by the image architecture they serve
-ARCH = {"x86": "x86", "amd64": "amd64", "arm64": "arm64", "ia64": "ia64"}
 
 
 def _bool_dword(value: str) -> int:
@@ -118,7 +116,9 @@ def plan(answer: AnswerFile, arch: str | None = None) -> list[Item]:
             items.append(Item(c.pass_name, c.name, None, None, c.line, "other pass",
                               f"Windows Setup applies it in the {c.pass_name} pass"))
             continue
-        if arch is not None and c.architecture.lower() not in ("", ARCH.get(arch, arch)):
+        # processorArchitecture names the image architecture (x86, amd64, arm64) as
+        # image_info does; wow64 components serve 32-bit programs and no setting here
+        if arch is not None and c.architecture.lower() not in ("", arch):
             items.append(Item(c.pass_name, c.name, None, None, c.line, "other architecture",
                               f"component for {c.architecture}, image is {arch}"))
             continue

@@ -113,7 +113,8 @@ def test_installed_image_uses_cmdline(target, tmp_path):
         "@echo off\r\necho(wimfs first-boot action: second\r\n"
         "\"C:\\Program Files\\t.exe\" /x\r\n").encode()
     assert (tree / "Windows/wimfs/Packages/K 1/update.cab").read_bytes() == local.read_bytes()
-    assert (tree / "Windows/wimfs/firstboot.cmd").read_bytes() == scripts.runner()
+    assert (tree / "Windows/wimfs/firstboot.cmd").read_bytes() == \
+        scripts.runner().encode("ascii")
     assert not (tree / "Windows/Setup/Scripts/SetupComplete.cmd").exists()
     assert not (q / "chain.cmd").exists() and not (q / "chain.json").exists()
     with open_target(target.spec) as t:
@@ -238,6 +239,24 @@ def test_windows_pe_refused(kind, tmp_path):
     assert "Windows PE keeps no state across boots" in str(e.value)
     assert e.value.exit_code == EXIT_REFUSED
     assert case.fingerprint() == before
+
+
+def test_batch_files_in_the_oem_code_page(target):
+    """cmd.exe reads batch files in the OEM code page: OEMCP of the image's SYSTEM hive
+    (read here with hivexget) decides the bytes; what it cannot hold is refused."""
+    system = target.tree() / "Windows/System32/config/SYSTEM"
+    current = int(hivexget(system, "\\Select", "Current"))
+    oem = hivexget(system, f"\\ControlSet{current:03d}\\Control\\Nls\\CodePage", "OEMCP")
+    with open_target(target.spec, write=True) as t:
+        schedule(t, name="Café", command=["C:\\Données\\ré.exe", "ü"])
+    action = (target.tree() / "Windows/wimfs/firstboot/000001/action.cmd").read_bytes()
+    assert action == ("@echo off\r\necho(wimfs first-boot action: Café\r\n"
+                      "C:\\Données\\ré.exe ü\r\n").encode(f"cp{oem}")
+    before = target.fingerprint()
+    with pytest.raises(CommandLineError, match="OEM code page"), \
+            open_target(target.spec, write=True) as t:
+        schedule(t, name="x", command="echo 日本")
+    assert target.fingerprint() == before
 
 
 def test_cli(target, tmp_path, capsys):

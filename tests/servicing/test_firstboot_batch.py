@@ -161,12 +161,12 @@ def test_quote_arg_matches_list2cmdline_on_awkward_arguments():
         assert crt_argv("x " + quote_arg(arg)) == ["x", arg]
 
 
-def _lint(text: bytes) -> list[str]:
+def _lint(text: str) -> list[str]:
     """Line-by-line checks of a .cmd file: CRLF endings, every goto/call :label exists,
     every % is part of %%, %~1, %%D or a %NAME% reference, cmd reads every line without a
     bare operator except the redirections and the for-loop's own."""
-    assert text.endswith(b"\r\n") and b"\n" not in text.replace(b"\r\n", b"")
-    lines = text.decode().split("\r\n")[:-1]
+    assert text.endswith("\r\n") and "\n" not in text.replace("\r\n", "")
+    lines = text.split("\r\n")[:-1]
     labels = {ln[1:].split()[0].lower() for ln in lines if ln.startswith(":")}
     for ln in lines:
         for target in re.findall(r"\b(?:goto|call) :?(\w+)", ln, re.I):

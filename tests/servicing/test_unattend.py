@@ -98,33 +98,47 @@ def _driver_folder(tmp_path) -> pathlib.Path:
     return tmp_path / "configset"
 
 
-@pytest.mark.parametrize("name", ["aero/autounattend_amd64.xml", "aero/autounattend_x86.xml",
-                                  "dockur-windows/win10x64.xml",
-                                  "packer-windows/Autounattend_2022.xml"])
-def test_corpus_files_apply(target, tmp_path, name):
-    src = corpus_dir() / "unattend" / name
-    data = src.read_bytes()
+def _offline_expectations(data: bytes) -> tuple[list[tuple[str, str]], bool]:
+    """(setting, value) of the amd64 offlineServicing components, and whether a component
+    for another architecture is there (xml.etree)."""
+    root = ET.fromstring(data)
+    settings, other = [], False
+    for s in root.findall(f"{{{NS}}}settings"):
+        if s.get("pass") != "offlineServicing":
+            continue
+        for c in s:
+            if c.get("processorArchitecture") != "amd64":
+                other = True
+                continue
+            for el in c.iter():
+                if len(el) == 0 and el is not c:
+                    settings.append((el.tag.split("}")[1], (el.text or "").strip()))
+    return settings, other
+
+
+@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_corpus_files_apply(target, tmp_path, path):
+    data = path.read_bytes()
     configset = _driver_folder(tmp_path)
     maps = parse_path_maps([f"%configsetroot%={configset}"])
     result = _apply(target.spec, data, tmp_path, path_maps=maps)
     tree = target.tree()
-    applied = [(i.component, i.setting, i.value) for i in result.items
+    applied = [(i.setting.rsplit("/", 1)[-1], i.value) for i in result.items
                if i.status == "applied"]
-    _, offline = _stdlib_view(data)
-    if "PnpCustomizationsNonWinPE" in " ".join(offline) and "amd64" in name:
-        [(comp, setting, value)] = applied
-        assert value == "%configsetroot%\\Drivers\\Offline\\amd64"
-        [added] = result.drivers
-        assert added["status"] == "added" and added["original_name"] == "ViGEmBus.inf"
-        store = tree / "Windows/System32/DriverStore/FileRepository" / added["store"]
-        assert (store / "ViGEmBus.inf").read_bytes() == \
-            (configset / "Drivers/Offline/amd64/ViGEmBus.inf").read_bytes()
-    elif "x86" in name:                      # the image is amd64: nothing of it applies
-        assert applied == [] and result.drivers == []
-        assert any(i.status == "other architecture" for i in result.items)
-    else:
-        assert applied == [("Microsoft-Windows-LUA-Settings", "EnableLUA", "false")]
-        assert hivexget(_software(tree), POLICIES, "EnableLUA") == "0"
+    settings, other = _offline_expectations(data)
+    assert applied == settings
+    assert any(i.status == "other architecture" for i in result.items) == other
+    for name, value in settings:
+        if name == "Path":
+            [added] = result.drivers
+            assert added["status"] == "added" and added["original_name"] == "ViGEmBus.inf"
+            store = tree / "Windows/System32/DriverStore/FileRepository" / added["store"]
+            assert (store / "ViGEmBus.inf").read_bytes() == \
+                (configset / "Drivers/Offline/amd64/ViGEmBus.inf").read_bytes()
+        else:
+            assert name == "EnableLUA"
+            expected = {"true": "1", "false": "0"}[value.lower()]
+            assert hivexget(_software(tree), POLICIES, "EnableLUA") == expected
     assert not (tree / "Windows/Panther").exists()        # not cached in the image
 
 
@@ -223,6 +237,9 @@ HOSTILE = {
     "external entity": b'<?xml version="1.0"?>\n<!DOCTYPE u [<!ENTITY xxe SYSTEM '
                        b'"file:///etc/passwd">]>\n<unattend xmlns="' + NS.encode() +
                        b'"><x>&xxe;</x></unattend>',
+    "external DTD": b'<?xml version="1.0"?>\n<!DOCTYPE unattend SYSTEM '
+                    b'"http://127.0.0.1:9/unattend.dtd">\n<unattend xmlns="' + NS.encode() +
+                    b'"/>',
     "50 MB attribute": HEAD.encode() + b'<settings pass="' + b"A" * (50 << 20) +
                        b'"/></unattend>',
     "wrong namespace": b'<unattend xmlns="urn:example:other"><settings pass="specialize"/>'
