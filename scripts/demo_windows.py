@@ -11,6 +11,7 @@ is a boot-critical storage driver INF (StartType 0, class SCSIAdapter) with a ge
 from __future__ import annotations
 
 import pathlib
+import struct
 import sys
 
 from servicing.regf import REG_BINARY, REG_DWORD, REG_SZ, Hive
@@ -89,6 +90,30 @@ def make_tree(root: pathlib.Path) -> None:
                                    ("EditionID", REG_SZ, "Professional"),
                                    ("InstallationType", REG_SZ, "Client")):
             cv.set_value(name, vtype, value)
+        for zone in TIME_ZONES:
+            _time_zone(h, *zone)
+
+
+# Two entries of SOFTWARE\...\Time Zones with their TZI (REG_TZI_FORMAT: Bias, StandardBias,
+# DaylightBias, then the SYSTEMTIMEs of the change to standard and to daylight time:
+# year 0, month, day of week, week of month 1-5, hour, minute, second, ms).
+TIME_ZONES = (
+    ("W. Europe Standard Time", "(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna",
+     "W. Europe Standard Time", "W. Europe Daylight Time", -60, (10, 0, 5, 3), (3, 0, 5, 2)),
+    ("Pacific Standard Time", "(UTC-08:00) Pacific Time (US & Canada)",
+     "Pacific Standard Time", "Pacific Daylight Time", 480, (11, 0, 1, 2), (3, 0, 2, 2)),
+)
+
+
+def _time_zone(h, key, display, std, dlt, bias, to_std, to_dlt) -> None:
+    def systemtime(month, dow, week, hour):
+        return struct.pack("<8H", 0, month, dow, week, hour, 0, 0, 0)
+
+    k = h.create_key(f"Microsoft\\Windows NT\\CurrentVersion\\Time Zones\\{key}")
+    for name, value in (("Display", display), ("Std", std), ("Dlt", dlt)):
+        k.set_value(name, REG_SZ, value)
+    k.set_value("TZI", REG_BINARY, struct.pack("<3l", bias, 0, -60) + systemtime(*to_std)
+                + systemtime(*to_dlt))
 
 
 def make_package(folder: pathlib.Path, name: str = "demostor", *,
