@@ -7,6 +7,7 @@ wimfs engine never imports servicing; importing this package loads only argparse
 
 from __future__ import annotations
 
+import json
 
 # The servicing command modules, in the order `wimfs --help` lists them.
 MODULES = ("image_info", "update", "driver", "package", "feature", "firstboot", "unattend",
@@ -24,3 +25,8 @@ def add_parsers(sub) -> None:
     # Every servicing command takes IMAGE.wim:all and IMAGE.wim:1,3,5 (servicing.editions).
     for name in set(sub.choices) - before:
         wrap_parsers(sub.choices[name])
+
+
+def print_json(doc) -> None:
+    """A command's --json document on stdout (the one format of every servicing command)."""
+    print(json.dumps(doc, indent=2, ensure_ascii=False))

@@ -5,7 +5,7 @@ and text only; the work is in servicing.features.msi_apps and msi_patch."""
 
 from __future__ import annotations
 
-import json
+from servicing.commands import print_json
 
 
 def add_parser(sub) -> None:
@@ -40,9 +40,6 @@ def _common(c, add_common_arguments, func) -> None:
     c.set_defaults(func=func)
 
 
-def _print_json(doc) -> None:
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
-
 
 def _records(records: list[list[tuple[str, object]]], empty: str) -> None:
     for rec in records:
@@ -71,7 +68,7 @@ def run_list(args) -> int:
 
     opts, products = _read(args, "list", list_products)
     if opts.json:
-        _print_json([{"product_code": p.product_code, "name": p.name} for p in products])
+        print_json([{"product_code": p.product_code, "name": p.name} for p in products])
         return 0
     _records([[("Product Code", p.product_code), ("Product Name", p.name)]
               for p in products], "No Windows Installer products are installed.")
@@ -98,7 +95,7 @@ def run_info(args) -> int:
     opts, products = _read(args, "info", lambda t: product_info(t, code))
     docs = [p.to_json() for p in products]
     if opts.json:
-        _print_json(docs)
+        print_json(docs)
         return 0
     _records([product_record(d) for d in docs], "No Windows Installer products are "
                                                 "installed.")
@@ -128,7 +125,7 @@ def _patches(args, full: bool) -> int:
     opts, patches = _read(args, what, lambda t: list_patches(t, product, patch))
     docs = [p.to_json() for p in patches]
     if opts.json:
-        _print_json(docs)
+        print_json(docs)
         return 0
     _records([patch_record(d, full) for d in docs], "No patches are installed.")
     return 0
@@ -147,7 +144,7 @@ def run_check(args) -> int:
 
     opts, results = _read(args, "check-patch", lambda t: check_patches(t, args.patches))
     if opts.json:
-        _print_json([r.to_json() for r in results])
+        print_json([r.to_json() for r in results])
         return 0
     for r in results:
         verdict = "applicable" if r.applicable else "not applicable"

@@ -4,8 +4,9 @@ of IMAGE.wim[:N], mount-free (DISM /Get-Drivers, /Get-DriverInfo, /Add-Driver,
 
 from __future__ import annotations
 
-import json
 import sys
+
+from servicing.commands import print_json
 
 
 def add_parser(sub) -> None:
@@ -40,9 +41,6 @@ def add_parser(sub) -> None:
     c.set_defaults(func=run_remove)
 
 
-def _print_json(doc) -> None:
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
-
 
 def _yes(flag) -> str:
     return "-" if flag is None else ("Yes" if flag else "No")
@@ -57,7 +55,7 @@ def run_list(args) -> int:
                    write=False) as target:
         entries = list_drivers(target, all=args.all)
     if opts.json:
-        _print_json([e.to_json() for e in entries])
+        print_json([e.to_json() for e in entries])
         return 0
     for e in entries:
         print(f"Published Name : {e.published_name}\nOriginal File Name : {e.original_name}\n"
@@ -78,7 +76,7 @@ def run_info(args) -> int:
                    write=False) as target:
         e = driver_info(target, args.name)
     if opts.json:
-        _print_json(e.to_json())
+        print_json(e.to_json())
         return 0
     print(f"Published Name : {e.published_name}\nDriver Store Path : {e.store or '-'}\n"
           f"Class Name : {e.class_name}\nClass Description : {e.class_description or '-'}\n"
@@ -110,7 +108,7 @@ def run_add(args) -> int:
                               force_unsigned=args.force_unsigned, warn=warn)
     if opts.json:
         doc = changes_json(target) | {"drivers": [r.to_json() for r in results]}
-        _print_json(doc)
+        print_json(doc)
         return 0
     for r in results:
         if r.status == "added":
@@ -130,7 +128,7 @@ def run_remove(args) -> int:
                    write=True) as target:
         removed = remove_drivers(target, args.names)
     if opts.json:
-        _print_json(changes_json(target) | {"removed": removed})
+        print_json(changes_json(target) | {"removed": removed})
         return 0
     for name in removed:
         print(f"{name}: removed")

@@ -4,7 +4,7 @@ servicing.features.edition."""
 
 from __future__ import annotations
 
-import json
+from servicing.commands import print_json
 
 
 def add_parser(sub) -> None:
@@ -35,9 +35,6 @@ def add_parser(sub) -> None:
     c.set_defaults(func=run_product_key)
 
 
-def _print_json(doc) -> None:
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
-
 
 def _read(args, what: str):
     from servicing.features.edition import edition_info
@@ -52,7 +49,7 @@ def _read(args, what: str):
 def run_get(args) -> int:
     opts, ed = _read(args, "get")
     if opts.json:
-        _print_json(ed.to_json())
+        print_json(ed.to_json())
         return 0
     print(f"Current edition : {ed.edition or '-'}")
     if ed.package:
@@ -65,7 +62,7 @@ def run_get(args) -> int:
 def run_targets(args) -> int:
     opts, ed = _read(args, "targets")
     if opts.json:
-        _print_json(ed.to_json())
+        print_json(ed.to_json())
         return 0
     for t in ed.targets:
         print(f"Target edition : {t}")
@@ -85,7 +82,7 @@ def run_set(args) -> int:
                    write=True) as t:
         ed = set_edition(t, args.edition, product_key=args.product_key)
     if opts.json:
-        _print_json(changes_json(t) | {"edition": ed.to_json()})
+        print_json(changes_json(t) | {"edition": ed.to_json()})
     elif not opts.dry_run:
         if ed.pending:
             print(f"edition {ed.pending[0]}: scheduled for the first boot")
@@ -104,7 +101,7 @@ def run_product_key(args) -> int:
                    write=True) as t:
         path = set_product_key(t, key)
     if opts.json:
-        _print_json(changes_json(t) | {"answer_file": path})
+        print_json(changes_json(t) | {"answer_file": path})
     elif not opts.dry_run:
         print(f"product key placed in {path} (applied by Setup, specialize pass)")
     return 0

@@ -5,7 +5,7 @@ only; the work is in servicing.features.cbs_features."""
 
 from __future__ import annotations
 
-import json
+from servicing.commands import print_json
 
 
 def add_parser(sub) -> None:
@@ -49,9 +49,6 @@ def add_parser(sub) -> None:
         c.set_defaults(func=run_change, verb=verb)
 
 
-def _print_json(doc) -> None:
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
-
 
 def run_list(args) -> int:
     from servicing.features.cbs_features import list_features
@@ -62,7 +59,7 @@ def run_list(args) -> int:
                    write=False) as target:
         features = list_features(target, args.package)
     if opts.json:
-        _print_json([f.to_json() for f in features])
+        print_json([f.to_json() for f in features])
         return 0
     for f in features:
         print(f"Feature Name : {f.name}\nState : {f.state}\n")
@@ -80,7 +77,7 @@ def run_info(args) -> int:
                    write=False) as target:
         f = feature_info(target, args.name, args.package)
     if opts.json:
-        _print_json(f.to_json())
+        print_json(f.to_json())
         return 0
     print(f"Feature Name : {f.name}\nDisplay Name : {f.display_name or '-'}\n"
           f"Description : {f.description or '-'}\nRestart Required : "
@@ -104,7 +101,7 @@ def run_change(args) -> int:
                                                     package=args.package,
                                                     remove_payload=args.remove)
     if opts.json:
-        _print_json(changes_json(target) | {"features": [r.to_json() for r in results]})
+        print_json(changes_json(target) | {"features": [r.to_json() for r in results]})
         return 0
     for r in results:
         print(f"{r.name}: {r.state}")

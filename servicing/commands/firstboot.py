@@ -4,7 +4,7 @@ servicing.features.firstboot."""
 
 from __future__ import annotations
 
-import json
+from servicing.commands import print_json
 
 
 def add_parser(sub) -> None:
@@ -40,9 +40,6 @@ def add_parser(sub) -> None:
     c.set_defaults(func=run_remove)
 
 
-def _print_json(doc) -> None:
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
-
 
 def _files(specs: list[str]) -> dict[str, str]:
     from wimfs.errors import UsageError
@@ -67,7 +64,7 @@ def run_add(args) -> int:
                          payload=files)
         how = mechanism(target)
     if opts.json:
-        _print_json(changes_json(target) | {"entry": entry.to_json(), "mechanism": how})
+        print_json(changes_json(target) | {"entry": entry.to_json(), "mechanism": how})
         return 0
     print(f"{entry.name}: scheduled as action {entry.id} (started by {how})")
     return 0
@@ -82,7 +79,7 @@ def run_list(args) -> int:
         items = entries(target)
         how = mechanism(target) if items else None
     if opts.json:
-        _print_json({"mechanism": how, "entries": [e.to_json() for e in items]})
+        print_json({"mechanism": how, "entries": [e.to_json() for e in items]})
         return 0
     for e in items:
         print(f"Name : {e.name}\nCommand : {e.command}\nReboot : "
@@ -100,7 +97,7 @@ def run_remove(args) -> int:
                    write=True) as target:
         entry = unschedule(target, args.name)
     if opts.json:
-        _print_json(changes_json(target) | {"removed": entry.to_json()})
+        print_json(changes_json(target) | {"removed": entry.to_json()})
         return 0
     print(f"{entry.name}: removed")
     return 0

@@ -4,7 +4,7 @@ settings of a Windows tree or IMAGE.wim[:N], mount-free (DISM /Get-Intl, /Set-*,
 
 from __future__ import annotations
 
-import json
+from servicing.commands import print_json
 
 SET_OPTIONS = (
     ("--ui-lang", "LANG", "default system UI language (must be installed; /Set-UILang)"),
@@ -57,9 +57,6 @@ def add_parser(sub) -> None:
     c.set_defaults(func=run_lang_ini)
 
 
-def _print_json(doc) -> None:
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
-
 
 def get_lines(s: dict) -> list[str]:
     """DISM /Get-Intl's lines of an `intl get --json` document."""
@@ -101,7 +98,7 @@ def run_get(args) -> int:
         from servicing.features.langini import distribution_info
         doc["distribution"] = distribution_info(args.distribution)
     if opts.json:
-        _print_json(doc)
+        print_json(doc)
     else:
         print("\n".join(get_lines(doc)))
     return 0
@@ -121,7 +118,7 @@ def run_set(args) -> int:
                    write=True) as target:
         done = set_intl(target, request)
     if opts.json:
-        _print_json(changes_json(target) | {"settings": done})
+        print_json(changes_json(target) | {"settings": done})
     elif not opts.dry_run:
         for name, value in done.items():
             print(f"{name}: {', '.join(value) if isinstance(value, list) else value}")
@@ -133,7 +130,7 @@ def run_lang_ini(args) -> int:
 
     doc = gen_lang_ini(args.distribution, args.setup_ui_lang)
     if args.json:
-        _print_json(doc)
+        print_json(doc)
     else:
         print(f"{doc['path']}: {', '.join(doc['languages'])} (default {doc['default']})")
     return 0

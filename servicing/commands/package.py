@@ -4,8 +4,9 @@ of IMAGE.wim[:N], mount-free (DISM /Get-Packages, /Get-PackageInfo, /Add-Package
 
 from __future__ import annotations
 
-import json
 import sys
+
+from servicing.commands import print_json
 
 
 def add_parser(sub) -> None:
@@ -52,9 +53,6 @@ def add_parser(sub) -> None:
     c.set_defaults(func=run_change)
 
 
-def _print_json(doc) -> None:
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
-
 
 def _time(t: str | None) -> str:
     return t.replace("T", " ").rstrip("Z")[:16] if t else "-"
@@ -69,7 +67,7 @@ def run_list(args) -> int:
                    write=False) as target:
         records = list_packages(target)
     if opts.json:
-        _print_json([r.to_json() for r in records])
+        print_json([r.to_json() for r in records])
         return 0
     for r in records:
         print(f"Package Identity : {r.identity}\nState : {r.state}\n"
@@ -132,7 +130,7 @@ def run_info(args) -> int:
                    write=False) as target:
         doc = package_info(target, args.name).to_json()
     if opts.json:
-        _print_json(doc)
+        print_json(doc)
         return 0
     print("\n".join(info_lines(doc)))
     for r in doc["not_applicable_reasons"]:
@@ -153,7 +151,7 @@ def run_check(args) -> int:
                    write=False) as target:
         results = check_packages(target, args.paths, warn=_warn)
     if opts.json:
-        _print_json([r.to_json() for r in results])
+        print_json([r.to_json() for r in results])
         return 0
     for r in results:
         verdict = "applicable" if r.applicable else "not applicable"
@@ -178,7 +176,7 @@ def run_change(args) -> int:
         else:
             results = packages.remove_packages(target, items)
     if opts.json:
-        _print_json(changes_json(target) | {"packages": [r.to_json() for r in results]})
+        print_json(changes_json(target) | {"packages": [r.to_json() for r in results]})
         return 0
     for r in results:
         print(f"{r.identity}: {r.message}")

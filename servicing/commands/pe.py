@@ -5,7 +5,7 @@ servicing.features.pe_media."""
 
 from __future__ import annotations
 
-import json
+from servicing.commands import print_json
 
 
 def add_parser(sub) -> None:
@@ -41,9 +41,6 @@ def add_parser(sub) -> None:
     c.set_defaults(func=run_media)
 
 
-def _print_json(doc) -> None:
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
-
 
 def _print_settings(s) -> None:
     profiling = "-" if s.profiling is None else ("Enabled" if s.profiling else "Disabled")
@@ -67,7 +64,7 @@ def run_get(args) -> int:
     with operation(args.target, opts, command=f"pe get {args.target}", write=False) as t:
         s = pe_settings(t)
     if opts.json:
-        _print_json(s.to_json())
+        print_json(s.to_json())
     else:
         _print_settings(s)
     return 0
@@ -85,7 +82,7 @@ def run_set(args) -> int:
         s = set_pe_settings(t, scratch_space=args.scratch_space,
                             target_path=args.target_path, start_script=args.start_script)
     if opts.json:
-        _print_json(changes_json(t) | {"settings": s.to_json()})
+        print_json(changes_json(t) | {"settings": s.to_json()})
     elif not opts.dry_run:
         _print_settings(s)
     return 0
@@ -113,7 +110,7 @@ def run_media(args) -> int:
     r = make_media(args.source, args.iso, boot_wim=args.boot_wim, edit=edit,
                    label=args.label)
     if opts.json:
-        _print_json(r.to_json())
+        print_json(r.to_json())
     else:
         extra = f" (image {r.boot_image} edited)" if r.boot_image else ""
         print(f"{r.iso}: bootable Windows PE ISO (BIOS and UEFI), {r.files} files, "

@@ -15,7 +15,6 @@ import hashlib
 import os
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import struct
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import (NTFS_PROBE_XATTRS, assert_same_tree, diff_snapshots, make_ntfs_wim,
+from tests.helpers import (assert_same_tree, diff_snapshots, make_ntfs_wim,
                            make_tree, mounted, ntfs3g_mounted, ntfs_snapshot, require_fuse,
                            require_tool, snapshot, wimlib_apply, wimlib_capture, wimlib_info)
 from tests.helpers.ntfs import ARCHIVE, HIDDEN, READONLY, mkntfs, security_descriptor, sid

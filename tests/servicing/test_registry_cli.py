@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 
 import pytest
 
@@ -12,7 +11,7 @@ import oracles
 from tests.servicing.conftest import unpack
 from servicing import regfile
 from servicing.cli import reg_main
-from servicing.regf import REG_DWORD, REG_MULTI_SZ, REG_QWORD, Hive
+from servicing.regf import REG_QWORD, Hive
 
 
 @pytest.fixture
