@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -14,7 +15,6 @@ from wimfs.format.header import WimHeader
 from wimfs.format.integrity import IntegrityTable
 from wimfs.format.integrity import verify as verify_integrity
 from wimfs.format.metadata import DentryTreeReader, parse_security_data
-from wimfs.format.xmlinfo import ImageInfo, parse_xml
 from wimfs.image import Image
 from wimfs.resource import ResourceReader
 
@@ -43,7 +43,6 @@ class Wim:
             self.blob_table = self._read_blob_table()
             if cache_size is None:
                 self.reader.cache_bytes = self.default_cache_bytes()
-            self.xml_root, self.infos, self.total_bytes = parse_xml(self._read_xml())
             self._images: dict[int, Image] = {}
             self._load_lock = threading.Lock()
         except BaseException:
@@ -127,6 +126,25 @@ class Wim:
     def _read_xml(self) -> bytes:
         return self._read_reshdr(self.header.xml_data_reshdr, "XML data")
 
+    # The XML data (and lxml) are loaded on first use: a mount never needs them.
+    @functools.cached_property
+    def _xml(self) -> tuple:
+        from wimfs.format.xmlinfo import parse_xml
+
+        return parse_xml(self._read_xml())
+
+    @functools.cached_property
+    def xml_root(self):
+        return self._xml[0]
+
+    @functools.cached_property
+    def infos(self) -> dict:
+        return self._xml[1]
+
+    @functools.cached_property
+    def total_bytes(self) -> int | None:
+        return self._xml[2]
+
     def default_cache_bytes(self) -> int:
         """Chunk cache when none is asked for: the kernel's page cache keeps file data,
         so a little suffices."""
@@ -141,7 +159,10 @@ class Wim:
     def compression_name(self) -> str:
         return S.COMPRESSION_NAMES[self.header.compression_type]
 
-    def info(self, index: int) -> ImageInfo:
+    def info(self, index: int):
+        """The image's ImageInfo (from the XML data)."""
+        from wimfs.format.xmlinfo import ImageInfo
+
         return self.infos.get(index) or ImageInfo(index=index)
 
     def resolve_image(self, index: int | str | None = None, name: str | None = None) -> int:

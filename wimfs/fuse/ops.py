@@ -25,7 +25,7 @@ from wimfs.errors import WimfsError
 from wimfs.format import structs as S
 from wimfs.format.metadata import DiskDentry
 from wimfs.format.reparse import link_target
-from wimfs.format.xmlinfo import filetime_to_unix_ns
+from wimfs.format.filetime import filetime_to_unix_ns
 from wimfs.image import NAME_MAX, ZERO_HASH, Dentry, Image, Inode, Stream, name_too_long
 from wimfs.overlay import ntfs_xattrs
 from wimfs.wim import Wim
