@@ -32,7 +32,9 @@ from wimfs.wim import Wim
 
 log = logging.getLogger(__name__)
 
-TIMEOUT = 3600.0            # read-only: the tree never changes under the kernel
+# Read-only: the tree cannot change while mounted, so the kernel may keep entries and
+# attributes for the whole mount (a year: longer than any mount lives).
+TIMEOUT = 365 * 86400.0
 XATTR_MAX = 65536           # Linux limit for one xattr value
 
 # Errnos that are answers to the caller (the name is too long, the directory is not
@@ -358,7 +360,8 @@ class WimOperations(GuardedOperations):
             log.error("%s: data is missing from the WIM (blob %s; a split WIM part not "
                       "given with --ref?)", self._path(ino), ino.data.hash.hex())
             raise pyfuse3.FUSEError(errno.EIO)
-        fh = self._new_fh(Handle(ino, ino.data, self._path(ino)))
+        # The path is only for error messages: worked out when one is logged.
+        fh = self._new_fh(Handle(ino, ino.data, ""))
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     async def read(self, fh, off, size):
@@ -372,7 +375,7 @@ class WimOperations(GuardedOperations):
             return b""
         if stream.missing:
             log.error("%s: data is missing from the WIM (blob %s; split WIM without --ref?)",
-                      h.path, stream.hash.hex())
+                      h.path or self._path(h.inode), stream.hash.hex())
             raise pyfuse3.FUSEError(errno.EIO)
         blob = stream.blob
         if blob is None or off >= blob.size:
@@ -390,7 +393,7 @@ class WimOperations(GuardedOperations):
                         await _wait_future(fut)
                 data = self.reader.read(blob, off, size)
         except WimfsError as exc:
-            log.error("%s: %s", h.path, exc)
+            log.error("%s: %s", h.path or self._path(h.inode), exc)
             raise pyfuse3.FUSEError(errno.EIO) from None
         return data
 
