@@ -14,8 +14,8 @@ from wimfs.format.blobtable import ZERO_HASH, BlobTable, parse_blob_table
 from wimfs.format.header import WimHeader
 from wimfs.format.integrity import IntegrityTable
 from wimfs.format.integrity import verify as verify_integrity
-from wimfs.format.metadata import DentryTreeReader, parse_security_data
 from wimfs.image import Image
+from wimfs.image_tree import LazyTree
 from wimfs.resource import ResourceReader
 
 log = logging.getLogger(__name__)
@@ -189,39 +189,39 @@ class Wim:
                                      f"image{'s' if n != 1 else ''})")
         return i
 
-    def image(self, index: int, ino_start: int = 1) -> Image:
+    def image(self, index: int, ino_start: int = 1, lazy: bool = False) -> Image:
+        """Image `index` (cached). Its metadata resource is read and decompressed once;
+        `lazy`: directories are parsed on first use (wimfs.image_tree), else the whole
+        tree now (WimCorruptError here if any of it is corrupt)."""
         with self._load_lock:
             img = self._images.get(index)
-            if img is not None:
-                return img
-            if self.header.part_number != 1:
-                raise ImageNotFoundError(f"{self.path} is part {self.header.part_number} of a "
-                                         "split WIM; open part 1 instead")
-            md = self.blob_table.metadata
-            if not 1 <= index <= len(md):
-                raise WimCorruptError(f"{self.path}: image {index} has no metadata resource")
-            blob = md[index - 1]
+            if img is None:
+                img = self._images[index] = self._open_image(index, ino_start)
+        if not lazy:
             try:
-                buf = self.reader.read_all(blob)
+                img.load_all()
             except WimCorruptError as exc:
-                raise WimCorruptError(f"{self.path}: image {index}: metadata resource: "
-                                      f"{exc}") from None
-            # Building 100k+ objects: the cyclic GC would traverse them again and again.
-            gc_was_enabled = gc.isenabled()
-            gc.disable()
-            try:
-                try:
-                    security, root_off = parse_security_data(buf)
-                    reader = DentryTreeReader(buf, root_off)
-                    img = Image.build(index, security, reader.root(), self.blob_table.blobs,
-                                      ino_start, reader=reader)
-                except WimCorruptError as exc:
-                    raise WimCorruptError(f"{self.path}: image {index}: {exc}") from None
-            finally:
-                if gc_was_enabled:
-                    gc.enable()
-            self._images[index] = img
-            return img
+                msg = str(exc)
+                raise WimCorruptError(msg if msg.startswith(self.path) else
+                                      f"{self.path}: {msg}") from None
+        return img
+
+    def _open_image(self, index: int, ino_start: int) -> Image:
+        if self.header.part_number != 1:
+            raise ImageNotFoundError(f"{self.path} is part {self.header.part_number} of a "
+                                     "split WIM; open part 1 instead")
+        md = self.blob_table.metadata
+        if not 1 <= index <= len(md):
+            raise WimCorruptError(f"{self.path}: image {index} has no metadata resource")
+        try:
+            buf = self.reader.read_all(md[index - 1])
+        except WimCorruptError as exc:
+            raise WimCorruptError(f"{self.path}: image {index}: metadata resource: "
+                                  f"{exc}") from None
+        try:
+            return LazyTree.open(index, buf, self.blob_table.blobs, ino_start)
+        except WimCorruptError as exc:
+            raise WimCorruptError(f"{self.path}: image {index}: {exc}") from None
 
     def read_blob(self, blob) -> bytes:
         return self.reader.read_all(blob)
