@@ -118,7 +118,7 @@ class Wim:
         gc.disable()     # one object pair per blob: keep the cyclic GC out of it
         try:
             return parse_blob_table(data, self.header,
-                                    lambda off, n: self.reader.pread(n, off))
+                                    lambda off, n: self.reader.pread(n, off), lazy=True)
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -218,6 +218,9 @@ class Wim:
         except WimCorruptError as exc:
             raise WimCorruptError(f"{self.path}: image {index}: metadata resource: "
                                   f"{exc}") from None
+        finally:
+            # The tree keeps the whole resource: its chunks need not stay cached too.
+            self.reader.drop_cache()
         try:
             return LazyTree.open(index, buf, self.blob_table.blobs, ino_start)
         except WimCorruptError as exc:

@@ -199,7 +199,9 @@ class WimOperations(GuardedOperations):
     @functools.cached_property
     def total_bytes(self) -> int:
         """The size of the data the WIM holds (each blob once, uncompressed)."""
-        return sum(b.size for b in self.wim.blob_table.blobs.values())
+        blobs = self.wim.blob_table.blobs
+        total = getattr(blobs, "total_size", None)      # a LazyBlobs: without descriptors
+        return total() if total is not None else sum(b.size for b in blobs.values())
 
     # -- helpers ----------------------------------------------------------------
 
