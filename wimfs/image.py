@@ -417,4 +417,4 @@ def _stream(ino: Inode, name: str, hash_: bytes, blobs: dict[bytes, BlobDescript
     if blob is None:
         ino.missing_blobs += 1
         return Stream(name, hash_, None, 0)
-    return Stream(name, hash_, blob, blob.size)
+    return Stream(name, blob.hash, blob, blob.size)     # (one bytes object for both)

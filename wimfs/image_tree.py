@@ -107,10 +107,10 @@ class LazyTree:
         ino.dentries.append(node)
         return node
 
-    def _read_list(self, offset: int, path: str) -> list[DiskDentry]:
+    def _read_list(self, offset: int, parent: Dentry) -> list[DiskDentry]:
         if offset in self._seen:
-            raise WimCorruptError(f"{self.what}: directory {path} is cyclic (its entries "
-                                  f"at {offset} are reachable twice)")
+            raise WimCorruptError(f"{self.what}: directory {parent.path} is cyclic (its "
+                                  f"entries at {offset} are reachable twice)")
         out = []
         while True:
             child, offset = _read_dentry(self.buf, offset)
@@ -127,7 +127,7 @@ class LazyTree:
         children: dict[str, Dentry] = {}
         if offset:
             try:
-                entries = self._read_list(offset, parent.path)
+                entries = self._read_list(offset, parent)
             except WimCorruptError as exc:
                 msg = str(exc) if str(exc).startswith(self.what) else f"{self.what}: " \
                     f"directory {parent.path}: {exc}"

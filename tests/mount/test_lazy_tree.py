@@ -187,3 +187,26 @@ def test_corrupt_directory_found_late_gives_eio_and_the_mount_survives(
         assert (mp / "links/y/two.txt").read_text() == "linked\n"
     text = log.read_text()
     assert "directory /a/b/c" in text and "ERROR" in text, text[-2000:]
+
+
+def test_index_all_opens_an_image_only_when_its_folder_is_entered(tmp_path, monkeypatch):
+    require_tool("wimlib-imagex")
+    for k in (1, 2):
+        _tree(tmp_path / f"src{k}")
+        (tmp_path / f"src{k}" / f"only{k}.txt").write_text(f"{k}\n")
+    w = wimlib_capture(tmp_path / "src1", tmp_path / "two.wim")
+    wimlib_capture(tmp_path / "src2", w, append=True)
+    exp = tmp_path / "applied2"
+    wimlib_apply(w, 2, exp)
+    monkeypatch.setenv("WIMFS_DEBUG", "1")
+    mp, log = tmp_path / "m", tmp_path / "all.log"
+    with mounted(w, mp, "--index", "all", log_path=log):
+        assert sorted(os.listdir(mp)) == ["1", "2"]
+        assert os.path.isdir(mp / "1") and os.path.isdir(mp / "2")
+        assert _parsed(log.read_text()) == []          # no image opened yet
+        assert sorted(os.listdir(mp / "2")) == sorted(os.listdir(exp))
+        assert (mp / "2/a/b/c/d/e/deep.txt").read_text() == "deep\n"
+        st1, st2 = os.stat(mp / "2/links/x/one.txt"), os.stat(mp / "2/links/z/three.txt")
+        assert st1.st_ino == st2.st_ino and st1.st_nlink == 3
+    parsed = [line for line in log.read_text().splitlines() if ": parsed directory " in line]
+    assert parsed and all("image 2: " in line for line in parsed), parsed
