@@ -60,6 +60,7 @@ class LazyTree:
         self._entries = 0
         self._max_entries = len(buf) // 8 + 1
         self.root_list = 0               # offset of the root directory's entries
+        self.unparsed = 0                # directories not parsed yet
 
     @classmethod
     def open(cls, index: int, buf: bytes, blobs: dict[bytes, BlobDescriptor],
@@ -102,6 +103,7 @@ class LazyTree:
         pending = None
         if d.is_directory:
             pending = Unparsed(self, d.subdir_offset)
+            self.unparsed += 1
             ino.nlink = None        # type: ignore[assignment]  (counted when asked)
         node = Dentry(d.name if parent is not None else "", d.short_name, ino, parent, pending)
         ino.dentries.append(node)
@@ -144,6 +146,9 @@ class LazyTree:
         parent._children = children
         parent.inode.nlink = 2 + sum(1 for c in children.values() if c.inode.is_directory)
         self.parsed_dirs += 1
+        self.unparsed -= 1
+        if not self.unparsed:
+            self.buf = b""      # every directory is parsed: the resource is not needed again
         log.debug("%s: parsed directory %s (%d entries)", self.what, parent.path, len(children))
         return children
 

@@ -134,7 +134,6 @@ def _plain_blob(i: int, size_in_wim: int, flags: int, offset: int, usize: int, p
     return BlobDescriptor(hash_, usize, refcnt, rdesc)
 
 
-_MISSING = object()
 _ENTRY = S.BLOB_DESCRIPTOR_DISK_SIZE
 _HASH_AT = _ENTRY - 20          # the SHA-1 ends each entry
 
@@ -148,8 +147,9 @@ class LazyBlobs(MutableMapping):
     def __init__(self, data: bytes, hdr: WimHeader, index: dict[bytes, int]) -> None:
         self._data = data
         self._hdr = hdr
-        self._index = index                 # hash -> offset of its first entry
-        self._made: dict[bytes, BlobDescriptor | None] = {}
+        # hash -> offset of its first entry; once looked up, its BlobDescriptor (or None:
+        # no blob), so one dict serves both.
+        self._index: dict[bytes, int | BlobDescriptor | None] = index   # type: ignore[assignment]
         self._all: dict[bytes, BlobDescriptor] | None = None
 
     def _entry(self, off: int) -> BlobDescriptor | None:
@@ -163,18 +163,18 @@ class LazyBlobs(MutableMapping):
                            part, refcnt, hash_, self._hdr)
 
     def _lookup(self, h: bytes) -> BlobDescriptor | None:
-        b = self._made.get(h, _MISSING)
-        if b is _MISSING:
-            b = None
-            off = self._index.get(h)
-            while off is not None:                  # the first entry the rules keep
-                b = self._entry(off)
-                if b is not None:
-                    break
-                nxt = self._data.find(h, off + _ENTRY)
-                off = nxt - _HASH_AT if nxt >= 0 and (nxt - _HASH_AT) % _ENTRY == 0 else None
-            self._made[h] = b
-        return b        # type: ignore[return-value]
+        off = self._index.get(h)
+        if off is None or off.__class__ is not int:
+            return off          # type: ignore[return-value]
+        b = None
+        while off is not None:                      # the first entry the rules keep
+            b = self._entry(off)
+            if b is not None:
+                break
+            nxt = self._data.find(h, off + _ENTRY)
+            off = nxt - _HASH_AT if nxt >= 0 and (nxt - _HASH_AT) % _ENTRY == 0 else None
+        self._index[h] = b
+        return b
 
     def get(self, h, default=None):
         if self._all is not None:
@@ -207,7 +207,7 @@ class LazyBlobs(MutableMapping):
             if duplicates:
                 log.info("ignoring %d duplicate blob table entries", duplicates)
             self._all = out
-            self._index = self._made = {}
+            self._index = {}
         return self._all
 
     def __iter__(self) -> Iterator[bytes]:
