@@ -208,10 +208,12 @@ def main(argv=None) -> int:
                  ["image 3 alone, rss after walking it (MiB)", ed["one_rss_after_walk_mib"]]]
     data["rows"] = rows
     data["loadavg_end"] = os.getloadavg()[0]
+    path = write_results(args.output, data)
     print(format_table(["metric", "wimfs", "wimlib", "disk"],
                        [[r[0]] + [f"{v:.3f}" if isinstance(v, float) else ("" if v is None else v)
-                                  for v in r[1:]] for r in rows]))
-    print(f"results: {os.path.relpath(write_results(args.output, data))}")
+                                  for v in r[1:]] + [""] * (4 - len(r)) for r in rows]))
+    print(f"results: {os.path.relpath(path)} (load average {machine['loadavg']:.1f} at the "
+          f"start, {data['loadavg_end']:.1f} at the end)")
     return 0
 
 

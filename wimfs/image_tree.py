@@ -44,7 +44,7 @@ class LazyTree:
     """Parses one image's directories on demand; owns the inode table (number -> Inode)
     of everything parsed so far."""
 
-    def __init__(self, index: int, buf: bytes, blobs: dict[bytes, BlobDescriptor],
+    def __init__(self, index: int, buf: bytes | bytearray, blobs: dict[bytes, BlobDescriptor],
                  ino_start: int = 1, what: str = "") -> None:
         self.index = index
         self.buf = buf
@@ -63,7 +63,7 @@ class LazyTree:
         self.unparsed = 0                # directories not parsed yet
 
     @classmethod
-    def open(cls, index: int, buf: bytes, blobs: dict[bytes, BlobDescriptor],
+    def open(cls, index: int, buf: bytes | bytearray, blobs: dict[bytes, BlobDescriptor],
              ino_start: int = 1, what: str = "") -> Image:
         """The image with its root parsed and every directory still on disk."""
         tree = cls(index, buf, blobs, ino_start, what)

@@ -214,13 +214,10 @@ class Wim:
         if not 1 <= index <= len(md):
             raise WimCorruptError(f"{self.path}: image {index} has no metadata resource")
         try:
-            buf = self.reader.read_all(md[index - 1])
+            buf = self.reader.read_once(md[index - 1])     # the tree keeps it
         except WimCorruptError as exc:
             raise WimCorruptError(f"{self.path}: image {index}: metadata resource: "
                                   f"{exc}") from None
-        finally:
-            # The tree keeps the whole resource: its chunks need not stay cached too.
-            self.reader.drop_cache()
         try:
             return LazyTree.open(index, buf, self.blob_table.blobs, ino_start)
         except WimCorruptError as exc:

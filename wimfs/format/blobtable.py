@@ -9,7 +9,9 @@ the run's resources in order, and its size is in the size_in_wim field.
 
 from __future__ import annotations
 
+import bisect
 import logging
+import struct
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 
@@ -136,20 +138,23 @@ def _plain_blob(i: int, size_in_wim: int, flags: int, offset: int, usize: int, p
 
 _ENTRY = S.BLOB_DESCRIPTOR_DISK_SIZE
 _HASH_AT = _ENTRY - 20          # the SHA-1 ends each entry
+_KEY = struct.Struct(">20sI")   # index key: SHA-1, entry number (sorts by hash, then order)
 
 
 class LazyBlobs(MutableMapping):
     """hash -> BlobDescriptor over the bytes of a blob table without solid resources:
     a descriptor is made when first looked up (a mount touches the blobs of the files it
-    reads, not all of them). Iterating, sizing or changing it makes every descriptor once
-    (the same objects lookups returned) and from then on it is a plain dict."""
+    reads, not all of them). The index is one sorted list of 24-byte keys (hash, entry
+    number), a fraction of a dict's size. Iterating, sizing or changing the map makes
+    every descriptor once (the same objects lookups returned); from then on it is a
+    plain dict."""
 
-    def __init__(self, data: bytes, hdr: WimHeader, index: dict[bytes, int]) -> None:
+    def __init__(self, data: bytes, hdr: WimHeader) -> None:
         self._data = data
         self._hdr = hdr
-        # hash -> offset of its first entry; once looked up, its BlobDescriptor (or None:
-        # no blob), so one dict serves both.
-        self._index: dict[bytes, int | BlobDescriptor | None] = index   # type: ignore[assignment]
+        self._keys = sorted(_KEY.pack(data[o + _HASH_AT:o + _ENTRY], o // _ENTRY)
+                            for o in range(0, len(data), _ENTRY))
+        self._made: dict[bytes, BlobDescriptor | None] = {}
         self._all: dict[bytes, BlobDescriptor] | None = None
 
     def _entry(self, off: int) -> BlobDescriptor | None:
@@ -163,17 +168,16 @@ class LazyBlobs(MutableMapping):
                            part, refcnt, hash_, self._hdr)
 
     def _lookup(self, h: bytes) -> BlobDescriptor | None:
-        off = self._index.get(h)
-        if off is None or off.__class__ is not int:
-            return off          # type: ignore[return-value]
+        b = self._made.get(h, self)
+        if b is not self:
+            return b        # type: ignore[return-value]
         b = None
-        while off is not None:                      # the first entry the rules keep
-            b = self._entry(off)
-            if b is not None:
-                break
-            nxt = self._data.find(h, off + _ENTRY)
-            off = nxt - _HASH_AT if nxt >= 0 and (nxt - _HASH_AT) % _ENTRY == 0 else None
-        self._index[h] = b
+        keys = self._keys
+        i = bisect.bisect_left(keys, h)
+        while b is None and i < len(keys) and keys[i].startswith(h):  # first entry kept
+            b = self._entry(_KEY.unpack(keys[i])[1] * _ENTRY)
+            i += 1
+        self._made[h] = b
         return b
 
     def get(self, h, default=None):
@@ -207,7 +211,8 @@ class LazyBlobs(MutableMapping):
             if duplicates:
                 log.info("ignoring %d duplicate blob table entries", duplicates)
             self._all = out
-            self._index = {}
+            self._keys = []
+            self._made = {}
         return self._all
 
     def __iter__(self) -> Iterator[bytes]:
@@ -239,8 +244,6 @@ class LazyBlobs(MutableMapping):
 
 
 def _lazy_table(data: bytes, hdr: WimHeader) -> BlobTable:
-    index = {data[o:o + 20]: o - _HASH_AT
-             for o in range(len(data) - 20, _HASH_AT - 1, -_ENTRY)}   # backwards: first wins
     metadata: list[BlobDescriptor] = []
     for off in range(0, len(data), _ENTRY):
         if data[off + 7] & S.RESHDR_FLAG_METADATA:
@@ -252,7 +255,7 @@ def _lazy_table(data: bytes, hdr: WimHeader) -> BlobTable:
                                usize, part, refcnt, hash_, hdr)
             blob.is_metadata = True
             metadata.append(blob)
-    return BlobTable(LazyBlobs(data, hdr, index), metadata, [], 0)  # type: ignore[arg-type]
+    return BlobTable(LazyBlobs(data, hdr), metadata, [], 0)  # type: ignore[arg-type]
 
 
 def _load_solid_run(entries: list, start: int,
