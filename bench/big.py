@@ -109,7 +109,7 @@ def walk_stat(top: str) -> int:
 
 def editions(wim: str, mnt: str, src: str | None) -> dict:
     out: dict = {}
-    with Mounted(_AllImages(src), wim, mnt) as m:
+    with Mounted(_AllImages(src=src), wim, mnt) as m:
         out["all_mount_s"] = m.mount_s
         out["all_rss_after_mount_mib"] = _vm(m.pid)
         out["all_files_walked"] = walk_stat(os.path.join(mnt, "3"))
@@ -182,7 +182,7 @@ def main(argv=None) -> int:
     if "curve" not in skip:
         curves = {n: rss_curve(i, img["path"], mnt) for n, i in impls.items()}
         data["rss_curve"] = curves
-        png = plot(curves, os.path.join(RESULTS_DIR, "big-rss.png"))
+        png = plot(curves, os.path.join(RESULTS_DIR, f"{args.output}-rss.png"))
         data["plot"] = png and os.path.relpath(png, os.path.dirname(RESULTS_DIR))
         f, w = curves["wimfs"], curves["wimlib"]
         rows += [["rss after stat of every file (MiB)", f["rss_mib"][-1], w["rss_mib"][-1]],
