@@ -26,7 +26,8 @@ import struct
 from wimfs.errors import WimCorruptError
 from wimfs.format import structs as S
 from wimfs.format.blobtable import BlobDescriptor
-from wimfs.format.metadata import DiskDentry, _read_dentry, parse_security_data
+from wimfs.format.metadata import (DentryTreeReader, DiskDentry, _read_dentry,
+                                   parse_security_data)
 from wimfs.image import Dentry, Image, Inode, Unparsed, inode_from_disk, name_is_valid
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,7 @@ class LazyTree:
         self._groups: dict[tuple[int, int], Inode] = {}
         self._group_counts: dict[tuple[int, int], int] | None = None
         self._seen: set[int] = set()     # entry lists parsed (a second visit is a cycle)
-        self._entries = 0
-        self._max_entries = len(buf) // 8 + 1
+        self._reader = DentryTreeReader(buf, 0)
         self.root_list = 0               # offset of the root directory's entries
         self.unparsed = 0                # directories not parsed yet
 
@@ -113,15 +113,7 @@ class LazyTree:
         if offset in self._seen:
             raise WimCorruptError(f"{self.what}: directory {parent.path} is cyclic (its "
                                   f"entries at {offset} are reachable twice)")
-        out = []
-        while True:
-            child, offset = _read_dentry(self.buf, offset)
-            if child is None:
-                return out
-            self._entries += 1
-            if self._entries > self._max_entries:
-                raise WimCorruptError(f"{self.what}: dentry tree does not terminate")
-            out.append(child)
+        return self._reader.entries_at(offset)
 
     def parse_directory(self, parent: Dentry, pending: Unparsed) -> dict[str, Dentry]:
         """Parse `parent`'s entries (the first use of its `children`)."""
@@ -148,7 +140,7 @@ class LazyTree:
         self.parsed_dirs += 1
         self.unparsed -= 1
         if not self.unparsed:
-            self.buf = b""      # every directory is parsed: the resource is not needed again
+            self.buf = self._reader.buf = b""   # every directory is parsed: not needed again
         log.debug("%s: parsed directory %s (%d entries)", self.what, parent.path, len(children))
         return children
 
