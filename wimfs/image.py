@@ -202,11 +202,6 @@ class Dentry:
     def children(self, value: dict[str, Dentry] | None) -> None:
         self._children = value
 
-    @property
-    def parsed(self) -> bool:
-        """False while the directory's entries are still only on disk."""
-        return self._children.__class__ is not Unparsed
-
     def lookup(self, name: str, case_insensitive: bool = False) -> Dentry | None:
         children = self.children
         if children is None:

@@ -54,7 +54,6 @@ class LazyTree:
         self.what = what or f"image {index}"
         self.inodes: dict[int, Inode] = {}
         self.invalid: list[str] = []
-        self.parsed_dirs = 0             # directories parsed so far (tests, statistics)
         self._groups: dict[tuple[int, int], Inode] = {}
         self._group_counts: dict[tuple[int, int], int] | None = None
         self._seen: set[int] = set()     # entry lists parsed (a second visit is a cycle)
@@ -137,7 +136,6 @@ class LazyTree:
                     gc.enable()
         parent._children = children
         parent.inode.nlink = 2 + sum(1 for c in children.values() if c.inode.is_directory)
-        self.parsed_dirs += 1
         self.unparsed -= 1
         if not self.unparsed:
             self.buf = self._reader.buf = b""   # every directory is parsed: not needed again
