@@ -22,7 +22,7 @@ WORK_DIR = os.path.join(BENCH_DIR, "work")
 RESULTS_DIR = os.path.join(BENCH_DIR, "results")
 
 # Suites in the order `all` runs them; a suite whose module does not exist yet is skipped.
-SUITES = ("mount", "reg", "rw", "image", "servicing")
+SUITES = ("mount", "reg", "rw", "image", "servicing", "big")
 
 
 def _out(cmd: Sequence[str]) -> str:

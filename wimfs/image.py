@@ -62,7 +62,7 @@ class Inode:
     __slots__ = ("ino", "attributes", "security_id", "creation_time", "last_access_time",
                  "last_write_time", "reparse_tag", "rp_reserved", "rp_flags", "data",
                  "named_streams", "reparse", "unix", "tagged_items", "dentries",
-                 "_link", "missing_blobs", "nlink", "change_time")
+                 "_link", "missing_blobs", "_nlink", "change_time")
 
     @classmethod
     def new(cls, ino: int, attributes: int, security_id: int = -1, creation_time: int = 0,
@@ -92,7 +92,7 @@ class Inode:
         self.dentries: list[Dentry] = []
         self._link: LinkReparsePoint | None | bool = False
         self.missing_blobs = 0
-        self.nlink = 0
+        self._nlink: int | None = 0     # None: a directory not parsed yet (counted on demand)
         # FILETIME of the last data or metadata change (st_ctime) while mounted; None:
         # unchanged since loaded, st_ctime is the last write time (a WIM stores no ctime).
         self.change_time: int | None = None
@@ -105,6 +105,18 @@ class Inode:
     @property
     def is_reparse_point(self) -> bool:
         return bool(self.attributes & S.FILE_ATTRIBUTE_REPARSE_POINT)
+
+    @property
+    def nlink(self) -> int:
+        n = self._nlink
+        if n is None:       # a directory whose entries are still on disk: count them there
+            pending = self.dentries[0]._children
+            n = self._nlink = pending.tree.count_nlink(pending.offset)
+        return n
+
+    @nlink.setter
+    def nlink(self, value: int) -> None:
+        self._nlink = value
 
     @property
     def size(self) -> int:
@@ -153,26 +165,53 @@ class Inode:
         return f"Inode({self.ino}, attrs={self.attributes:#x})"
 
 
-class Dentry:
-    __slots__ = ("name", "short_name", "inode", "parent", "children", "_ci")
+class Unparsed:
+    """The entries of a directory still in the metadata resource (at `offset`), parsed by
+    `tree` (a wimfs.image_tree.LazyTree) on first use of `Dentry.children`."""
 
-    def __init__(self, name: str, short_name: str, inode: Inode, parent: Dentry | None):
+    __slots__ = ("tree", "offset")
+
+    def __init__(self, tree, offset: int) -> None:
+        self.tree = tree
+        self.offset = offset
+
+
+class Dentry:
+    __slots__ = ("name", "short_name", "inode", "parent", "_children", "_ci")
+
+    def __init__(self, name: str, short_name: str, inode: Inode, parent: Dentry | None,
+                 unparsed: Unparsed | None = None):
         self.name = name
         self.short_name = short_name
         self.inode = inode
         self.parent = parent
-        self.children: dict[str, Dentry] | None = {} if inode.is_directory else None
+        self._children: dict[str, Dentry] | Unparsed | None = (
+            unparsed if unparsed is not None else {} if inode.is_directory else None)
         self._ci: dict[str, Dentry] | None = None
 
+    @property
+    def children(self) -> dict[str, Dentry] | None:
+        """name -> child (None for a non-directory); a directory of a lazily loaded image
+        is parsed here on first use (WimCorruptError if its entries are corrupt)."""
+        c = self._children
+        if c.__class__ is Unparsed:
+            return c.tree.parse_directory(self, c)       # type: ignore[union-attr]
+        return c        # type: ignore[return-value]
+
+    @children.setter
+    def children(self, value: dict[str, Dentry] | None) -> None:
+        self._children = value
+
     def lookup(self, name: str, case_insensitive: bool = False) -> Dentry | None:
-        if self.children is None:
+        children = self.children
+        if children is None:
             return None
-        d = self.children.get(name)
+        d = children.get(name)
         if d is not None or not case_insensitive:
             return d
         if self._ci is None:
             ci: dict[str, Dentry] = {}
-            for n, c in self.children.items():
+            for n, c in children.items():
                 ci.setdefault(upcase(n), c)  # Windows compares upper-cased names
             self._ci = ci
         return self._ci.get(upcase(name))
@@ -208,7 +247,8 @@ class Dentry:
         return f"Dentry({self.path!r})"
 
 
-def _name_is_valid(name: str) -> bool:
+def name_is_valid(name: str) -> bool:
+    """A name a directory entry may have (not empty, '.', '..'; no '/' or NUL)."""
     return bool(name) and name not in (".", "..") and "/" not in name and "\x00" not in name
 
 
@@ -216,61 +256,78 @@ class Image:
     """One image of a WIM: its tree, inodes and security descriptors."""
 
     def __init__(self, index: int, security: list[bytes], root: Dentry,
-                 inodes: list[Inode], invalid_names: list[str] | None = None) -> None:
+                 inodes: list[Inode] | None, invalid_names: list[str] | None = None,
+                 tree=None) -> None:
         self.index = index
         self.security = security
         self.root = root
-        self.inodes = inodes
+        self._inodes = inodes
         # Entries skipped at load: names that are empty, '.', '..', contain '/' or NUL, or
         # repeat a sibling's name (path of the parent + the raw name).
-        self.invalid_names: list[str] = invalid_names or []
+        self._invalid_names: list[str] = invalid_names or []
+        # A lazily loaded image (wimfs.image_tree.LazyTree): directories are parsed on
+        # first use; `inodes` and `invalid_names` parse the rest first.
+        self.tree = tree
+
+    @property
+    def inodes(self) -> list[Inode]:
+        """Every inode of the image (a lazily loaded image is parsed whole first)."""
+        if self._inodes is None:
+            self.load_all()
+        return self._inodes     # type: ignore[return-value]
+
+    @inodes.setter
+    def inodes(self, value: list[Inode]) -> None:
+        self._inodes = value
+
+    @property
+    def invalid_names(self) -> list[str]:
+        if self._inodes is None:
+            self.load_all()
+        return self._invalid_names
+
+    def load_all(self) -> None:
+        """Parse every directory not parsed yet (WimCorruptError if one is corrupt)."""
+        if self._inodes is not None:
+            return
+        for _ in self.walk():
+            pass
+        self._inodes = list(self.tree.inodes.values())
+        self._invalid_names = self.tree.invalid
 
     @classmethod
     def build(cls, index: int, security: list[bytes], disk_root: DiskDentry,
-              blobs: dict[bytes, BlobDescriptor], ino_start: int = 1,
-              reader=None) -> Image:
-        """Build from a parsed tree, or with `reader` (a DentryTreeReader) one directory at
-        a time, so the on-disk dentries of the whole image never exist at once."""
+              blobs: dict[bytes, BlobDescriptor], ino_start: int = 1) -> Image:
+        """Build from a tree parsed whole (wimfs.format.metadata.parse_dentry_tree)."""
         inodes: list[Inode] = []
         groups: dict[int, Inode] = {}
         next_ino = ino_start
         invalid: list[str] = []
 
-        def make_inode(d: DiskDentry) -> Inode:
-            nonlocal next_ino
-            ino = Inode(next_ino, d)
-            next_ino += 1
-            _assign_streams(ino, d, blobs)
-            if d.tagged_items:
-                items = parse_tagged_items(d.tagged_items)
-                ud = items.get(S.TAG_WIMLIB_UNIX_DATA)
-                if ud is not None and len(ud) >= 16:
-                    ino.unix = UnixData(*S.UNIX_DATA_STRUCT.unpack_from(ud))
-            inodes.append(ino)
-            return ino
-
         def inode_for(d: DiskDentry) -> Inode:
+            nonlocal next_ino
             gid = d.hard_link_group_id
-            if gid and not d.is_directory:
-                ino = groups.get(gid)
-                if ino is not None and ino.attributes == d.attributes:
-                    return ino
-                ino = make_inode(d)
-                groups.setdefault(gid, ino)
+            ino = groups.get(gid) if gid and not d.is_directory else None
+            if ino is not None and ino.attributes == d.attributes:
                 return ino
-            return make_inode(d)
+            ino = inode_from_disk(next_ino, d, blobs)
+            next_ino += 1
+            inodes.append(ino)
+            if gid and not d.is_directory:
+                groups.setdefault(gid, ino)
+            return ino
 
         if not disk_root.is_directory:
             raise WimCorruptError("the root of the image is not a directory")
-        root = Dentry("", disk_root.short_name, make_inode(disk_root), None)
+        root = Dentry("", disk_root.short_name, inode_for(disk_root), None)
         root.inode.dentries.append(root)
         stack = [(disk_root, root)]
         while stack:
             dd, parent = stack.pop()
             children = parent.children
             assert children is not None
-            for c in (reader.children(dd) if reader is not None else dd.children):
-                if not _name_is_valid(c.name):
+            for c in dd.children:
+                if not name_is_valid(c.name):
                     invalid.append(f"{parent.path.rstrip('/')}/{c.name!r}")
                     log.warning("image %d: ignoring entry with invalid name %r in %s",
                                 index, c.name, parent.path)
@@ -315,6 +372,18 @@ class Image:
         return None
 
 
+def inode_from_disk(ino_no: int, d: DiskDentry, blobs: dict[bytes, BlobDescriptor]) -> Inode:
+    """The inode of an on-disk dentry: its streams resolved against the blob table, its
+    UNIX data (wimlib's tagged item) decoded."""
+    ino = Inode(ino_no, d)
+    _assign_streams(ino, d, blobs)
+    if d.tagged_items:
+        ud = parse_tagged_items(d.tagged_items).get(S.TAG_WIMLIB_UNIX_DATA)
+        if ud is not None and len(ud) >= 16:
+            ino.unix = UnixData(*S.UNIX_DATA_STRUCT.unpack_from(ud))
+    return ino
+
+
 def _assign_streams(ino: Inode, d: DiskDentry, blobs: dict[bytes, BlobDescriptor]) -> None:
     """Decide which stream is the unnamed data, which the reparse data, which named ones
     (the rules wimlib documents in assign_stream_types_unencrypted())."""
@@ -343,4 +412,4 @@ def _stream(ino: Inode, name: str, hash_: bytes, blobs: dict[bytes, BlobDescript
     if blob is None:
         ino.missing_blobs += 1
         return Stream(name, hash_, None, 0)
-    return Stream(name, hash_, blob, blob.size)
+    return Stream(name, blob.hash, blob, blob.size)     # (one bytes object for both)

@@ -517,6 +517,24 @@ class ResourceReader:
         data = self._slice(parts, start - first * cs, size)
         return self._check_hash(blob, offset, data)
 
+    def read_once(self, blob: BlobDescriptor) -> bytes | bytearray:
+        """The whole blob for a caller that keeps it (a metadata resource): decompressed
+        chunk by chunk into one buffer, past the chunk cache, so no second copy exists."""
+        rdesc = blob.rdesc
+        if not rdesc.is_compressed or rdesc.is_solid or blob.offset_in_res or \
+                blob.size != rdesc.uncompressed_size or blob.verified is False:
+            return self.read_all(blob)
+        _offs, cs = self._chunk_table(rdesc)
+        out = bytearray(blob.size)
+        pos = 0
+        for idx in range(-(-blob.size // cs)):
+            data = self._load_chunk(rdesc, idx)
+            out[pos:pos + len(data)] = data
+            pos += len(data)
+        if pos != blob.size:
+            raise WimCorruptError(f"blob {blob.hex}: short read")
+        return self._check_hash(blob, 0, out)     # type: ignore[return-value]
+
     def read_all(self, blob: BlobDescriptor) -> bytes:
         data = self.read(blob, 0, blob.size)
         if len(data) != blob.size:

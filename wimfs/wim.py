@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -13,9 +14,8 @@ from wimfs.format.blobtable import ZERO_HASH, BlobTable, parse_blob_table
 from wimfs.format.header import WimHeader
 from wimfs.format.integrity import IntegrityTable
 from wimfs.format.integrity import verify as verify_integrity
-from wimfs.format.metadata import DentryTreeReader, parse_security_data
-from wimfs.format.xmlinfo import ImageInfo, parse_xml
 from wimfs.image import Image
+from wimfs.image_tree import LazyTree
 from wimfs.resource import ResourceReader
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,6 @@ class Wim:
             self.blob_table = self._read_blob_table()
             if cache_size is None:
                 self.reader.cache_bytes = self.default_cache_bytes()
-            self.xml_root, self.infos, self.total_bytes = parse_xml(self._read_xml())
             self._images: dict[int, Image] = {}
             self._load_lock = threading.Lock()
         except BaseException:
@@ -119,13 +118,32 @@ class Wim:
         gc.disable()     # one object pair per blob: keep the cyclic GC out of it
         try:
             return parse_blob_table(data, self.header,
-                                    lambda off, n: self.reader.pread(n, off))
+                                    lambda off, n: self.reader.pread(n, off), lazy=True)
         finally:
             if gc_was_enabled:
                 gc.enable()
 
     def _read_xml(self) -> bytes:
         return self._read_reshdr(self.header.xml_data_reshdr, "XML data")
+
+    # The XML data (and lxml) are loaded on first use: a mount never needs them.
+    @functools.cached_property
+    def _xml(self) -> tuple:
+        from wimfs.format.xmlinfo import parse_xml
+
+        return parse_xml(self._read_xml())
+
+    @functools.cached_property
+    def xml_root(self):
+        return self._xml[0]
+
+    @functools.cached_property
+    def infos(self) -> dict:
+        return self._xml[1]
+
+    @functools.cached_property
+    def total_bytes(self) -> int | None:
+        return self._xml[2]
 
     def default_cache_bytes(self) -> int:
         """Chunk cache when none is asked for: the kernel's page cache keeps file data,
@@ -141,7 +159,10 @@ class Wim:
     def compression_name(self) -> str:
         return S.COMPRESSION_NAMES[self.header.compression_type]
 
-    def info(self, index: int) -> ImageInfo:
+    def info(self, index: int):
+        """The image's ImageInfo (from the XML data)."""
+        from wimfs.format.xmlinfo import ImageInfo
+
         return self.infos.get(index) or ImageInfo(index=index)
 
     def resolve_image(self, index: int | str | None = None, name: str | None = None) -> int:
@@ -168,39 +189,39 @@ class Wim:
                                      f"image{'s' if n != 1 else ''})")
         return i
 
-    def image(self, index: int, ino_start: int = 1) -> Image:
+    def image(self, index: int, ino_start: int = 1, lazy: bool = False) -> Image:
+        """Image `index` (cached). Its metadata resource is read and decompressed once;
+        `lazy`: directories are parsed on first use (wimfs.image_tree), else the whole
+        tree now (WimCorruptError here if any of it is corrupt)."""
         with self._load_lock:
             img = self._images.get(index)
-            if img is not None:
-                return img
-            if self.header.part_number != 1:
-                raise ImageNotFoundError(f"{self.path} is part {self.header.part_number} of a "
-                                         "split WIM; open part 1 instead")
-            md = self.blob_table.metadata
-            if not 1 <= index <= len(md):
-                raise WimCorruptError(f"{self.path}: image {index} has no metadata resource")
-            blob = md[index - 1]
+            if img is None:
+                img = self._images[index] = self._open_image(index, ino_start)
+        if not lazy:
             try:
-                buf = self.reader.read_all(blob)
+                img.load_all()
             except WimCorruptError as exc:
-                raise WimCorruptError(f"{self.path}: image {index}: metadata resource: "
-                                      f"{exc}") from None
-            # Building 100k+ objects: the cyclic GC would traverse them again and again.
-            gc_was_enabled = gc.isenabled()
-            gc.disable()
-            try:
-                try:
-                    security, root_off = parse_security_data(buf)
-                    reader = DentryTreeReader(buf, root_off)
-                    img = Image.build(index, security, reader.root(), self.blob_table.blobs,
-                                      ino_start, reader=reader)
-                except WimCorruptError as exc:
-                    raise WimCorruptError(f"{self.path}: image {index}: {exc}") from None
-            finally:
-                if gc_was_enabled:
-                    gc.enable()
-            self._images[index] = img
-            return img
+                msg = str(exc)
+                raise WimCorruptError(msg if msg.startswith(self.path) else
+                                      f"{self.path}: {msg}") from None
+        return img
+
+    def _open_image(self, index: int, ino_start: int) -> Image:
+        if self.header.part_number != 1:
+            raise ImageNotFoundError(f"{self.path} is part {self.header.part_number} of a "
+                                     "split WIM; open part 1 instead")
+        md = self.blob_table.metadata
+        if not 1 <= index <= len(md):
+            raise WimCorruptError(f"{self.path}: image {index} has no metadata resource")
+        try:
+            buf = self.reader.read_once(md[index - 1])     # the tree keeps it
+        except WimCorruptError as exc:
+            raise WimCorruptError(f"{self.path}: image {index}: metadata resource: "
+                                  f"{exc}") from None
+        try:
+            return LazyTree.open(index, buf, self.blob_table.blobs, ino_start)
+        except WimCorruptError as exc:
+            raise WimCorruptError(f"{self.path}: image {index}: {exc}") from None
 
     def read_blob(self, blob) -> bytes:
         return self.reader.read_all(blob)

@@ -109,19 +109,14 @@ def _serve(args, spec: ImageSpec, mountdir: str, options: set[str], ready_fd: in
             wim.add_ref_parts(args.ref)
         all_images = spec.selector == "all" and not spec.by_name
         indexes = spec.resolve(wim, allow_all=True)
-        if all_images:
-            images, next_ino = [], 2
-            for i in indexes:
-                img = wim.image(i, ino_start=next_ino)
-                next_ino += len(img.inodes)
-                images.append(img)
-        else:
-            images = [wim.image(indexes[0], ino_start=1)]
-        gc.freeze()   # the tree lives as long as the mount: keep it out of GC passes
+        # Lazily loaded: directories are parsed when first used; with 'all', an image
+        # is opened when its folder is entered.
+        images = [] if all_images else [wim.image(indexes[0], ino_start=1, lazy=True)]
+        gc.freeze()   # what is loaded lives as long as the mount: keep it out of GC passes
         ops = WimOperations(wim, images, all_images=all_images,
                             case_insensitive="case_insensitive" in options,
-                            threads=args.threads, mountpoint=mountdir)
-        rec = {"wim": wim.path, "index": "all" if all_images else images[0].index,
+                            threads=args.threads, mountpoint=mountdir, indexes=indexes)
+        rec = {"wim": wim.path, "index": "all" if all_images else indexes[0],
                "mountdir": mountdir, "rw": False, "pid": os.getpid(), "staging": None,
                "started": time.time()}
         rec_path = mounts.record_path(mountdir)   # before mounting: never stat our own mount

@@ -9,8 +9,10 @@ the run's resources in order, and its size is in the size_in_wim field.
 
 from __future__ import annotations
 
+import bisect
 import logging
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 
 from wimfs.errors import WimCorruptError
@@ -68,20 +70,22 @@ class BlobTable:
 
 
 def parse_blob_table(data: bytes, hdr: WimHeader,
-                     read_at: Callable[[int, int], bytes]) -> BlobTable:
+                     read_at: Callable[[int, int], bytes], lazy: bool = False) -> BlobTable:
     """Parse the blob table bytes. `read_at(offset, size)` reads the WIM file
-    (needed for the headers of solid resources)."""
+    (needed for the headers of solid resources). `lazy`: a table without solid resources
+    keeps its bytes and makes each BlobDescriptor when first asked for (LazyBlobs)."""
     if len(data) % S.BLOB_DESCRIPTOR_DISK_SIZE:
         log.warning("blob table size %d is not a multiple of %d", len(data),
                     S.BLOB_DESCRIPTOR_DISK_SIZE)
         data = data[: len(data) - len(data) % S.BLOB_DESCRIPTOR_DISK_SIZE]
+    if lazy and not any(f & S.RESHDR_FLAG_SOLID for f in data[7::S.BLOB_DESCRIPTOR_DISK_SIZE]):
+        return _lazy_table(data, hdr)
     entries = list(S.BLOB_DESCRIPTOR_STRUCT.iter_unpack(data))
     blobs: dict[bytes, BlobDescriptor] = {}
     metadata: list[BlobDescriptor] = []
     solid_all: list[ResourceDescriptor] = []
     run: list[ResourceDescriptor] | None = None
     duplicates = 0
-    default_ctype = hdr.compression_type
     solid_ok = hdr.wim_version == S.WIM_VERSION_SOLID
 
     for i, (csize, flags, offset, usize, part, refcnt, hash_) in enumerate(entries):
@@ -97,16 +101,7 @@ def parse_blob_table(data: bytes, hdr: WimHeader,
             blob = _assign_to_solid(run, hash_, size_in_wim, offset, refcnt)
         else:
             run = None
-            if not flags & S.RESHDR_FLAG_COMPRESSED and size_in_wim != usize:
-                raise WimCorruptError(f"blob table entry {i}: uncompressed resource with "
-                                      f"size_in_wim {size_in_wim} != size {usize}")
-            ctype = default_ctype if flags & S.RESHDR_FLAG_COMPRESSED else S.COMPRESSION_NONE
-            if flags & S.RESHDR_FLAG_COMPRESSED and ctype == S.COMPRESSION_NONE:
-                raise WimCorruptError(f"blob table entry {i}: compressed resource in a WIM "
-                                      "without a compression type")
-            rdesc = ResourceDescriptor(offset, size_in_wim, usize, flags, ctype,
-                                       hdr.chunk_size, part)
-            blob = BlobDescriptor(hash_, usize, refcnt, rdesc)
+            blob = _plain_blob(i, size_in_wim, flags, offset, usize, part, refcnt, hash_, hdr)
         if hash_ == ZERO_HASH or blob.size == 0:
             continue
         if part != hdr.part_number:
@@ -125,6 +120,142 @@ def parse_blob_table(data: bytes, hdr: WimHeader,
     if duplicates:
         log.info("ignoring %d duplicate blob table entries", duplicates)
     return BlobTable(blobs, metadata, solid_all, duplicates)
+
+
+def _plain_blob(i: int, size_in_wim: int, flags: int, offset: int, usize: int, part: int,
+                refcnt: int, hash_: bytes, hdr: WimHeader) -> BlobDescriptor:
+    """The blob of table entry `i`, stored in a resource of its own."""
+    if not flags & S.RESHDR_FLAG_COMPRESSED and size_in_wim != usize:
+        raise WimCorruptError(f"blob table entry {i}: uncompressed resource with "
+                              f"size_in_wim {size_in_wim} != size {usize}")
+    ctype = hdr.compression_type if flags & S.RESHDR_FLAG_COMPRESSED else S.COMPRESSION_NONE
+    if flags & S.RESHDR_FLAG_COMPRESSED and ctype == S.COMPRESSION_NONE:
+        raise WimCorruptError(f"blob table entry {i}: compressed resource in a WIM "
+                              "without a compression type")
+    rdesc = ResourceDescriptor(offset, size_in_wim, usize, flags, ctype, hdr.chunk_size, part)
+    return BlobDescriptor(hash_, usize, refcnt, rdesc)
+
+
+_ENTRY = S.BLOB_DESCRIPTOR_DISK_SIZE
+_HASH_AT = _ENTRY - 20          # the SHA-1 ends each entry
+_KEY = struct.Struct(">20sI")   # index key: SHA-1, entry number (sorts by hash, then order)
+
+
+class LazyBlobs(MutableMapping):
+    """hash -> BlobDescriptor over the bytes of a blob table without solid resources:
+    a descriptor is made when first looked up (a mount touches the blobs of the files it
+    reads, not all of them). The index is one sorted list of 24-byte keys (hash, entry
+    number), a fraction of a dict's size. Iterating, sizing or changing the map makes
+    every descriptor once (the same objects lookups returned); from then on it is a
+    plain dict."""
+
+    def __init__(self, data: bytes, hdr: WimHeader) -> None:
+        self._data = data
+        self._hdr = hdr
+        self._keys = sorted(_KEY.pack(data[o + _HASH_AT:o + _ENTRY], o // _ENTRY)
+                            for o in range(0, len(data), _ENTRY))
+        self._made: dict[bytes, BlobDescriptor | None] = {}
+        self._all: dict[bytes, BlobDescriptor] | None = None
+
+    def _entry(self, off: int) -> BlobDescriptor | None:
+        """The blob of the entry at `off`, None if the table's rules leave it out."""
+        csize, flags, offset, usize, part, refcnt, hash_ = \
+            S.BLOB_DESCRIPTOR_STRUCT.unpack_from(self._data, off)
+        if hash_ == ZERO_HASH or usize == 0 or part != self._hdr.part_number or \
+                flags & S.RESHDR_FLAG_METADATA:
+            return None
+        return _plain_blob(off // _ENTRY, int.from_bytes(csize, "little"), flags, offset, usize,
+                           part, refcnt, hash_, self._hdr)
+
+    def _lookup(self, h: bytes) -> BlobDescriptor | None:
+        b = self._made.get(h, self)
+        if b is not self:
+            return b        # type: ignore[return-value]
+        b = None
+        keys = self._keys
+        i = bisect.bisect_left(keys, h)
+        while b is None and i < len(keys) and keys[i].startswith(h):  # first entry kept
+            b = self._entry(_KEY.unpack(keys[i])[1] * _ENTRY)
+            i += 1
+        self._made[h] = b
+        return b
+
+    def get(self, h, default=None):
+        if self._all is not None:
+            return self._all.get(h, default)
+        b = self._lookup(h)
+        return default if b is None else b
+
+    def __getitem__(self, h: bytes) -> BlobDescriptor:
+        b = self.get(h)
+        if b is None:
+            raise KeyError(h)
+        return b
+
+    def __contains__(self, h) -> bool:
+        return self.get(h) is not None
+
+    def full(self) -> dict[bytes, BlobDescriptor]:
+        """Every blob, in table order (the plain dict this map is from now on)."""
+        if self._all is None:
+            out: dict[bytes, BlobDescriptor] = {}
+            duplicates = 0
+            for off in range(0, len(self._data), _ENTRY):
+                h = self._data[off + _HASH_AT:off + _ENTRY]
+                if h in out:
+                    duplicates += self._entry(off) is not None
+                    continue
+                b = self._lookup(h)
+                if b is not None:
+                    out[h] = b
+            if duplicates:
+                log.info("ignoring %d duplicate blob table entries", duplicates)
+            self._all = out
+            self._keys = []
+            self._made = {}
+        return self._all
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.full())
+
+    def __len__(self) -> int:
+        return len(self.full())
+
+    def __setitem__(self, h: bytes, blob: BlobDescriptor) -> None:
+        self.full()[h] = blob
+
+    def __delitem__(self, h: bytes) -> None:
+        del self.full()[h]
+
+    def total_size(self) -> int:
+        """The uncompressed size of every blob (without making descriptors)."""
+        if self._all is not None:
+            return sum(b.size for b in self._all.values())
+        seen: set[bytes] = set()
+        total = 0
+        for off in range(0, len(self._data), _ENTRY):
+            _c, flags, _o, usize, part, _r, h = S.BLOB_DESCRIPTOR_STRUCT.unpack_from(self._data,
+                                                                                    off)
+            if h != ZERO_HASH and usize and part == self._hdr.part_number and \
+                    not flags & S.RESHDR_FLAG_METADATA and h not in seen:
+                seen.add(h)
+                total += usize
+        return total
+
+
+def _lazy_table(data: bytes, hdr: WimHeader) -> BlobTable:
+    metadata: list[BlobDescriptor] = []
+    for off in range(0, len(data), _ENTRY):
+        if data[off + 7] & S.RESHDR_FLAG_METADATA:
+            csize, flags, offset, usize, part, refcnt, hash_ = \
+                S.BLOB_DESCRIPTOR_STRUCT.unpack_from(data, off)
+            if hash_ == ZERO_HASH or usize == 0 or part != hdr.part_number or refcnt == 0:
+                continue
+            blob = _plain_blob(off // _ENTRY, int.from_bytes(csize, "little"), flags, offset,
+                               usize, part, refcnt, hash_, hdr)
+            blob.is_metadata = True
+            metadata.append(blob)
+    return BlobTable(LazyBlobs(data, hdr), metadata, [], 0)  # type: ignore[arg-type]
 
 
 def _load_solid_run(entries: list, start: int,

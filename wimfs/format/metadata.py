@@ -170,6 +170,11 @@ class DentryTreeReader:
             raise WimCorruptError(f"directory {d.name!r} is cyclic (its entries at {off} "
                                   "are reachable twice)")
         self.seen_lists.add(off)
+        return self.entries_at(off)
+
+    def entries_at(self, off: int) -> list[DiskDentry]:
+        """The dentries of the list at `off` (a directory's children); WimCorruptError when
+        the lists read so far hold more entries than the resource can."""
         out = []
         while True:
             child, off = _read_dentry(self.buf, off)

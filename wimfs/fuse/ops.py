@@ -25,15 +25,22 @@ from wimfs.errors import WimfsError
 from wimfs.format import structs as S
 from wimfs.format.metadata import DiskDentry
 from wimfs.format.reparse import link_target
-from wimfs.format.xmlinfo import filetime_to_unix_ns
+from wimfs.format.filetime import filetime_to_unix_ns
 from wimfs.image import NAME_MAX, ZERO_HASH, Dentry, Image, Inode, Stream, name_too_long
 from wimfs.overlay import ntfs_xattrs
 from wimfs.wim import Wim
 
 log = logging.getLogger(__name__)
 
-TIMEOUT = 3600.0            # read-only: the tree never changes under the kernel
+# Read-only: the tree cannot change while mounted, so the kernel may keep entries and
+# attributes for the whole mount (a year: longer than any mount lives).
+TIMEOUT = 365 * 86400.0
 XATTR_MAX = 65536           # Linux limit for one xattr value
+IMAGE_INO_SHIFT = 32        # all-images mounts: image N's inodes are numbered from N << 32
+
+
+def image_ino_base(index: int) -> int:
+    return index << IMAGE_INO_SHIFT
 
 # Errnos that are answers to the caller (the name is too long, the directory is not
 # empty, the file would be too large ...), not faults of the file system: logged at debug
@@ -120,7 +127,10 @@ class WimOperations(GuardedOperations):
 
     def __init__(self, wim: Wim, images: list[Image], all_images: bool = False,
                  case_insensitive: bool = False, threads: int = 0,
-                 mountpoint: str = "") -> None:
+                 mountpoint: str = "", indexes: list[int] | None = None) -> None:
+        """One image (`images[0]`), or with `all_images` the images of `indexes` as
+        numbered folders: image N is opened when its folder is entered, its inode numbers
+        are N << 32 + 1, ... (the folder's own before that: a placeholder)."""
         super().__init__()
         self.wim = wim
         self.reader = wim.reader
@@ -129,45 +139,91 @@ class WimOperations(GuardedOperations):
         self.limiter = trio.CapacityLimiter(threads or os.cpu_count() or 2)
         self.uid = os.getuid()
         self.gid = os.getgid()
-        self.inodes: dict[int, Inode] = {}
-        self.image_of: dict[int, Image] = {}
-        self.parent_of: dict[int, Dentry] = {}
         self.lookup_counts: dict[int, int] = {}
         self.handles: dict[int, Handle | list] = {}
         self._next_fh = 1
         self._rw_flags = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
-        if all_images:
-            fake = DiskDentry("", "", S.FILE_ATTRIBUTE_DIRECTORY, -1, 0, 0, 0, 0, ZERO_HASH, 0,
-                              0, 0, 0, 0, b"", [], 0)
-            root_inode = Inode(pyfuse3.ROOT_INODE, fake)
-            self.root = Dentry("", "", root_inode, None)
-            root_inode.dentries.append(self.root)
-            for img in images:
-                assert self.root.children is not None
-                self.root.children[str(img.index)] = img.root
-            root_inode.nlink = 2 + len(images)
-            self.inodes[root_inode.ino] = root_inode
-            self.rel_root: dict[int, str] = {}
-        else:
-            self.root = images[0].root
-        for img in images:
-            for ino in img.inodes:
-                if ino.ino in self.inodes:
-                    raise ValueError(f"inode number {ino.ino} assigned twice")
-                self.inodes[ino.ino] = ino
-                self.image_of[ino.ino] = img
         self.all_images = all_images
-        self.total_inodes = len(self.inodes)
-        self.total_bytes = sum(i.size for i in self.inodes.values())
+        self.images: dict[int, Image] = {}
+        if all_images:
+            self._placeholders: dict[int, Inode] = {}
+            self._fake_root(indexes if indexes is not None else [i.index for i in images])
+            for img in images:
+                self._adopt(img)
+        else:
+            self.images[images[0].index] = images[0]
+            self.root = images[0].root
+            tree = images[0].tree
+            # The inodes parsed so far, by number (the lazy tree adds to it as it parses).
+            self.inodes = tree.inodes if tree is not None else \
+                {i.ino: i for i in images[0].inodes}
+
+    def _fake_root(self, indexes: list[int]) -> None:
+        fake = DiskDentry("", "", S.FILE_ATTRIBUTE_DIRECTORY, -1, 0, 0, 0, 0, ZERO_HASH, 0,
+                          0, 0, 0, 0, b"", [], 0)
+        root_inode = Inode(pyfuse3.ROOT_INODE, fake)
+        self.root = Dentry("", "", root_inode, None)
+        root_inode.dentries.append(self.root)
+        root_inode.nlink = 2 + len(indexes)
+        self.inodes = {root_inode.ino: root_inode}
+        for i in indexes:
+            ph = Inode(image_ino_base(i) + 1, fake)
+            ph.nlink = 2
+            ph.dentries.append(Dentry(str(i), "", ph, None))
+            self._placeholders[i] = ph
+            self.root.children[str(i)] = ph.dentries[0]   # type: ignore[index]
+
+    def _adopt(self, img: Image) -> None:
+        self.images[img.index] = img
+        self.root.children[str(img.index)] = img.root        # type: ignore[index]
+
+    def _load_image(self, index: int) -> Image:
+        """Image `index` of an all-images mount, opened on first entry into its folder."""
+        img = self.images.get(index)
+        if img is None:
+            if index not in self._placeholders:
+                raise pyfuse3.FUSEError(errno.ENOENT)
+            img = self.wim.image(index, ino_start=image_ino_base(index) + 1, lazy=True)
+            self._adopt(img)
+        return img
+
+    @property
+    def total_inodes(self) -> int:
+        """The inodes parsed so far (a lazily loaded image is not counted ahead)."""
+        return sum(len(t) for t in self._tables())
+
+    def _tables(self) -> list[dict[int, Inode]]:
+        return [self.inodes] + [img.tree.inodes for img in self.images.values()
+                                if self.all_images and img.tree is not None]
+
+    @functools.cached_property
+    def total_bytes(self) -> int:
+        """The size of the data the WIM holds (each blob once, uncompressed)."""
+        blobs = self.wim.blob_table.blobs
+        total = getattr(blobs, "total_size", None)      # a LazyBlobs: without descriptors
+        return total() if total is not None else sum(b.size for b in blobs.values())
 
     # -- helpers ----------------------------------------------------------------
 
     def _image_for(self, ino: Inode) -> Image | None:
-        return self.image_of.get(ino.ino)
+        if self.all_images:
+            return self.images.get(ino.ino >> IMAGE_INO_SHIFT)
+        return next(iter(self.images.values()))
 
-    def _inode(self, ino: int) -> Inode:
+    def _inode(self, ino: int, enter: bool = True) -> Inode:
+        """The inode numbered `ino`; in an all-images mount the folder of an image not
+        opened yet is its placeholder, or with `enter` the image is opened."""
+        table = self.inodes
+        if self.all_images and ino >> IMAGE_INO_SHIFT:
+            index = ino >> IMAGE_INO_SHIFT
+            ph = self._placeholders.get(index)
+            if not enter and index not in self.images and ph is not None and ph.ino == ino:
+                return ph
+            img = self._load_image(index)
+            table = img.tree.inodes if img.tree is not None else {
+                i.ino: i for i in img.inodes}
         try:
-            return self.inodes[ino]
+            return table[ino]
         except KeyError:
             raise pyfuse3.FUSEError(errno.ENOENT) from None
 
@@ -180,8 +236,8 @@ class WimOperations(GuardedOperations):
         d = inode.dentries[0] if inode.dentries else None
         if d is None:
             return f"<inode {inode.ino}>"
-        if self.all_images and inode.ino in self.image_of:
-            return f"/{self.image_of[inode.ino].index}{d.path}".rstrip("/") or "/"
+        if self.all_images and inode.ino >> IMAGE_INO_SHIFT:
+            return f"/{inode.ino >> IMAGE_INO_SHIFT}{d.path}".rstrip("/") or "/"
         return d.path
 
     def _is_link(self, inode: Inode) -> bool:
@@ -197,8 +253,8 @@ class WimOperations(GuardedOperations):
         if not link:
             return None
         root = self.mountpoint
-        if self.all_images and inode.ino in self.image_of:
-            root = f"{root}/{self.image_of[inode.ino].index}"
+        if self.all_images and inode.ino >> IMAGE_INO_SHIFT:
+            root = f"{root}/{inode.ino >> IMAGE_INO_SHIFT}"
         return os.fsencode(link_target(link, inode.rp_flags, root))
 
     def _read_small_blob(self, blob) -> bytes:
@@ -247,6 +303,8 @@ class WimOperations(GuardedOperations):
         a.st_mtime_ns = mtime
         ctime = inode.change_time
         a.st_ctime_ns = mtime if ctime is None else filetime_to_unix_ns(ctime)
+        if self.all_images and inode is self._placeholders.get(inode.ino >> IMAGE_INO_SHIFT):
+            a.attr_timeout = 1.0    # the folder of an image not opened yet: ask again soon
         return a
 
     # -- lookups and attributes --------------------------------------------------
@@ -298,7 +356,7 @@ class WimOperations(GuardedOperations):
                 self.lookup_counts.pop(ino, None)
 
     async def getattr(self, inode, ctx=None):
-        return await self._attr(self._inode(inode))
+        return await self._attr(self._inode(inode, enter=False))
 
     async def setattr(self, inode, attr, fields, fh, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
@@ -310,7 +368,7 @@ class WimOperations(GuardedOperations):
         return target
 
     async def access(self, inode, mode, ctx):
-        self._inode(inode)
+        self._inode(inode, enter=False)
         if mode & os.W_OK:
             raise pyfuse3.FUSEError(errno.EROFS)
         return True
@@ -358,7 +416,8 @@ class WimOperations(GuardedOperations):
             log.error("%s: data is missing from the WIM (blob %s; a split WIM part not "
                       "given with --ref?)", self._path(ino), ino.data.hash.hex())
             raise pyfuse3.FUSEError(errno.EIO)
-        fh = self._new_fh(Handle(ino, ino.data, self._path(ino)))
+        # The path is only for error messages: worked out when one is logged.
+        fh = self._new_fh(Handle(ino, ino.data, ""))
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     async def read(self, fh, off, size):
@@ -372,7 +431,7 @@ class WimOperations(GuardedOperations):
             return b""
         if stream.missing:
             log.error("%s: data is missing from the WIM (blob %s; split WIM without --ref?)",
-                      h.path, stream.hash.hex())
+                      h.path or self._path(h.inode), stream.hash.hex())
             raise pyfuse3.FUSEError(errno.EIO)
         blob = stream.blob
         if blob is None or off >= blob.size:
@@ -390,7 +449,7 @@ class WimOperations(GuardedOperations):
                         await _wait_future(fut)
                 data = self.reader.read(blob, off, size)
         except WimfsError as exc:
-            log.error("%s: %s", h.path, exc)
+            log.error("%s: %s", h.path or self._path(h.inode), exc)
             raise pyfuse3.FUSEError(errno.EIO) from None
         return data
 

@@ -12,7 +12,7 @@ import pyfuse3
 import trio
 
 from wimfs.errors import WimfsError
-from wimfs.format.xmlinfo import unix_ns_to_filetime
+from wimfs.format.filetime import unix_ns_to_filetime
 from wimfs.fuse.ops import Handle, WimOperations
 from wimfs.image import ZERO_HASH, Dentry, Image, Inode, Stream
 from wimfs.overlay import Kind, Overlay, ntfs_xattrs
