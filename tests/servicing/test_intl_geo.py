@@ -96,3 +96,13 @@ def test_location_option(tgt, capsys):
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert tgt.fingerprint() == before
+
+
+def test_locale_without_a_country_keeps_the_location(tgt):
+    before = user_geo(tgt.tree())
+    rc, out = wimfs("intl", "set", tgt.spec, "--sku-defaults", "es-419", "--ui-lang", "en-US",
+                    "--json")
+    assert rc == 0, out
+    settings = json.loads(out)["settings"]
+    assert set(settings["skipped"]) == {"location", "time_zone"} and "location" not in settings
+    assert user_geo(tgt.tree()) == before
