@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--commit", default="unknown",
                     help="the source repository's commit, for the extracted CSV's header")
     ap.add_argument("--iso-codes", type=Path, default=ISO_JSON, metavar="JSON")
+    ap.add_argument("--out", type=Path, default=OUT, help="the module to write")
     a = ap.parse_args(argv)
     if a.extract_geo:
         extract_geo(a.extract_geo, a.commit)
@@ -191,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     iso, ms = iso_names(a.iso_codes, tz_rows)
     by_code, report = match(geo_rows, iso, ms)
     zones = time_zones(tz_rows, report)
-    OUT.write_text(render(geo_rows, by_code, zones, report), encoding="utf-8")
-    print(f"{OUT.relative_to(REPO)}: {len(geo_rows)} GEOIDs, {len(by_code)} with an ISO code, "
+    a.out.write_text(render(geo_rows, by_code, zones, report), encoding="utf-8")
+    print(f"{a.out}: {len(geo_rows)} GEOIDs, {len(by_code)} with an ISO code, "
           f"{len(zones)} default time zones")
     print("left out:", *report, sep="\n  ", file=sys.stderr)
     return 0

@@ -106,3 +106,20 @@ def test_locale_without_a_country_keeps_the_location(tgt):
     settings = json.loads(out)["settings"]
     assert set(settings["skipped"]) == {"location", "time_zone"} and "location" not in settings
     assert user_geo(tgt.tree()) == before
+
+
+def test_generated_table_is_reproducible(tmp_path):
+    """scripts/gen_geo.py from the saved inputs and Debian's iso-codes writes exactly the
+    committed servicing/features/intl_geo.py."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    iso = Path("/usr/share/iso-codes/json/iso_3166-1.json")
+    if not iso.is_file():
+        pytest.skip("iso-codes is not installed (scripts/setup TEST_PKGS)")
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "intl_geo.py"
+    subprocess.run([sys.executable, str(repo / "scripts" / "gen_geo.py"), "--out", str(out)],
+                   check=True, capture_output=True)
+    assert out.read_text() == (repo / "servicing" / "features" / "intl_geo.py").read_text()
