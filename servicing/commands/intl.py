@@ -18,8 +18,12 @@ SET_OPTIONS = (
                         "(the individual options override it; /Set-AllIntl)"),
     ("--time-zone", "NAME", "a key of SOFTWARE ... \\Time Zones, e.g. 'W. Europe Standard "
                             "Time'"),
-    ("--sku-defaults", "LANG", "the defaults of a language (as --all; a Unicode-only "
-                               "system locale is skipped; /Set-SKUIntlDefaults)"),
+    ("--sku-defaults", "LANG", "the defaults of a language (as --all, plus the default "
+                               "time zone of its country when the image has it; a "
+                               "Unicode-only system locale is skipped; /Set-SKUIntlDefaults)"),
+    ("--location", "GEOID|CC", "the user's location (Geo\\Nation): a GEOID (244) or an ISO "
+                               "3166 country code (US); --all and --sku-defaults set the "
+                               "locale's country"),
 )
 
 
@@ -121,6 +125,8 @@ def run_set(args) -> int:
         print_json(changes_json(target) | {"settings": done})
     elif not opts.dry_run:
         for name, value in done.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
             print(f"{name}: {', '.join(value) if isinstance(value, list) else value}")
     return 0
 

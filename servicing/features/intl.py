@@ -10,7 +10,8 @@ Windows keeps them (dism-reference.md 2.2.1), and the lookups `intl set` validat
 * SYSTEM ``Control\\TimeZoneInformation\\TimeZoneKeyName``: the time zone;
 * the default user's ``Users\\Default\\NTUSER.DAT`` (else the DEFAULT hive):
   ``Control Panel\\International`` ``LocaleName``/``Locale`` (user locale), ``\\Geo``
-  ``Nation`` (GEOID), ``Keyboard Layout\\Preload`` through ``Substitutes`` (active
+  ``Nation`` (GEOID; else ``Name``, the ISO 3166 code; named by intl_geo's table of
+  Microsoft's friendly names, GetGeoInfo GEO_FRIENDLYNAME), ``Keyboard Layout\\Preload`` through ``Substitutes`` (active
   keyboards, ``LANGID:KLID``), ``Software\\Microsoft\\CTF\\Assemblies`` (a TSF input
   profile that replaces a language's keyboard, ``LANGID:{CLSID}{profile}``);
 * SYSTEM ``Services\\i8042prt\\Parameters`` ``OverrideKeyboardIdentifier``: the keyboard
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 from servicing.errors import (
     ERROR_INVALID_PARAMETER, RefusedError, ServicingError, UnsupportedWindowsError)
+from servicing.features.intl_geo import GEO_NAMES, GEOID_BY_COUNTRY
 from servicing.features.intl_locales import LOCALES, Locale
 from servicing.regf import RegfError
 from servicing.registry.hives import ImageRegistry
@@ -126,6 +128,41 @@ def locale_name(lcid_text) -> str | None:
     return loc.name if loc else lcid_text
 
 
+_COUNTRY_BY_GEOID = {geoid: code for code, geoid in GEOID_BY_COUNTRY.items()}
+
+
+def country_of(locale_name: str) -> str | None:
+    """The country of a locale name: its two-letter region subtag (``sr-Latn-RS`` -> RS;
+    ``es-419`` has none)."""
+    return next((t for t in reversed(locale_name.split("-")[1:])
+                 if re.fullmatch(r"[A-Z]{2}", t)), None)
+
+
+def geo_of(text: str) -> tuple[int, str]:
+    """(GEOID, ISO 3166 alpha-2) of a GEOID (``244``) or a country code (``US``)."""
+    text = text.strip()
+    geoid = int(text) if text.isdigit() else GEOID_BY_COUNTRY.get(text.upper())
+    code = _COUNTRY_BY_GEOID.get(geoid) if geoid is not None else None
+    if code is None:
+        raise IntlValueError(f"{text!r} is neither an ISO 3166 country code nor the GEOID "
+                             "of a country (Microsoft's table of geographical locations)")
+    return geoid, code
+
+
+def read_location(r: Reader, user: str) -> tuple[int | None, str | None, str | None]:
+    """(GEOID, friendly name, ISO code) of a user hive's ``Geo`` key (``Nation``, else
+    ``Name`` through the GEOID table)."""
+    key = f"{user}\\{INTERNATIONAL}\\Geo"
+    nation, code = r.get(key, "Nation"), r.get(key, "Name")
+    geoid = int(nation) if isinstance(nation, str) and nation.strip().isdigit() else None
+    code = code if isinstance(code, str) and code else None
+    if geoid is None and code is not None:
+        geoid = GEOID_BY_COUNTRY.get(code.upper())
+    if code is None and geoid is not None:
+        code = _COUNTRY_BY_GEOID.get(geoid)
+    return geoid, GEO_NAMES.get(geoid) if geoid is not None else None, code
+
+
 @dataclass
 class InstalledLanguage:
     name: str
@@ -141,7 +178,8 @@ class IntlSettings:
     time_zone: str | None = None
     user_locale: str | None = None
     geoid: int | None = None
-    location: str | None = None
+    location: str | None = None         # the GEOID's friendly name ("United States")
+    location_code: str | None = None    # ISO 3166 alpha-2 (Geo\\Name)
     keyboards: list[str] = field(default_factory=list)
     layered_driver: int | None = None
     layered_driver_text: str = "Not installed."
@@ -260,9 +298,7 @@ def get_intl(target: Target) -> IntlSettings:
     if user is not None:
         intl = f"{user}\\{INTERNATIONAL}"
         s.user_locale = r.get(intl, "LocaleName") or locale_name(r.get(intl, "Locale"))
-        nation = r.get(intl + "\\Geo", "Nation")
-        s.geoid = int(nation) if isinstance(nation, str) and nation.isdigit() else None
-        s.location = r.get(intl + "\\Geo", "Name")
+        s.geoid, s.location, s.location_code = read_location(r, user)
         s.keyboards = keyboards(r, user)
     d = layered_driver(r)
     if d is not None:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from servicing.features.intl import (
     CONTROL, CTF_KEYBOARD, I8042, INTERNATIONAL, KEYBOARD, LAYERED_DRIVERS, MUI, NLS,
-    NULL_GUID, TIME_ZONES, TZ_INFO, IntlRefusedError, IntlValueError, Reader,
-    find_locale, installed_languages, locale_of, require_intl)
+    NULL_GUID, TIME_ZONES, TZ_INFO, IntlRefusedError, IntlValueError, Reader, country_of,
+    find_locale, geo_of, installed_languages, locale_of, require_intl)
+from servicing.features.intl_geo import DEFAULT_TIME_ZONES, GEOID_BY_COUNTRY
 from servicing.features.intl_locales import CODEPAGE_FILES, Locale
 from servicing.regf import REG_BINARY, REG_DWORD, REG_MULTI_SZ, REG_SZ, encode_value
 from servicing.registry.edits import EditKind, RegEdit, apply, transaction
@@ -43,21 +44,35 @@ class IntlRequest:
     time_zone: str | None = None
     sku_defaults: str | None = None
     layered_driver: int | None = None
+    location: str | None = None
+    #: the default time zone of the SKU defaults' country, set only if the image has it
+    default_time_zone: str | None = None
 
-    def resolved(self) -> IntlRequest:
-        """/Set-AllIntl and /Set-SKUIntlDefaults expanded; individual options win."""
+    def resolved(self) -> tuple[IntlRequest, dict[str, str]]:
+        """/Set-AllIntl and /Set-SKUIntlDefaults expanded (individual options win), and
+        the defaults that could not be derived (setting -> reason)."""
         base = self.all or self.sku_defaults
         if base is None:
-            return self
+            return self, {}
         loc = locale_of(base)
         sys_locale = self.sys_locale
         if sys_locale is None and not (self.sku_defaults and loc.unicode_only):
             sys_locale = loc.name           # SKU defaults skip a Unicode-only one silently
+        country, skipped = country_of(loc.name), {}
+        location = self.location or (country if country in GEOID_BY_COUNTRY else None)
+        if location is None:
+            skipped["location"] = f"no GEOID is known for the country of {loc.name}"
+        zone = None
+        if self.sku_defaults and self.time_zone is None:
+            zone = DEFAULT_TIME_ZONES.get(country or "")
+            if zone is None:
+                skipped["time_zone"] = f"no default time zone is known for {loc.name}"
         return IntlRequest(
-            self.ui_lang or loc.name, self.ui_lang_fallback, sys_locale,
-            self.user_locale or loc.name,
-            self.input_locale or (loc.keyboards[0] if loc.keyboards else None),
-            None, self.time_zone, None, self.layered_driver)
+            ui_lang=self.ui_lang or loc.name, ui_lang_fallback=self.ui_lang_fallback,
+            sys_locale=sys_locale, user_locale=self.user_locale or loc.name,
+            input_locale=self.input_locale or (loc.keyboards[0] if loc.keyboards else None),
+            time_zone=self.time_zone, layered_driver=self.layered_driver,
+            location=location, default_time_zone=zone), skipped
 
 
 @dataclass(frozen=True)
@@ -97,23 +112,31 @@ def parse_input_locales(text: str) -> list[InputProfile]:
 def set_intl(target: Target, request: IntlRequest) -> dict:
     """Apply *request*; returns the settings written (name -> value)."""
     require_intl(target)
-    req = request.resolved()
+    req, skipped = request.resolved()
     with transaction(target) as reg:
         r = Reader(reg)
         edits, done = [], {}
+        time_zone = req.time_zone
+        if req.default_time_zone is not None:
+            if _zone_key(r, req.default_time_zone) is not None:
+                time_zone = req.default_time_zone
+            else:
+                skipped["time_zone"] = (f"the default time zone {req.default_time_zone!r} "
+                                        "is not in this image's Time Zones")
         steps = ((req.ui_lang, _ui_lang, "ui_language"),
                  (req.ui_lang_fallback, _ui_fallback, "ui_language_fallback"),
                  (req.sys_locale, _sys_locale, "system_locale"),
                  (req.user_locale, _user_locale, "user_locale"),
                  (req.input_locale, _input_locale, "keyboards"),
-                 (req.time_zone, _time_zone, "time_zone"),
-                 (req.layered_driver, _layered, "layered_driver"))
+                 (time_zone, _time_zone, "time_zone"),
+                 (req.layered_driver, _layered, "layered_driver"),
+                 (req.location, _location, "location"))
         for value, step, name in steps:
             if value is not None:
                 done[name], more = step(r, value)
                 edits += more
         apply(reg, edits)
-    return done
+    return done | ({"skipped": skipped} if skipped else {})
 
 
 def _set(key: str, name: str, vtype: int, data) -> RegEdit:
@@ -269,10 +292,15 @@ def decode_tzi(data: bytes) -> tuple[int, int, int, bytes, bytes]:
     return bias, std, dlt, data[12:28], data[28:44]
 
 
-def _time_zone(r: Reader, name: str):
+def _zone_key(r: Reader, name: str):
+    """The key of a time zone under SOFTWARE ``Time Zones`` (any case), or None."""
     zones = r.key(TIME_ZONES)
-    match = next((k for k in (zones.subkeys() if zones is not None else [])
-                  if k.name.lower() == name.strip().lower()), None)
+    return next((k for k in (zones.subkeys() if zones is not None else [])
+                 if k.name.lower() == name.strip().lower()), None)
+
+
+def _time_zone(r: Reader, name: str):
+    match = _zone_key(r, name)
     if match is None:
         raise IntlRefusedError(f"time zone {name!r} is not a key of SOFTWARE\\Microsoft\\"
                                "Windows NT\\CurrentVersion\\Time Zones in this image")
@@ -302,3 +330,18 @@ def _layered(r: Reader, number: int):
                       _set(I8042, "OverrideKeyboardType", REG_DWORD, d.type),
                       _set(I8042, "OverrideKeyboardSubtype", REG_DWORD, d.subtype),
                       _set(I8042, d.layer[0], REG_SZ, d.layer[1])]
+
+
+def _location(r: Reader, text: str):
+    """``Control Panel\\International\\Geo``: ``Nation`` = the GEOID (decimal) and, where
+    the hive keeps it (Windows 10; Windows 7's Geo key has Nation only), ``Name`` = the
+    ISO 3166 code, in every user hive, as SetUserGeoID/SetUserGeoName write them."""
+    geoid, code = geo_of(text)
+    edits = []
+    for hive in _user_hives(r):
+        key = f"{hive}\\{INTERNATIONAL}\\Geo"
+        k = r.key(key)
+        edits.append(_set(key, "Nation", REG_SZ, str(geoid)))
+        if k is None or k.get("Name") is not None:
+            edits.append(_set(key, "Name", REG_SZ, code))
+    return {"geoid": geoid, "country": code}, edits

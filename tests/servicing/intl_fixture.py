@@ -63,3 +63,25 @@ def intl_tree(root: Path, corpus: Path) -> Path:
         k.set_value("LCID", REG_DWORD, 0x407)
         k.set_value("Type", REG_DWORD, 1)
     return tree
+
+
+DATA = Path(__file__).resolve().parents[2] / "scripts" / "data"
+
+
+def microsoft_table(name: str) -> list[dict[str, str]]:
+    """The rows of a saved Microsoft table (scripts/data/*.csv, extracted from the pages
+    named in its header lines), read here without the package's generated module."""
+    import csv
+
+    with open(DATA / name, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+def geoid_by_short_name() -> dict[str, int]:
+    """Microsoft's "Table of Geographical Locations": short name -> GEOID (decimal)."""
+    return {r["short_name"]: int(r["geoid"]) for r in microsoft_table("geoids.csv")}
+
+
+def default_time_zone_by_country() -> dict[str, str]:
+    """Microsoft's "Default Time Zones": ISO 3166 code -> time zone key name."""
+    return {r["iso3166"]: r["time_zone"] for r in microsoft_table("default_time_zones.csv")}

@@ -96,6 +96,9 @@ def test_get_agrees_with_regipy(tgt):
     got["installed"] = sorted(i["name"] for i in got["installed"])
     assert {k: got[k] for k in expected} == expected
     assert expected["time_zone"] == "W. Europe Standard Time"     # not a default: real data
+    from tests.servicing.intl_fixture import geoid_by_short_name
+    assert got["location"] == next(n for n, g in geoid_by_short_name().items()
+                                   if g == expected["geoid"])     # Microsoft's short name
     ident = val(sy, f"\\{CCS}\\Services\\i8042prt\\Parameters", "OverrideKeyboardIdentifier")
     assert ident == "PCAT_101KEY" and got["layered_driver"] == 1
 

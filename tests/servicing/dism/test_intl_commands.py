@@ -61,7 +61,29 @@ def test_set_commands_alone_and_combined(tgt):
          ["0407:00000407", "0c0c:00011009"])
     rc, out = dism(img, "/Set-UILangFallback:en-US", "/Set-SKUIntlDefaults:en-US")
     assert rc == 0, out
-    assert native_json("intl", "get", tgt.spec)["ui_language_fallback"] == ["en-US"]
+    got = native_json("intl", "get", tgt.spec)
+    assert got["ui_language_fallback"] == ["en-US"]
+    # the SKU defaults set the country's location and default time zone (Microsoft's
+    # Table of Geographical Locations and Default Time Zones, saved in scripts/data)
+    from tests.servicing.intl_fixture import default_time_zone_by_country, geoid_by_short_name
+    assert (got["time_zone"], got["geoid"], got["location"]) == \
+        (default_time_zone_by_country()["US"], geoid_by_short_name()["United States"],
+         "United States")
+
+
+def test_get_intl_location_line(tgt):
+    """/Get-Intl's ``Location : <name> (GEOID = n)`` (dism-reference.md 2.2.1): the GEOID
+    of the default user's ``Geo\\Nation`` (hivexget) and its short name in Microsoft's
+    table."""
+    import subprocess
+
+    from tests.servicing.intl_fixture import geoid_by_short_name
+    ntuser = tgt.tree() / "Users" / "Default" / "NTUSER.DAT"
+    nation = subprocess.run(["hivexget", str(ntuser), "Control Panel\\International\\Geo",
+                             "Nation"], capture_output=True, text=True, check=True).stdout
+    name = next(n for n, g in geoid_by_short_name().items() if g == int(nation))
+    rc, out = dism(f"/Image:{tgt.spec}", "/Get-Intl")
+    assert rc == 0 and f"\nLocation : {name} (GEOID = {int(nation)})\n" in out, out
 
 
 @pytest.mark.parametrize("args, message", [
