@@ -22,10 +22,9 @@ import random
 import shutil
 import subprocess
 import sys
-import time
 
 from bench import REPO, WORK_DIR, format_table, machine_info, median, now_iso, write_results
-from bench.servicing import MiB, Case, wimfs, windows_src
+from bench.servicing import MiB, Case, run_timed, wimfs, windows_src
 
 VERSION = "2"
 SEED = 20261130
@@ -148,23 +147,7 @@ def case_c(c: Case, wim: str, mnt: str, inp: dict, driver_add: bool) -> None:
                    os.path.join(mnt, "Windows/System32/config/SYSTEM")])
             c.daemon_hwm(mnt)
         finally:
-            c.run(["wimlib-imagex", "unmount", mnt, "--commit"])
-            _settle(mnt)
-
-
-def _settle(mnt: str, timeout: float = 10.0) -> None:
-    """Wait until the FUSE connection of *mnt* is gone: `wimlib-imagex unmount` can return
-    while the kernel still tears the connection down, and mounting again then fails with
-    ECONNABORTED. The wait is part of the loop's time (a script must wait too)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            os.stat(mnt)
-            if not os.path.ismount(mnt):
-                return
-        except OSError:
-            pass
-        time.sleep(0.01)
+            c.wimlib_unmount(mnt)
 
 
 CASES = {"a_all_one_run": case_a, "b_loop_mount_free": case_b, "c_wimlib_mountrw_loop": case_c}
@@ -186,15 +169,8 @@ def _check(wim: str, env: dict) -> bool:
 
 
 def measure(name: str, work: str, base: str, inp: dict, env: dict, driver_add: bool) -> dict:
-    wim = os.path.join(work, f"run-{name}.wim")
-    mnt = os.path.join(work, f"mnt-{name}")
-    os.makedirs(mnt, exist_ok=True)
-    shutil.copyfile(base, wim)
-    subprocess.run(["sync"], check=False)
-    c = Case(env)
-    t0 = time.perf_counter()
-    CASES[name](c, wim, mnt, inp, driver_add)
-    seconds = time.perf_counter() - t0
+    c, seconds, wim = run_timed(work, base, name, env,
+                                lambda c, wim, mnt: CASES[name](c, wim, mnt, inp, driver_add))
     size = os.path.getsize(wim)
     ok = _check(wim, env)
     os.unlink(wim)

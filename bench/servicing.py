@@ -189,6 +189,36 @@ class Case:
             except OSError:
                 continue
 
+    def wimlib_unmount(self, mnt: str) -> None:
+        """`wimlib-imagex unmount --commit`, then wait until the FUSE connection of *mnt* is
+        gone: the command can return while the kernel still tears the connection down, and
+        mounting again then fails with ECONNABORTED. The wait is part of the case's time (a
+        script must wait too)."""
+        self.run(["wimlib-imagex", "unmount", mnt, "--commit"])
+        end = time.monotonic() + 10.0
+        while time.monotonic() < end:
+            try:
+                os.stat(mnt)
+                if not os.path.ismount(mnt):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.01)
+
+
+def run_timed(work: str, base: str, name: str, env: dict, run) -> tuple[Case, float, str]:
+    """A fresh copy of *base* (``run-NAME.wim``, synced to disk) and a mount point, then
+    ``run(case, wim, mnt)`` timed; returns the case, the seconds and the WIM's path."""
+    wim = os.path.join(work, f"run-{name}.wim")
+    mnt = os.path.join(work, f"mnt-{name}")
+    os.makedirs(mnt, exist_ok=True)
+    shutil.copyfile(base, wim)
+    subprocess.run(["sync"], check=False)
+    c = Case(env)
+    t0 = time.perf_counter()
+    run(c, wim, mnt)
+    return c, time.perf_counter() - t0, wim
+
 
 def wimfs(*args: str) -> list[str]:
     return [sys.executable, "-m", "wimfs", *args]
@@ -213,7 +243,7 @@ def case_c(c: Case, wim, mnt, reg, hx, tree) -> None:
         c.run(["hivexsh", "-w", "-f", hx, os.path.join(mnt, "Windows/System32/config/SYSTEM")])
         c.daemon_hwm(mnt)
     finally:
-        c.run(["wimlib-imagex", "unmount", mnt, "--commit"])
+        c.wimlib_unmount(mnt)
 
 
 def case_update(c: Case, wim, mnt, reg, hx, tree) -> None:
@@ -284,7 +314,7 @@ def _driver_c(folder: str):
             c.run(["hivexsh", "-w", "-f", script, os.path.join(win, "System32/config/SYSTEM")])
             c.daemon_hwm(mnt)
         finally:
-            c.run(["wimlib-imagex", "unmount", mnt, "--commit"])
+            c.wimlib_unmount(mnt)
     return case
 
 
@@ -302,15 +332,8 @@ def add_driver_cases(work: str) -> None:
 
 
 def measure(name: str, work: str, base: str, args: tuple, env: dict) -> dict:
-    wim = os.path.join(work, f"run-{name}.wim")
-    mnt = os.path.join(work, f"mnt-{name}")
-    os.makedirs(mnt, exist_ok=True)
-    shutil.copyfile(base, wim)
-    subprocess.run(["sync"], check=False)
-    c = Case(env)
-    t0 = time.perf_counter()
-    CASES[name](c, wim, mnt, *args)
-    seconds = time.perf_counter() - t0
+    c, seconds, wim = run_timed(work, base, name, env,
+                                lambda c, wim, mnt: CASES[name](c, wim, mnt, *args))
     ok = subprocess.run(["wimlib-imagex", "verify", wim], capture_output=True).returncode == 0
     os.unlink(wim)
     return {"seconds": seconds, "peak_rss_mib": round(c.peak_kib / 1024, 1), "verified": ok}
