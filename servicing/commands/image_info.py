@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from servicing.commands import print_json
 
 
 def add_parser(sub) -> None:
@@ -31,7 +31,7 @@ def run_image_info(args) -> int:
                    write=False) as target:
         info = image_info(target)
     if opts.json:
-        print(json.dumps(info.to_json(), indent=2, ensure_ascii=False))
+        print_json(info.to_json())
         return 0
     doc = info.to_json()
     for key, label in _LABELS:

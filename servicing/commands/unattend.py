@@ -4,9 +4,10 @@ the parsing in servicing.formats.unattend."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+
+from servicing.commands import print_json
 
 
 def add_parser(sub) -> None:
@@ -56,8 +57,7 @@ def run_check(args) -> int:
     answer = parse(_read(args.file), args.file)
     items = plan(answer)
     if args.json:
-        print(json.dumps(answer.to_json() | {"items": [i.to_json() for i in items]},
-                         indent=2, ensure_ascii=False))
+        print_json(answer.to_json() | {"items": [i.to_json() for i in items]})
         return 3 if answer.errors else 0
     print(f"Passes : {', '.join(answer.passes) or '-'}")
     for c in answer.components:
@@ -89,8 +89,7 @@ def run_apply(args) -> int:
                                    base_dir=os.path.dirname(os.path.abspath(args.file)),
                                    strict=args.strict, place=args.place, warn=warn)
     if opts.json:
-        print(json.dumps(changes_json(target) | result.to_json(), indent=2,
-                         ensure_ascii=False))
+        print_json(changes_json(target) | result.to_json())
         return 0
     for i in result.items:
         if i.status == "applied":

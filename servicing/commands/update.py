@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import shlex
 import stat
@@ -24,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from enum import StrEnum
 
+from servicing.commands import print_json
 from wimfs.errors import PathNotFoundError, UsageError, WimfsError
 
 
@@ -137,7 +137,7 @@ def run(args) -> int:
 def _report(target, as_json: bool) -> None:
     if as_json:
         from servicing.session import changes_json
-        print(json.dumps(changes_json(target), indent=2, ensure_ascii=False))
+        print_json(changes_json(target))
     else:
         print(f"{len(target.changes)} change(s) committed to {target.description}",
               file=sys.stderr)

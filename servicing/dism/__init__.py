@@ -114,8 +114,7 @@ def _run_images(cmd, line: grammar.CommandLine, opts, console: Console, debug: b
     from servicing.editions import run_each
 
     def one(spec: str, buf) -> None:
-        sub = Console(buf, quiet=console.quiet, table=console.table, json=console.json,
-                      log_path=console.log_path)
+        sub = dataclasses.replace(console, out=buf, _bar=None)
         doc = _run_one(cmd, Call(dataclasses.replace(line, image=spec), opts, sub, debug))
         if console.json:
             buf.write(json.dumps(doc))
