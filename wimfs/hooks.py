@@ -46,14 +46,19 @@ def _provider() -> WindowsInfo | None:
     return _windows_info
 
 
-def windows_xml(img: Image, read: Callable[[Stream], bytes]):
+def windows_xml(img: Image, read: Callable[[Stream], bytes], *, has_windows: bool = False):
     """(WINDOWS element or None, extra image-level XML fields) for a tree; (None, {})
     without a provider, for a tree that holds no Windows, or when it cannot be read (a
-    damaged hive must not make a capture or commit fail)."""
+    damaged hive must not make a capture or commit fail). `has_windows`: the image's XML
+    has a WINDOWS element already; when the provider says none of the files it reads
+    changed (its `unchanged(img)`), (None, {}) keeps that element."""
     fn = _provider()
     if fn is None:
         return None, {}
     try:
+        unchanged = getattr(fn, "unchanged", None)
+        if has_windows and unchanged is not None and unchanged(img):
+            return None, {}
         found = fn(img, read)
     except Exception as exc:  # noqa: BLE001
         log.warning("cannot read Windows version information: %s", exc)

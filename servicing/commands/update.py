@@ -219,7 +219,8 @@ class Updater:
         if stat.S_ISLNK(st.st_mode):
             self._symlink(src, path, st)
         elif stat.S_ISREG(st.st_mode):
-            self.target.copy_in(path, src)
+            # The sources stay until the commit, which reads them once (as wimlib does).
+            self.target.copy_in(path, src, deferred=True)
         else:
             raise WimfsError(f"add: {src}: special files cannot be added")
         self._meta(path, st)

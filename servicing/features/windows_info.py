@@ -21,6 +21,7 @@ import struct
 from lxml import etree
 
 from servicing.regf import Hive
+from wimfs.format.blobtable import ZERO_HASH
 from wimfs.image import Dentry, Image
 
 log = logging.getLogger(__name__)
@@ -155,9 +156,63 @@ def _arch(data: bytes) -> int | None:
     return PE_ARCH.get(struct.unpack_from("<H", data, off + 4)[0])
 
 
+def _inputs(img: Image) -> tuple[str, list] | None:
+    """The system root's name and the unnamed streams of the files read: kernel32.dll,
+    SOFTWARE, SYSTEM (None for a missing or empty one)."""
+    found = find_systemroot(img)
+    if found is None:
+        return None
+    root, *files = found
+    streams = [d.inode.data if d is not None and d.inode.data is not None
+               and d.inode.data.size else None for d in files]
+    return root.name.upper(), streams
+
+
+def unchanged(img: Image) -> bool:
+    """Whether none of the files the WINDOWS element is read from was written since the
+    image was last committed (commit keeps the old element then: no hive parsed)."""
+    inputs = _inputs(img)
+    return inputs is not None and all(s is None or s.source is None for s in inputs[1])
+
+
+# The element for inputs already seen in this process, by their SHA-1s: the editions of
+# an `IMAGE.wim:all` commit get the same edited hives, parsed once.
+_MEMO: dict[tuple, tuple[bytes, dict[str, str]]] = {}
+_MEMO_MAX = 16
+
+
+def _memo_key(inputs: tuple[str, list]) -> tuple | None:
+    root, streams = inputs
+    key: list = [root]
+    for s in streams:
+        if s is not None and s.hash == ZERO_HASH:
+            return None                  # changed and not hashed yet: nothing to key on
+        key.append(None if s is None else s.hash)
+    return tuple(key)
+
+
 def windows_info(img: Image, read) -> tuple[etree._Element, dict[str, str]] | None:
     """(WINDOWS element, image-level fields) for an image holding Windows, else None.
     `read(stream) -> bytes` reads a file's unnamed data."""
+    inputs = _inputs(img)
+    if inputs is None:
+        return None
+    key = _memo_key(inputs)
+    if key is not None and key in _MEMO:
+        xml, props = _MEMO[key]
+        return etree.fromstring(xml), dict(props)
+    found = _build(img, read)
+    if key is not None and found is not None:
+        if len(_MEMO) >= _MEMO_MAX:
+            _MEMO.clear()
+        _MEMO[key] = (etree.tostring(found[0]), dict(found[1]))
+    return found
+
+
+windows_info.unchanged = unchanged      # type: ignore[attr-defined]  (wimfs.hooks asks)
+
+
+def _build(img: Image, read) -> tuple[etree._Element, dict[str, str]] | None:
     found = find_systemroot(img)
     if found is None:
         return None

@@ -128,11 +128,13 @@ class Target(ABC):
         self._write_file(path, data)
         self.changes.append(Change(kind, path, size=len(data)))
 
-    def copy_in(self, path: str, local_path: str) -> None:
-        """Create or replace a file with the content of a local file."""
+    def copy_in(self, path: str, local_path: str, *, deferred: bool = False) -> None:
+        """Create or replace a file with the content of a local file. `deferred`: the
+        caller leaves the local file as it is until the operation ends, so an image
+        target reads it once at the commit instead of copying it now."""
         path = norm(path)
         kind = ChangeKind.FILE_REPLACED if self.exists(path) else ChangeKind.FILE_ADDED
-        self._copy_in(path, local_path)
+        self._copy_in(path, local_path, deferred=deferred)
         self.changes.append(Change(kind, path, size=os.path.getsize(local_path)))
 
     def mkdirs(self, path: str) -> None:
@@ -165,7 +167,7 @@ class Target(ABC):
     def _write_file(self, path: str, data: bytes) -> None: ...
 
     @abstractmethod
-    def _copy_in(self, path: str, local_path: str) -> None: ...
+    def _copy_in(self, path: str, local_path: str, *, deferred: bool) -> None: ...
 
     @abstractmethod
     def _mkdirs(self, path: str) -> None: ...

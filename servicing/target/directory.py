@@ -136,7 +136,7 @@ class DirTarget(Target):
                 f.write(data)
         self._put(path, fill)
 
-    def _copy_in(self, path: str, local_path: str) -> None:
+    def _copy_in(self, path: str, local_path: str, *, deferred: bool) -> None:
         def fill(tmp: str) -> None:
             shutil.copyfile(local_path, tmp)
             st = os.stat(local_path)

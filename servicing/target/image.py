@@ -77,8 +77,8 @@ class ImageTarget(Target):
     def _write_file(self, path: str, data: bytes) -> None:
         self.session.write_file(path, data)
 
-    def _copy_in(self, path: str, local_path: str) -> None:
-        self.session.copy_in(path, local_path)
+    def _copy_in(self, path: str, local_path: str, *, deferred: bool) -> None:
+        self.session.copy_in(path, local_path, deferred=deferred)
 
     def _mkdirs(self, path: str) -> None:
         self.session.mkdirs(path)

@@ -100,3 +100,37 @@ def test_no_windows_element_for_plain_trees(tmp_path):
     (tmp_path / "src" / "f").write_text("x")
     wimfs("capture", tmp_path / "src", tmp_path / "p.wim", "-q")
     assert _image_el(wimlib_xml(tmp_path / "p.wim")).find("WINDOWS") is None
+
+
+def test_commit_keeps_the_element_unless_its_files_change(tmp_path):
+    """A commit re-reads the WINDOWS element only when kernel32.dll, SOFTWARE or SYSTEM
+    changed: a sentinel set with wimlib-imagex survives an unrelated edit and is replaced
+    by the hive's value once SOFTWARE is edited (wimlib's capture of the edited tree is
+    the oracle for the rebuilt element)."""
+    import subprocess
+
+    src = _windows_tree(tmp_path / "src")
+    wim = tmp_path / "w.wim"
+    wimfs("capture", src, wim, "--name", "W", "-q")
+    subprocess.run(["wimlib-imagex", "info", str(wim), "1", "--image-property",
+                    "WINDOWS/EDITIONID=Sentinel"], check=True, capture_output=True)
+    (tmp_path / "new.txt").write_text("unrelated")
+    wimfs("update", f"{wim}:1", "--add", tmp_path / "new.txt", "/Program Files/new.txt")
+    assert _image_el(wimlib_xml(wim)).findtext("WINDOWS/EDITIONID") == "Sentinel"
+
+    key = "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"
+    wimfs("reg", f"{wim}:1", "add", key, "/v", "EditionID", "/t", "REG_SZ", "/d",
+          "Enterprise", "/f")
+    regf = pytest.importorskip("servicing.regf")
+    with regf.Hive.open(src / "Windows/System32/config/SOFTWARE", write=True) as h:
+        h.key("Microsoft\\Windows NT\\CurrentVersion").set_value(
+            "EditionID", regf.REG_SZ, "Enterprise")
+    theirs = tmp_path / "theirs.wim"
+    wimlib_capture(src, theirs, name="W")
+    ours_el = _image_el(wimlib_xml(wim)).find("WINDOWS")
+    theirs_el = _image_el(wimlib_xml(theirs)).find("WINDOWS")
+    assert ours_el.findtext("EDITIONID") == "Enterprise"
+    assert _canon(ours_el) == _canon(theirs_el) | {
+        "LANGUAGES/LANGUAGE": _canon(ours_el)["LANGUAGES/LANGUAGE"]}
+    assert sorted(_canon(ours_el)["LANGUAGES/LANGUAGE"]) == \
+        sorted(_canon(theirs_el)["LANGUAGES/LANGUAGE"])

@@ -310,3 +310,44 @@ def test_cleanup_removes_only_the_staging_of_killed_sessions(wim, tmp_path):
             p.kill()
             p.wait()
     assert wimlib_verify(wim).returncode == 0 and wimlib_verify(copy).returncode == 0
+
+
+def test_deferred_copy_in_reads_the_local_file_at_commit_and_never_writes_it(wim, tmp_path):
+    """`copy_in(..., deferred=True)` (what `wimfs update --add` uses): nothing is copied
+    into the staging area; the commit reads the local file; a later write through the
+    session copies it up first, so the local file is never written; the result equals
+    the same edits made on an applied tree."""
+    exp = tmp_path / "exp"
+    wimlib_apply(wim, 1, exp)
+    local, other = tmp_path / "local.bin", tmp_path / "other.bin"
+    local.write_bytes(os.urandom(3 << 20) + b"tail")
+    other.write_bytes(b"other content " * 1000)
+    os.utime(local, ns=(1_500_000_000_000_000_000, 1_500_000_000_123_456_700))
+    before = (local.read_bytes(), os.stat(local))
+    staging = tmp_path / "staging"
+    with open_image(str(wim), 1, staging_dir=str(staging)) as s:
+        s.mkdirs("d")
+        s.copy_in("d/deferred.bin", str(local), deferred=True)
+        s.copy_in("d/edited.bin", str(other), deferred=True)
+        s.copy_in("d/replaced.bin", str(other), deferred=True)
+        s.copy_in("d/replaced.bin", str(local), deferred=True)
+        data_dir = staging / "data"
+        assert not data_dir.exists() or not os.listdir(data_dir)   # no copy yet
+        assert s.read_file("d/deferred.bin") == before[0]
+        ov = s.overlay
+        ino = s.image.lookup_path("/d/edited.bin").inode
+        stream = ino.data
+        ov.finish_copy_up(ino, "", stream, ov.copy_up(stream))
+        ov.write(stream, 0, b"EDITED")
+    after = os.stat(local)
+    assert local.read_bytes() == before[0] and other.read_bytes() == b"other content " * 1000
+    assert (after.st_mtime_ns, after.st_nlink, after.st_ctime_ns) == \
+        (before[1].st_mtime_ns, before[1].st_nlink, before[1].st_ctime_ns)
+    assert wimlib_verify(wim).returncode == 0
+    (exp / "d").mkdir()
+    shutil.copyfile(local, exp / "d/deferred.bin")
+    shutil.copyfile(local, exp / "d/replaced.bin")
+    (exp / "d/edited.bin").write_bytes(b"EDITED" + (b"other content " * 1000)[6:])
+    got = tmp_path / "got"
+    assert_same_tree(applied(wim, got), snapshot(exp, xattrs=False), "session", "expected")
+    assert os.stat(got / "d/deferred.bin").st_mtime_ns == 1_500_000_000_123_456_700

@@ -18,7 +18,7 @@ from wimfs.format.header import WimHeader
 from wimfs.hooks import stream_reader, windows_xml
 from wimfs.image import Image, Inode
 from wimfs.overlay.journal import CommitMark
-from wimfs.overlay.staging import StagedSource, is_staged, unlink_all
+from wimfs.overlay.staging import LocalSource, StagedSource, is_staged, unlink_all
 from wimfs.progress import ProgressCallback
 from wimfs.wim import Wim
 
@@ -114,7 +114,8 @@ def _new_image(ov: Overlay, live: list[Inode], *, append: bool = False,
             ino.nlink = len(ino.dentries)
     old_el = ov.wim.xml_root.findall("IMAGE")
     el = old_el[ov.index - 1] if ov.index - 1 < len(old_el) else None
-    win, props = windows_xml(img, stream_reader(ov.wim))
+    win, props = windows_xml(img, stream_reader(ov.wim), has_windows=not append and el is not None
+                             and el.find("WINDOWS") is not None)
     return NewImage(img, name=name, description=description,
                     xml_element=None if append else el, windows=win,
                     extra_properties=props)
@@ -137,12 +138,13 @@ def _adopt(ov: Overlay, live: list[Inode], busy: set[int], append: bool) -> None
         if ino.ino in busy:
             continue
         for s in ino.streams():
-            if not isinstance(s.source, StagedSource):
+            if not isinstance(s.source, (StagedSource, LocalSource)):
                 continue
             blob = blobs.get(s.hash) if s.hash != ZERO_HASH else None
             if s.hash != ZERO_HASH and blob is None:
                 continue
-            to_delete.append(s.source.path)
+            if isinstance(s.source, StagedSource):
+                to_delete.append(s.source.path)
             s.source, s.blob = None, blob
     # Unchanged streams keep their blob descriptors: their bytes did not move.
     for ino in live:

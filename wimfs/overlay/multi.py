@@ -24,7 +24,7 @@ from wimfs.overlay.blobcache import BlobCache
 from wimfs.overlay.commit import CommitResult, write_images
 from wimfs.overlay.paths import ImageSession
 from wimfs.overlay.session import Overlay, lock_wim
-from wimfs.overlay.staging import is_staged
+from wimfs.overlay.staging import LocalSource, StagedSource
 from wimfs.progress import ProgressCallback
 
 
@@ -123,7 +123,7 @@ def _prehash(lives: list[list[Inode]]) -> None:
     for live in lives:
         for ino in live:
             for s in ino.streams():
-                if is_staged(s) and s.source.size:
+                if isinstance(s.source, (StagedSource, LocalSource)) and s.source.size:
                     sha = hashlib.sha1()
                     with open(s.source.path, "rb") as f:
                         while piece := f.read(1 << 20):

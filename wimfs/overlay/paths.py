@@ -287,12 +287,16 @@ class ImageSession:
             raise IsADirectoryPathError(f"{_norm(path)}: is a directory")
         return d.inode
 
-    def _emptied_data(self, ino: Inode) -> Stream:
-        """The unnamed stream, staged and emptied (as a FUSE open(O_TRUNC) does)."""
+    def _emptied_data(self, ino: Inode, local: tuple[str, int] | None = None) -> Stream:
+        """The unnamed stream, staged and emptied (as a FUSE open(O_TRUNC) does); with
+        `local` (path, size), pointed at that local file instead (see copy_in)."""
         ov = self.overlay
         stream = ino.data
         if stream is None:
             stream = ino.data = Stream("", ZERO_HASH, None, 0)
+        if local is not None:
+            ov.staging_area.attach_local(stream, *local)   # a staging file it had: unused now
+            return stream
         if not ov.is_staged(stream):
             ov.finish_copy_up(ino, "", stream, ov.copy_up(stream, keep=False))
         ov.truncate_staged(stream, 0)
@@ -316,14 +320,19 @@ class ImageSession:
             return
         self._write_chunks(ino, (data[i:i + CHUNK] for i in range(0, len(data), CHUNK)))
 
-    def copy_in(self, path: str, local_path: str) -> None:
-        """Create or replace a file from a local file (streamed), keeping its mtime."""
+    def copy_in(self, path: str, local_path: str, *, deferred: bool = False) -> None:
+        """Create or replace a file from a local file (streamed), keeping its mtime.
+        `deferred`: the caller keeps the local file as it is until the session ends, so
+        the commit reads it once instead of a copy into the staging area now."""
         with open(local_path, "rb") as f:
             st = os.fstat(f.fileno())
             if not _stat.S_ISREG(st.st_mode):
                 raise PathError(errno.EINVAL, local_path, "not a regular file")
             ino = self._file_for_write(path)
-            self.overlay.staging_area.fill(self._emptied_data(ino), f.fileno())
+            if deferred:
+                self._emptied_data(ino, local=(local_path, st.st_size))
+            else:
+                self.overlay.staging_area.fill(self._emptied_data(ino), f.fileno())
             self.overlay.note_data_write(ino)
         self.overlay.set_times(ino, mtime=unix_ns_to_filetime(st.st_mtime_ns))
 

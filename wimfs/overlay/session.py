@@ -25,7 +25,7 @@ from wimfs.overlay import ntfs_xattrs as nx
 from wimfs.overlay.commit import CommitResult, commit, generation_of
 from wimfs.overlay.edits import Kind, TreeEdits
 from wimfs.overlay.errors import FsError
-from wimfs.overlay.staging import Staging, is_staged
+from wimfs.overlay.staging import LocalSource, Staging, is_staged
 from wimfs.overlay.status import BaseState, DiffEntry
 from wimfs.wim import Wim
 from wimfs.writer import WimBlobSource
@@ -166,6 +166,8 @@ class Overlay:
     def read(self, stream: Stream, off: int, size: int) -> bytes:
         if is_staged(stream):
             return self.staging_area.read(stream, off, size)
+        if isinstance(stream.source, LocalSource):
+            return stream.source.read(off, size)
         if stream.blob is None:
             return b""
         return self.wim.reader.read(stream.blob, off, size)

@@ -34,6 +34,18 @@ class StagedSource(FileSource):
         return os.path.getsize(self.path)
 
 
+class LocalSource(FileSource):
+    """A local file outside the staging area that a stream takes its content from until
+    the commit reads it once (in-process sessions: `wimfs update --add`, as wimlib reads
+    its sources at write time, instead of a copy into the staging area first). The
+    session never writes, truncates or deletes it: the first write copies it up, as it
+    copies up a blob. Not journaled: in-process sessions are never recovered."""
+
+    def read(self, off: int, size: int) -> bytes:
+        with open(self.path, "rb") as f:
+            return os.pread(f.fileno(), max(0, min(size, self.size - off)), off)
+
+
 def is_staged(stream: Stream | None) -> bool:
     return stream is not None and isinstance(stream.source, StagedSource)
 
@@ -61,7 +73,10 @@ class Staging:
         path = self.new_file()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            if keep and stream.blob is not None:
+            if keep and isinstance(stream.source, LocalSource):
+                with open(stream.source.path, "rb") as src:
+                    _sendfile_all(fd, src.fileno(), stream.source.size)
+            elif keep and stream.blob is not None:
                 for off in range(0, stream.blob.size, COPY_CHUNK):
                     os.pwrite(fd, reader.read(stream.blob, off, COPY_CHUNK), off)
         except BaseException:
@@ -87,6 +102,14 @@ class Staging:
         stream.size = os.path.getsize(path)
 
     @staticmethod
+    def attach_local(stream: Stream, path: str, size: int) -> None:
+        """Point a stream at a local file read by the commit (see LocalSource)."""
+        stream.source = LocalSource(path, size)
+        stream.blob = None
+        stream.hash = ZERO_HASH
+        stream.size = size
+
+    @staticmethod
     def read(stream: Stream, off: int, size: int) -> bytes:
         with open(staged_path(stream), "rb") as f:
             return os.pread(f.fileno(), size, off)
@@ -107,12 +130,9 @@ class Staging:
         the kernel (sendfile: no copy through Python)."""
         fd = os.open(staged_path(stream), os.O_WRONLY | os.O_CLOEXEC)
         try:
-            off = 0
-            while n := os.sendfile(fd, src_fd, off, COPY_CHUNK * 16):
-                off += n
+            stream.size = _sendfile_all(fd, src_fd)
         finally:
             os.close(fd)
-        stream.size = off
 
     @staticmethod
     def truncate(stream: Stream, size: int) -> None:
@@ -159,6 +179,18 @@ class Staging:
     def release(ino: Inode) -> None:
         """Delete the staging files of an inode that is gone."""
         unlink_all([s.source.path for s in ino.streams() if is_staged(s)])
+
+
+def _sendfile_all(fd: int, src_fd: int, limit: int | None = None) -> int:
+    """Copy `src_fd` from its start (to its end, or `limit` bytes) to `fd` in the kernel."""
+    off = 0
+    while limit is None or off < limit:
+        want = COPY_CHUNK * 16 if limit is None else min(COPY_CHUNK * 16, limit - off)
+        n = os.sendfile(fd, src_fd, off, want)
+        if not n:
+            break
+        off += n
+    return off
 
 
 def unlink_all(paths: list[str]) -> None:

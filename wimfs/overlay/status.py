@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass
 
 from wimfs.image import Image, Inode, Stream
-from wimfs.overlay.staging import StagedSource, is_staged
+from wimfs.overlay.staging import LocalSource, StagedSource, is_staged
 
 
 class Change(enum.StrEnum):
@@ -30,7 +30,7 @@ def content_key(ino: Inode) -> tuple:
     def sk(s: Stream | None):
         if s is None:
             return None
-        if isinstance(s.source, StagedSource):
+        if isinstance(s.source, (StagedSource, LocalSource)):
             return ("staged", s.source.path)
         return (s.hash, s.size)
     # A directory's own write time changes with every entry added or removed below it;
