@@ -154,6 +154,7 @@ def run_each(path: str, indexes: list[int], run_one: Callable[[str, io.StringIO]
         raise
     finally:
         ACTIVE.reset(token)
+        gc.unfreeze()
     _print(records, path, as_json, out, committed=not dry_run and run.images is not None)
     return 0
 
@@ -183,8 +184,11 @@ def _run_all(run: EditionRun, names: dict, run_one, records: list[ImageRecord]
             rec.output = buf.getvalue()
             run.current = None
             # An image's hives (reference cycles, megabytes each) go now, not at some
-            # later collection: memory holds one image's work at a time.
+            # later collection: memory holds one image's work at a time. What survives
+            # (the parked trees) is frozen, so the next image's collection scans only
+            # its own objects (run_each unfreezes at the end).
             gc.collect()
+            gc.freeze()
     return refused
 
 

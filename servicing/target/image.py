@@ -46,6 +46,9 @@ class ImageTarget(Target):
                  dry_run: bool = False) -> None:
         super().__init__(description, windir=windir, dry_run=dry_run)
         self.session = session
+        # Hives opened for reading, parsed once per operation (image-info, the log's
+        # version line and the command all read SOFTWARE); any write forgets them.
+        self._read_hives: dict[str, Hive] = {}
 
     @classmethod
     def open(cls, spec: str, *, write: bool, dry_run: bool = False,
@@ -75,21 +78,27 @@ class ImageTarget(Target):
         return None if found is None else join(found)
 
     def _write_file(self, path: str, data: bytes) -> None:
+        self._read_hives.clear()
         self.session.write_file(path, data)
 
     def _copy_in(self, path: str, local_path: str, *, deferred: bool) -> None:
+        self._read_hives.clear()
         self.session.copy_in(path, local_path, deferred=deferred)
 
     def _mkdirs(self, path: str) -> None:
+        self._read_hives.clear()
         self.session.mkdirs(path)
 
     def _remove(self, path: str, *, recursive: bool) -> None:
+        self._read_hives.clear()
         self.session.remove(path, recursive=recursive)
 
     def _rename(self, old: str, new: str) -> None:
+        self._read_hives.clear()
         self.session.rename(old, new)
 
     def _link(self, existing: str, new: str) -> None:
+        self._read_hives.clear()
         self.session.link(existing, new)
 
     # -- hives: in memory, written back through the overlay ---------------------------------
@@ -104,12 +113,18 @@ class ImageTarget(Target):
 
     def open_hive(self, path: str, *, write: bool) -> Hive:
         path = join(path)
+        if not write and path in self._read_hives:
+            return self._read_hives[path]
         logs = [data for _, data in self._logs(path) if data]
-        return Hive.from_bytes(self.read_file(path), write=write, logs=logs)
+        hive = Hive.from_bytes(self.read_file(path), write=write, logs=logs)
+        if not write:
+            self._read_hives[path] = hive
+        return hive
 
     def stage_hive(self, path: str, hive: Hive) -> None:
         if not hive.changed:
             return
+        self._read_hives.clear()
         path = join(path)
         self.session.write_file(path, hive.to_bytes())
         # The new primary is clean, so Windows ignores its logs; empty them anyway (as a

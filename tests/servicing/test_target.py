@@ -261,3 +261,22 @@ def test_directory_commit_failing_late_is_undone(hives, tmp_path, monkeypatch):
                 r.set_value("HKLM\\SYSTEM\\Contoso", "B", REG_DWORD, 2)
     assert len(calls) == 2
     assert tree_fingerprint(tree) == before
+
+
+def test_a_hive_read_again_after_a_write_in_the_same_operation_is_the_new_one(target):
+    """Read-only hive opens may be shared within an operation (the image target parses
+    SOFTWARE once for image-info, the log and the command); a write through the target
+    must make the next read see it. Oracle for the value: the edit itself, and hivexget
+    on the committed hive."""
+    with open_target(target.spec, write=True) as t:
+        before = t.open_hive(f"{CFG}/SYSTEM", write=False)
+        assert before.key("Select").get("Current") == 1
+        assert t.open_hive(f"{CFG}/SYSTEM", write=False).key("Select").get("Current") == 1
+        with transaction(t) as r:
+            apply(r, [RegEdit(EditKind.SET_VALUE, "HKLM\\SYSTEM\\Select", "Current", REG_DWORD,
+                              (2).to_bytes(4, "little"))])
+        after = t.open_hive(f"{CFG}/SYSTEM", write=False)
+        assert after.key("Select").get("Current") == 2
+        t.write_file("Windows/new.txt", b"x")       # any write: reads come fresh again
+        assert t.open_hive(f"{CFG}/SYSTEM", write=False).key("Select").get("Current") == 2
+    assert hivexget(target.tree() / CFG / "SYSTEM", "\\Select", "Current") == "2"
