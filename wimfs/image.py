@@ -52,7 +52,7 @@ class Stream:
     @property
     def missing(self) -> bool:
         """The stream has content, but its blob is not in this WIM (or its parts)."""
-        return self.blob is None and self.hash != ZERO_HASH
+        return self.blob is None and self.source is None and self.hash != ZERO_HASH
 
     def __repr__(self) -> str:
         return f"Stream({self.name!r}, size={self.size})"

@@ -18,7 +18,7 @@ from wimfs.format.header import WimHeader
 from wimfs.hooks import stream_reader, windows_xml
 from wimfs.image import Image, Inode
 from wimfs.overlay.journal import CommitMark
-from wimfs.overlay.staging import LocalSource, StagedSource, is_staged, unlink_all
+from wimfs.overlay.staging import UNOWNED, StagedSource, is_staged, unlink_all
 from wimfs.progress import ProgressCallback
 from wimfs.wim import Wim
 
@@ -138,7 +138,7 @@ def _adopt(ov: Overlay, live: list[Inode], busy: set[int], append: bool) -> None
         if ino.ino in busy:
             continue
         for s in ino.streams():
-            if not isinstance(s.source, (StagedSource, LocalSource)):
+            if not isinstance(s.source, (StagedSource, *UNOWNED)):
                 continue
             blob = blobs.get(s.hash) if s.hash != ZERO_HASH else None
             if s.hash != ZERO_HASH and blob is None:

@@ -19,6 +19,7 @@ import os
 import time
 
 from wimfs.errors import WimfsError
+from wimfs.format.blobtable import ZERO_HASH
 from wimfs.image import Inode
 from wimfs.overlay.blobcache import BlobCache
 from wimfs.overlay.commit import CommitResult, write_images
@@ -123,7 +124,8 @@ def _prehash(lives: list[list[Inode]]) -> None:
     for live in lives:
         for ino in live:
             for s in ino.streams():
-                if isinstance(s.source, (StagedSource, LocalSource)) and s.source.size:
+                if isinstance(s.source, (StagedSource, LocalSource)) and s.source.size \
+                        and s.hash == ZERO_HASH:
                     sha = hashlib.sha1()
                     with open(s.source.path, "rb") as f:
                         while piece := f.read(1 << 20):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import io
 import fcntl
+import hashlib
 import os
 import secrets
 import shutil
@@ -38,11 +39,14 @@ from wimfs.overlay.errors import (
 )
 from wimfs.overlay.session import Overlay
 from wimfs.overlay.status import DiffEntry
+from wimfs.overlay.staging import HeldSource
 from wimfs.paths import state_dir
 from wimfs.progress import ProgressCallback
 from wimfs.wim import Wim
 
 CHUNK = 1 << 20
+HOLD_MAX = 64 << 20         # write_file content held in memory up to this size ...
+HOLD_TOTAL = 256 << 20      # ... and this much per session; beyond, a staging file
 
 
 @contextmanager
@@ -106,6 +110,7 @@ class ImageSession:
             raise
         self.index = self.overlay.index
         self.uid, self.gid = os.getuid(), os.getgid()
+        self._held = 0                  # bytes held in memory by write_file
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -250,6 +255,8 @@ class ImageSession:
         s = self._readable(path, stream)
         if s is None or s.size == 0:
             return b""
+        if isinstance(s.source, HeldSource):
+            return s.source.data
         if s.blob is None or (self.overlay is not None and self.overlay.is_staged(s)):
             return self._read(s, 0, s.size)
         data = self.blob_cache.get(s.hash)
@@ -312,11 +319,28 @@ class ImageSession:
         ov.note_data_write(ino)
 
     def write_file(self, path: str, data: bytes, *, stream: str = "") -> None:
-        """Create or replace a file's content (or one of its named streams)."""
+        """Create or replace a file's content (or one of its named streams). Content up
+        to HOLD_MAX is held in memory until the commit (see HeldSource), interned by its
+        SHA-1 in the blob cache (shared by the images of a set)."""
         ino = self._file_for_write(path)
         if stream:
             with _errors(f"{_norm(path)}:{stream}"):
                 self.overlay.set_named_stream(ino, stream, bytes(data))
+            return
+        if len(data) <= HOLD_MAX and self._held + len(data) <= HOLD_TOTAL:
+            digest = hashlib.sha1(data).digest()
+            held = self.blob_cache.get(digest)
+            if held is None:
+                held = bytes(data)
+                self.blob_cache.put(digest, held)
+            stream_ = ino.data
+            if stream_ is None:
+                stream_ = ino.data = Stream("", ZERO_HASH, None, 0)
+            origin = self.overlay.origin_of(stream_)
+            self.overlay.staging_area.attach_held(stream_, held, digest)
+            stream_.source.origin = origin      # its unchanged chunks are reused
+            self._held += len(data)
+            self.overlay.note_data_write(ino)
             return
         self._write_chunks(ino, (data[i:i + CHUNK] for i in range(0, len(data), CHUNK)))
 

@@ -25,7 +25,7 @@ from wimfs.overlay import ntfs_xattrs as nx
 from wimfs.overlay.commit import CommitResult, commit, generation_of
 from wimfs.overlay.edits import Kind, TreeEdits
 from wimfs.overlay.errors import FsError
-from wimfs.overlay.staging import LocalSource, Staging, is_staged
+from wimfs.overlay.staging import UNOWNED, Staging, is_staged
 from wimfs.overlay.status import BaseState, DiffEntry
 from wimfs.wim import Wim
 from wimfs.writer import WimBlobSource
@@ -166,7 +166,7 @@ class Overlay:
     def read(self, stream: Stream, off: int, size: int) -> bytes:
         if is_staged(stream):
             return self.staging_area.read(stream, off, size)
-        if isinstance(stream.source, LocalSource):
+        if isinstance(stream.source, UNOWNED):
             return stream.source.read(off, size)
         if stream.blob is None:
             return b""
@@ -177,6 +177,14 @@ class Overlay:
     def copy_up(self, stream: Stream, keep: bool = True) -> str:
         """Copy a stream into a new staging file (worker thread; no shared state)."""
         return self.staging_area.copy_up(self.wim.reader, stream, keep)
+
+    def origin_of(self, stream: Stream) -> WimBlobSource | None:
+        """The blob of the WIM a stream's content was last derived from (the commit
+        reuses its compressed chunks that did not change), if any."""
+        if stream.source is not None:
+            return stream.source.origin
+        return WimBlobSource(self.wim.reader, stream.blob) if stream.blob is not None \
+            else None
 
     def finish_copy_up(self, ino: Inode, sname: str, stream: Stream, path: str) -> None:
         """Switch a stream to its staging file (event-loop thread). The blob it was

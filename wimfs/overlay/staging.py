@@ -15,7 +15,7 @@ import secrets
 from wimfs.format.blobtable import ZERO_HASH
 from wimfs.format.xmlinfo import filetime_to_unix_ns, unix_ns_to_filetime
 from wimfs.image import Inode, Stream
-from wimfs.writer import FileSource
+from wimfs.writer import BytesSource, FileSource
 
 COPY_CHUNK = 1 << 20
 
@@ -44,6 +44,21 @@ class LocalSource(FileSource):
     def read(self, off: int, size: int) -> bytes:
         with open(self.path, "rb") as f:
             return os.pread(f.fileno(), max(0, min(size, self.size - off)), off)
+
+
+class HeldSource(BytesSource):
+    """Content written whole through an in-process session (`ImageSession.write_file`),
+    held in memory with its SHA-1 until the commit instead of in a staging file: no
+    write, re-read for hashing and unlink of a file, and the same bytes written into
+    several images of a set (the same hive edit in every edition) are held once. Never
+    written: the first partial write copies it up."""
+
+    def read(self, off: int, size: int) -> bytes:
+        return bytes(memoryview(self.data)[off:off + size])
+
+
+# Sources a session reads but never writes: copy-up copies them like a blob.
+UNOWNED = (LocalSource, HeldSource)
 
 
 def is_staged(stream: Stream | None) -> bool:
@@ -76,6 +91,8 @@ class Staging:
             if keep and isinstance(stream.source, LocalSource):
                 with open(stream.source.path, "rb") as src:
                     _sendfile_all(fd, src.fileno(), stream.source.size)
+            elif keep and isinstance(stream.source, HeldSource):
+                os.pwrite(fd, stream.source.data, 0)
             elif keep and stream.blob is not None:
                 for off in range(0, stream.blob.size, COPY_CHUNK):
                     os.pwrite(fd, reader.read(stream.blob, off, COPY_CHUNK), off)
@@ -108,6 +125,14 @@ class Staging:
         stream.blob = None
         stream.hash = ZERO_HASH
         stream.size = size
+
+    @staticmethod
+    def attach_held(stream: Stream, data: bytes, digest: bytes) -> None:
+        """Point a stream at content held in memory (see HeldSource)."""
+        stream.source = HeldSource(data)
+        stream.blob = None
+        stream.hash = digest if data else ZERO_HASH
+        stream.size = len(data)
 
     @staticmethod
     def read(stream: Stream, off: int, size: int) -> bytes:
