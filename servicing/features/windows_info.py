@@ -70,6 +70,16 @@ class _Props:
         self.default_language: str | None = None
         self.image: dict[str, str] = {}
 
+    def merge(self, other: _Props) -> None:
+        """Add what *other* (one hive's fields) found, as if read into this one."""
+        self.top.update(other.top)
+        self.version.update(other.version)
+        self.image.update(other.image)
+        if other.languages:
+            self.languages = list(other.languages)
+        if other.default_language:
+            self.default_language = other.default_language
+
 
 def _get(hive, key: str, name: str):
     try:
@@ -175,44 +185,9 @@ def unchanged(img: Image) -> bool:
     return inputs is not None and all(s is None or s.source is None for s in inputs[1])
 
 
-# The element for inputs already seen in this process, by their SHA-1s: the editions of
-# an `IMAGE.wim:all` commit get the same edited hives, parsed once.
-_MEMO: dict[tuple, tuple[bytes, dict[str, str]]] = {}
-_MEMO_MAX = 16
-
-
-def _memo_key(inputs: tuple[str, list]) -> tuple | None:
-    root, streams = inputs
-    key: list = [root]
-    for s in streams:
-        if s is not None and s.hash == ZERO_HASH:
-            return None                  # changed and not hashed yet: nothing to key on
-        key.append(None if s is None else s.hash)
-    return tuple(key)
-
-
 def windows_info(img: Image, read) -> tuple[etree._Element, dict[str, str]] | None:
     """(WINDOWS element, image-level fields) for an image holding Windows, else None.
     `read(stream) -> bytes` reads a file's unnamed data."""
-    inputs = _inputs(img)
-    if inputs is None:
-        return None
-    key = _memo_key(inputs)
-    if key is not None and key in _MEMO:
-        xml, props = _MEMO[key]
-        return etree.fromstring(xml), dict(props)
-    found = _build(img, read)
-    if key is not None and found is not None:
-        if len(_MEMO) >= _MEMO_MAX:
-            _MEMO.clear()
-        _MEMO[key] = (etree.tostring(found[0]), dict(found[1]))
-    return found
-
-
-windows_info.unchanged = unchanged      # type: ignore[attr-defined]  (wimfs.hooks asks)
-
-
-def _build(img: Image, read) -> tuple[etree._Element, dict[str, str]] | None:
     found = find_systemroot(img)
     if found is None:
         return None
@@ -233,13 +208,41 @@ def _build(img: Image, read) -> tuple[etree._Element, dict[str, str]] | None:
     if data is not None:
         arch = _arch(data)
     for d, fn in ((sw, _from_software), (sy, _from_system)):
-        data = content(d)
-        if data is None:
-            continue
-        try:
-            fn(p, data)
-        except Exception as exc:  # noqa: BLE001 - a damaged hive: leave the fields out
-            log.warning("%s: cannot read the registry hive: %s", d.path, exc)
+        part = _hive_fields(d, fn, content)
+        if part is not None:
+            p.merge(part)
+    return _element(p, arch, root.name), p.image
+
+
+windows_info.unchanged = unchanged      # type: ignore[attr-defined]  (wimfs.hooks asks)
+
+# The fields read from a hive, by the hive's SHA-1 (when known): the editions of an
+# `IMAGE.wim:all` commit share their edited SYSTEM hive, read once.
+_PARTS: dict[tuple[str, bytes], _Props] = {}
+_PARTS_MAX = 32
+
+
+def _hive_fields(d: Dentry | None, fn, content) -> _Props | None:
+    s = d.inode.data if d is not None else None
+    key = (fn.__name__, s.hash) if s is not None and s.hash != ZERO_HASH else None
+    if key is not None and key in _PARTS:
+        return _PARTS[key]
+    data = content(d)
+    if data is None:
+        return None
+    part = _Props()
+    try:
+        fn(part, data)
+    except Exception as exc:  # noqa: BLE001 - a damaged hive: leave the fields out
+        log.warning("%s: cannot read the registry hive: %s", d.path, exc)
+    if key is not None:
+        if len(_PARTS) >= _PARTS_MAX:
+            _PARTS.clear()
+        _PARTS[key] = part
+    return part
+
+
+def _element(p: _Props, arch: int | None, root_name: str) -> etree._Element:
     win = etree.Element("WINDOWS")
 
     def add(tag: str, value) -> None:
@@ -261,5 +264,5 @@ def _build(img: Image, read) -> tuple[etree._Element, dict[str, str]] | None:
         for tag in ("MAJOR", "MINOR", "BUILD", "SPBUILD", "SPLEVEL"):
             if tag in p.version:
                 etree.SubElement(ver, tag).text = p.version[tag]
-    add("SYSTEMROOT", root.name.upper())
-    return win, p.image
+    add("SYSTEMROOT", root_name.upper())
+    return win

@@ -116,7 +116,15 @@ class ImageTarget(Target):
         if not write and path in self._read_hives:
             return self._read_hives[path]
         logs = [data for _, data in self._logs(path) if data]
-        hive = Hive.from_bytes(self.read_file(path), write=write, logs=logs)
+        # A clean hive read-only, known by its SHA-1, is parsed once for all the images
+        # of an `IMAGE.wim:all` run (editions share their SYSTEM hive).
+        digest = None if write or logs else self.session.content_hash(path)
+        cache = self.session.blob_cache
+        hive = cache.parsed(("hive", digest)) if digest is not None else None
+        if hive is None:
+            hive = Hive.from_bytes(self.read_file(path), write=write, logs=logs)
+            if digest is not None:
+                cache.put_parsed(("hive", digest), hive)
         if not write:
             self._read_hives[path] = hive
         return hive

@@ -134,3 +134,49 @@ def test_commit_keeps_the_element_unless_its_files_change(tmp_path):
         "LANGUAGES/LANGUAGE": _canon(ours_el)["LANGUAGES/LANGUAGE"]}
     assert sorted(_canon(ours_el)["LANGUAGES/LANGUAGE"]) == \
         sorted(_canon(theirs_el)["LANGUAGES/LANGUAGE"])
+
+
+def test_editions_sharing_a_hive_read_it_once_and_each_get_its_own_element(tmp_path,
+                                                                          monkeypatch):
+    """Two editions (SOFTWARE EditionID differs, SYSTEM the same): one SYSTEM edit on
+    `IMAGE.wim:all` gives both images the same new SYSTEM hive; the commit reads its
+    fields once, and each image's WINDOWS element still equals wimlib's capture of that
+    edition's edited tree."""
+    from servicing.features import windows_info as wi
+    regf = pytest.importorskip("servicing.regf")
+    trees = []
+    for n, edition in enumerate(("Professional", "Enterprise")):
+        t = _windows_tree(tmp_path / f"src{n}")
+        with regf.Hive.open(t / "Windows/System32/config/SOFTWARE", write=True) as h:
+            h.key("Microsoft\\Windows NT\\CurrentVersion").set_value(
+                "EditionID", regf.REG_SZ, edition)
+        trees.append(t)
+    system = "Windows/System32/config/SYSTEM"
+    (trees[1] / system).write_bytes((trees[0] / system).read_bytes())   # shared by both
+    wim = tmp_path / "two.wim"
+    wimfs("capture", trees[0], wim, "--name", "A", "-q")
+    wimfs("append", trees[1], wim, "--name", "B", "-q")
+    calls = []
+    real = wi._from_system
+
+    def counting(p, data):
+        calls.append(len(data))
+        return real(p, data)
+
+    monkeypatch.setattr(wi, "_from_system", counting)
+    from servicing.cli import reg_main
+    assert reg_main([f"{wim}:all", "add", "HKLM\\SYSTEM\\ControlSet001\\Control\\Windows",
+                     "/v", "CSDVersion", "/t", "REG_DWORD", "/d", "512", "/f"]) == 0
+    for n, t in enumerate(trees):
+        with regf.Hive.open(t / "Windows/System32/config/SYSTEM", write=True) as h:
+            h.key("ControlSet001\\Control\\Windows").set_value("CSDVersion", regf.REG_DWORD,
+                                                              512)
+        theirs = tmp_path / f"theirs{n}.wim"
+        wimlib_capture(t, theirs, name="X")
+        ours_el = etree.fromstring(wimlib_xml(wim).encode()).findall("IMAGE")[n]
+        wa, wb = ours_el.find("WINDOWS"), _image_el(wimlib_xml(theirs)).find("WINDOWS")
+        ca, cb = _canon(wa), _canon(wb)
+        ca["LANGUAGES/LANGUAGE"] = sorted(ca["LANGUAGES/LANGUAGE"])
+        cb["LANGUAGES/LANGUAGE"] = sorted(cb["LANGUAGES/LANGUAGE"])
+        assert ca == cb and ca["VERSION/SPLEVEL"] == ["2"]
+    assert len(calls) == 1           # the one edited SYSTEM hive, read for both images

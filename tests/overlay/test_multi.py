@@ -155,3 +155,39 @@ def test_blob_cache_is_bounded_least_recently_used_first():
     assert (c.get(b"b"), c.get(b"a"), c.get(b"c")) == (None, b"1234", b"90ab")
     c.put(b"d", b"x" * 11)                   # larger than the limit: not kept
     assert c.get(b"d") is None and c.size == 8
+
+
+def test_blob_cache_interns_content_written_whole():
+    """Equal content written by several images is held once with its SHA-1 (hashlib is
+    the oracle); different content is not confused with it."""
+    from wimfs.overlay.blobcache import BlobCache
+    c = BlobCache()
+    a = bytes(range(256)) * 4096
+    held, sha = c.intern(a)
+    assert sha == hashlib.sha1(a).digest() and held == a
+    again, sha2 = c.intern(bytearray(a))             # an equal copy: the same object
+    assert again is held and sha2 == sha
+    b = a[:-1] + b"\x00"
+    other, sha3 = c.intern(b)
+    assert sha3 == hashlib.sha1(b).digest() and other == b and other is not held
+
+
+def test_set_members_writing_the_same_content_share_it(wim3, tmp_path):
+    """The same bytes written whole into every image of a set are held once in memory
+    and stored once in the WIM (wimlib-imagex's blob table is the oracle)."""
+    data = os.urandom(1 << 20)
+    with open_images(str(wim3), [1, 2, 3], staging_dir=str(tmp_path / "st")) as images:
+        held = []
+        for index in (1, 2, 3):
+            with images.open(index) as s:
+                s.write_file("same.bin", bytes(data))
+                held.append(s.image.lookup_path("/same.bin").inode.data.source.data)
+        assert held[0] is held[1] is held[2]
+    for index in (1, 2, 3):
+        assert _extract(wim3, index, "/same.bin") == data
+    assert wimlib_verify(wim3).returncode == 0
+    blobs = subprocess.run(["wimlib-imagex", "info", str(wim3), "--blobs"], check=True,
+                           capture_output=True, text=True).stdout
+    entry = re.search(r"Hash += 0x" + hashlib.sha1(data).hexdigest() +
+                      r"\n(?:.*\n)*?Reference Count += (\d+)", blobs)
+    assert blobs.count(hashlib.sha1(data).hexdigest()) == 1 and entry.group(1) == "3"

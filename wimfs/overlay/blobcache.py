@@ -6,13 +6,22 @@ SYSTEM hive. Decompressing an 11 MiB LZX hive costs about 25 ms each time; the c
 keyed by the blob's SHA-1 and bounded in bytes (least recently used out first), makes
 every read after the first a dictionary lookup. Bytes are immutable, so a cached blob is
 never changed by its readers.
+
+It also interns content written whole through a session (`intern`: the same edited hive
+written into every edition is held once, its SHA-1 computed once) and keeps objects
+parsed read-only from a blob (`parsed`: a registry hive that every edition shares is
+parsed once).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 
+import xxhash
+
 DEFAULT_LIMIT = 128 << 20
+PARSED_MAX = 8
 
 
 class BlobCache:
@@ -20,6 +29,8 @@ class BlobCache:
         self.limit = limit
         self.size = 0
         self._blobs: OrderedDict[bytes, bytes] = OrderedDict()
+        self._fingerprints: dict[bytes, bytes] = {}      # xxh3-128 -> SHA-1
+        self._parsed: OrderedDict[tuple, object] = OrderedDict()
 
     def get(self, key: bytes) -> bytes | None:
         data = self._blobs.get(key)
@@ -36,6 +47,35 @@ class BlobCache:
             _, old = self._blobs.popitem(last=False)
             self.size -= len(old)
 
+    def intern(self, data: bytes) -> tuple[bytes, bytes]:
+        """(bytes to hold, SHA-1) of content written whole. Content equal to content
+        seen before is shared, and its SHA-1 not computed again: it is found by a fast
+        xxh3-128 fingerprint and confirmed by comparing the bytes."""
+        fp = xxhash.xxh3_128_digest(data)
+        sha = self._fingerprints.get(fp)
+        if sha is not None:
+            held = self.get(sha)
+            if held is not None and held == data:
+                return held, sha
+        sha = hashlib.sha1(data).digest()
+        held = self.get(sha)
+        if held is None or held != data:
+            held = bytes(data)
+            self.put(sha, held)
+        self._fingerprints[fp] = sha
+        return held, sha
+
+    def parsed(self, key: tuple) -> object | None:
+        """An object parsed read-only from a blob, by (kind, SHA-1), if kept."""
+        return self._parsed.get(key)
+
+    def put_parsed(self, key: tuple, obj: object) -> None:
+        self._parsed[key] = obj
+        while len(self._parsed) > PARSED_MAX:
+            self._parsed.popitem(last=False)
+
     def clear(self) -> None:
         self._blobs.clear()
+        self._fingerprints.clear()
+        self._parsed.clear()
         self.size = 0

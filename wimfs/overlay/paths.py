@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import io
 import fcntl
-import hashlib
 import os
 import secrets
 import shutil
@@ -265,6 +264,16 @@ class ImageSession:
             self.blob_cache.put(s.hash, data)
         return data
 
+    def content_hash(self, path: str, stream: str = "") -> bytes | None:
+        """The SHA-1 of a stream's content when known without reading it (a blob of the
+        WIM, or content written whole), else None."""
+        s = self._readable(path, stream)
+        if s is None:
+            return None
+        if (s.blob is not None and s.source is None) or isinstance(s.source, HeldSource):
+            return s.hash
+        return None
+
     def open_file(self, path: str) -> io.BufferedReader:
         return io.BufferedReader(_StreamFile(self, self._readable(path, "")), CHUNK)
 
@@ -328,11 +337,7 @@ class ImageSession:
                 self.overlay.set_named_stream(ino, stream, bytes(data))
             return
         if len(data) <= HOLD_MAX and self._held + len(data) <= HOLD_TOTAL:
-            digest = hashlib.sha1(data).digest()
-            held = self.blob_cache.get(digest)
-            if held is None:
-                held = bytes(data)
-                self.blob_cache.put(digest, held)
+            held, digest = self.blob_cache.intern(data)
             stream_ = ino.data
             if stream_ is None:
                 stream_ = ino.data = Stream("", ZERO_HASH, None, 0)
