@@ -207,6 +207,11 @@ class Hive:
         return cls._finish_open(None, base, bins, write=write, ignore_dirty=False,
                                 load_logs=lambda: [bytes(x) for x in logs])
 
+    def share_name_indexes(self, shared: tuple[dict, dict]) -> None:
+        """Share the name indexes of unchanged keys with other hives opened from the
+        same bytes (``shared`` starts as two empty dicts); call before any lookup."""
+        self._names.share(shared)
+
     @staticmethod
     def _check_base(base: BaseBlock) -> None:
         if base.major != 1 or base.minor > 6:

@@ -116,15 +116,23 @@ class ImageTarget(Target):
         if not write and path in self._read_hives:
             return self._read_hives[path]
         logs = [data for _, data in self._logs(path) if data]
-        # A clean hive read-only, known by its SHA-1, is parsed once for all the images
-        # of an `IMAGE.wim:all` run (editions share their SYSTEM hive).
-        digest = None if write or logs else self.session.content_hash(path)
+        # A hive known by its SHA-1 (no logs to replay) is parsed once read-only, and
+        # its keys' name indexes are built once, for all the images of an
+        # `IMAGE.wim:all` run (editions share their SYSTEM hive).
+        digest = None if logs else self.session.content_hash(path)
         cache = self.session.blob_cache
-        hive = cache.parsed(("hive", digest)) if digest is not None else None
+        hive = cache.parsed(("hive", digest)) if digest is not None and not write else None
         if hive is None:
-            hive = Hive.from_bytes(self.read_file(path), write=write, logs=logs)
+            data = self.read_file(path)
+            hive = Hive.from_bytes(data, write=write, logs=logs)
             if digest is not None:
-                cache.put_parsed(("hive", digest), hive)
+                shared = cache.parsed(("names", digest))
+                if shared is None:
+                    shared = ({}, {})
+                    cache.put_parsed(("names", digest), shared, len(data) // 8)
+                hive.share_name_indexes(shared)
+                if not write:
+                    cache.put_parsed(("hive", digest), hive, len(data))
         if not write:
             self._read_hives[path] = hive
         return hive

@@ -21,7 +21,7 @@ from collections import OrderedDict
 import xxhash
 
 DEFAULT_LIMIT = 128 << 20
-PARSED_MAX = 8
+PARSED_LIMIT = 128 << 20     # bytes of parsed objects kept (their caller's estimate)
 
 
 class BlobCache:
@@ -30,7 +30,8 @@ class BlobCache:
         self.size = 0
         self._blobs: OrderedDict[bytes, bytes] = OrderedDict()
         self._fingerprints: dict[bytes, bytes] = {}      # xxh3-128 -> SHA-1
-        self._parsed: OrderedDict[tuple, object] = OrderedDict()
+        self._parsed: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
+        self._parsed_size = 0
 
     def get(self, key: bytes) -> bytes | None:
         data = self._blobs.get(key)
@@ -67,15 +68,25 @@ class BlobCache:
 
     def parsed(self, key: tuple) -> object | None:
         """An object parsed read-only from a blob, by (kind, SHA-1), if kept."""
-        return self._parsed.get(key)
+        found = self._parsed.get(key)
+        if found is None:
+            return None
+        self._parsed.move_to_end(key)
+        return found[0]
 
-    def put_parsed(self, key: tuple, obj: object) -> None:
-        self._parsed[key] = obj
-        while len(self._parsed) > PARSED_MAX:
-            self._parsed.popitem(last=False)
+    def put_parsed(self, key: tuple, obj: object, size: int) -> None:
+        """Keep *obj* (about *size* bytes); least recently used out first."""
+        if size > PARSED_LIMIT or key in self._parsed:
+            return
+        self._parsed[key] = (obj, size)
+        self._parsed_size += size
+        while self._parsed_size > PARSED_LIMIT:
+            _, (_, old) = self._parsed.popitem(last=False)
+            self._parsed_size -= old
 
     def clear(self) -> None:
         self._blobs.clear()
         self._fingerprints.clear()
         self._parsed.clear()
+        self._parsed_size = 0
         self.size = 0
