@@ -156,10 +156,7 @@ class ImageTarget(Target):
         return bool(self.changes) or bool(getattr(self.session, "changed", False))
 
     def _commit(self) -> None:
-        if self.session.changed:
-            self.session.commit()
-        else:
-            self.session.discard()
+        self.session.commit()       # writes nothing when the tree did not change
 
     def _discard(self) -> None:
         self.session.discard()

@@ -42,9 +42,10 @@ def generation_of(hdr: WimHeader) -> str:
 def commit(ov: Overlay, *, append: bool = False, name: str | None = None,
            description: str | None = None, check: bool = False,
            open_for_write: Callable[[], set[int]] = set,
-           progress: ProgressCallback | None = None) -> CommitResult:
+           progress: ProgressCallback | None = None, final: bool = False) -> CommitResult:
     """Write the current tree into the WIM (in a worker thread while the FUSE layer holds
-    off every change). On failure nothing in the WIM changes."""
+    off every change). On failure nothing in the WIM changes. `final`: the session ends
+    right after (in-process sessions), so it does not move onto the new WIM."""
     if append and name is None:
         raise WimfsError("--append needs --name for the new image")
     t0 = time.monotonic()
@@ -53,7 +54,8 @@ def commit(ov: Overlay, *, append: bool = False, name: str | None = None,
         return CommitResult(ov.index, 0, 0.0)     # nothing to write
     live = ov.edits.live_inodes()
     stats = _write(ov, live, append, name, description, check, progress)
-    _adopt(ov, live, open_for_write(), append)
+    if not final:
+        _adopt(ov, live, open_for_write(), append)
     return CommitResult(ov.index, os.path.getsize(ov.wim_path) - size_before,
                         time.monotonic() - t0, stats.get("reused_chunks", 0))
 

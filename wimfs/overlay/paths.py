@@ -142,7 +142,7 @@ class ImageSession:
             self.close()
             return None
         try:
-            return self.overlay.commit(check=self.check, progress=self.progress)
+            return self.overlay.commit(check=self.check, progress=self.progress, final=True)
         finally:
             self.discard()
 
