@@ -61,6 +61,9 @@ class NewImage:
     flags: str | None = None
     extra_properties: dict[str, str] = field(default_factory=dict)
     windows: etree._Element | None = None
+    # With replace_index: the blob references of the image replaced, counted before its
+    # tree was edited in memory (None: read the old image from the WIM).
+    replaced_refs: dict[bytes, int] | None = None
 
 
 class WimBuilder:
@@ -258,12 +261,9 @@ class WimBuilder:
                     for s in ino.streams():
                         if s.hash != ZERO_HASH:
                             counts[s.hash] = counts.get(s.hash, 0) + len(ino.dentries)
-            for replaced in self._replace if self.append_to is not None else []:
-                old = self.append_to.image(replaced)
-                for ino in old.inodes:
-                    for s in ino.streams():
-                        if s.hash != ZERO_HASH:
-                            counts[s.hash] = counts.get(s.hash, 0) - len(ino.dentries)
+            for k, replaced in enumerate(self._replace if self.append_to is not None else []):
+                for h, n in self._old_refs(replaced, self.images[k]).items():
+                    counts[h] = counts.get(h, 0) - n
             for e in entries:
                 e.refcnt = max(0, e.refcnt + counts.get(e.hash, 0))
             # Metadata resources.
@@ -310,6 +310,17 @@ class WimBuilder:
         finally:
             rw.close()
             self.stats = dict(rw.stats)
+
+    def _old_refs(self, index: int, ni: NewImage) -> dict[bytes, int]:
+        """Blob references of the existing image `index` that `ni` replaces."""
+        if ni.replaced_refs is not None:
+            return ni.replaced_refs
+        refs: dict[bytes, int] = {}
+        for ino in self.append_to.image(index).inodes:
+            for s in ino.streams():
+                if s.hash != ZERO_HASH:
+                    refs[s.hash] = refs.get(s.hash, 0) + len(ino.dentries)
+        return refs
 
     def _write_blobs(self, rw: ResourceWriter, streams: list[Stream],
                      known: dict[bytes, WrittenBlob]) -> list[WrittenBlob]:

@@ -198,3 +198,16 @@ def wimlib_dir_detailed(wim, index=1) -> dict:
         elif k == "Uncompressed size" and stream is not None:
             cur["streams"][stream] = int(v.split()[0])
     return out
+
+
+def wimlib_blob_refs(wim) -> dict[str, int]:
+    """{SHA-1: reference count} of the data blobs of a WIM, as wimlib-imagex reads it."""
+    out = subprocess.run(["wimlib-imagex", "info", str(wim), "--blobs"], check=True,
+                         capture_output=True, text=True).stdout
+    refs = {}
+    for block in out.split("\n\n"):
+        fields = dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        if "Hash" in fields and "METADATA" not in fields.get("Flags", ""):
+            refs[fields["Hash"]] = int(fields["Reference Count"])
+    return refs

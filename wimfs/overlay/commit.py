@@ -120,7 +120,7 @@ def _new_image(ov: Overlay, live: list[Inode], *, append: bool = False,
                              and el.find("WINDOWS") is not None)
     return NewImage(img, name=name, description=description,
                     xml_element=None if append else el, windows=win,
-                    extra_properties=props)
+                    extra_properties=props, replaced_refs=None if append else ov.base.blob_refs)
 
 
 def _adopt(ov: Overlay, live: list[Inode], busy: set[int], append: bool) -> None:

@@ -7,6 +7,7 @@ import enum
 from dataclasses import dataclass
 
 from wimfs.image import Image, Inode, Stream
+from wimfs.format.blobtable import ZERO_HASH
 from wimfs.overlay.staging import LocalSource, StagedSource, is_staged
 
 
@@ -44,17 +45,24 @@ def content_key(ino: Inode) -> tuple:
 
 
 class BaseState:
-    """The tree as the WIM now holds it: each inode's first path and content key, and
-    every path."""
+    """The tree as the WIM now holds it: each inode's first path and content key, every
+    path, and the references its dentries make to each blob (what a commit replacing
+    this image takes off the blob table's reference counts: the in-memory tree has been
+    edited since, so it cannot be counted then)."""
 
     def __init__(self, image: Image) -> None:
         self.origin: dict[int, tuple[str, tuple]] = {}
         self.paths: set[str] = set()
+        self.blob_refs: dict[bytes, int] = {}
+        refs = self.blob_refs
         for d in image.walk():
             path = d.path
             self.paths.add(path)
             if d.inode.ino in self.origin:
                 continue
+            for x in d.inode.streams():
+                if x.hash != ZERO_HASH:
+                    refs[x.hash] = refs.get(x.hash, 0) + len(d.inode.dentries)
             key = content_key(d.inode)
             if any(is_staged(x) for x in d.inode.streams()):
                 # Still open for writing (--force commit): it may change after the commit,
