@@ -351,3 +351,29 @@ def test_deferred_copy_in_reads_the_local_file_at_commit_and_never_writes_it(wim
     got = tmp_path / "got"
     assert_same_tree(applied(wim, got), snapshot(exp, xattrs=False), "session", "expected")
     assert os.stat(got / "d/deferred.bin").st_mtime_ns == 1_500_000_000_123_456_700
+
+
+def test_a_read_only_session_parses_only_the_folders_it_uses(tmp_path, monkeypatch):
+    """Read-only servicing (image-info, list commands) on a big image: reading one file
+    parses the directories on its path and no other (wimlib-imagex capture makes the
+    image; the parse calls are counted)."""
+    from tests.helpers import wimlib_capture
+    from wimfs.image_tree import LazyTree
+    src = tmp_path / "src"
+    (src / "a/b/c").mkdir(parents=True)
+    (src / "a/b/c/file.txt").write_text("deep")
+    for i in range(20):
+        (src / f"other{i}/sub").mkdir(parents=True)
+        (src / f"other{i}/sub/x").write_text(str(i))
+    wim = wimlib_capture(src, tmp_path / "t.wim")
+    parsed = []
+    real = LazyTree.parse_directory
+
+    def counting(self, parent, pending):
+        parsed.append(parent.path)
+        return real(self, parent, pending)
+
+    monkeypatch.setattr(LazyTree, "parse_directory", counting)
+    with open_image(str(wim), 1, write=False) as s:
+        assert s.read_file("a/b/c/file.txt") == b"deep"
+    assert sorted(parsed) == ["/", "/a", "/a/b", "/a/b/c"]

@@ -91,7 +91,9 @@ class ImageSession:
             self._wim = Wim(wim_path)
             try:
                 self.index = self._wim.resolve_image(index)
-                self._image: Image = self._wim.image(self.index)
+                # Read-only: directories are parsed when first used, so a command that
+                # reads a few files of a big image parses only the folders on their paths.
+                self._image: Image = self._wim.image(self.index, lazy=True)
             except BaseException:
                 self._wim.close()
                 raise
