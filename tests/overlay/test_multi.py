@@ -212,3 +212,26 @@ def test_one_commit_of_several_images_keeps_reference_counts_right(wim3, tmp_pat
                    capture_output=True)
     got, want = wimlib_blob_refs(wim3), wimlib_blob_refs(rebuilt)
     assert {h: n for h, n in got.items() if n} == want
+
+
+def test_content_beyond_the_memory_budget_is_staged(wim3, tmp_path, monkeypatch):
+    """Whole-file writes are held in memory only within the set's budget; past it they
+    go to staging files, and the committed images are the same (wimlib extracts them)."""
+    from wimfs.overlay import blobcache
+    monkeypatch.setattr(blobcache, "HELD_LIMIT", 1 << 20)
+    first, second = os.urandom(700 << 10), os.urandom(700 << 10)
+    staging = tmp_path / "st"
+    with open_images(str(wim3), [1, 2], staging_dir=str(staging)) as images:
+        with images.open(1) as s:
+            s.write_file("a.bin", first)
+            s.write_file("b.bin", second)            # 1.4 MiB > 1 MiB: staged
+            s.write_file("c.bin", first)             # equal to held content: shared
+            kinds = [type(s.image.lookup_path(f"/{n}").inode.data.source).__name__
+                     for n in ("a.bin", "b.bin", "c.bin")]
+        with images.open(2) as s:
+            s.write_file("a.bin", first)
+    assert kinds == ["HeldSource", "StagedSource", "HeldSource"]
+    assert (_extract(wim3, 1, "/a.bin"), _extract(wim3, 1, "/b.bin"),
+            _extract(wim3, 1, "/c.bin"), _extract(wim3, 2, "/a.bin")) == \
+        (first, second, first, first)
+    assert wimlib_verify(wim3).returncode == 0

@@ -21,6 +21,7 @@ from collections import OrderedDict
 import xxhash
 
 DEFAULT_LIMIT = 128 << 20
+HELD_LIMIT = 256 << 20       # content written whole held in memory (see intern)
 PARSED_LIMIT = 128 << 20     # bytes of parsed objects kept (their caller's estimate)
 
 
@@ -30,6 +31,8 @@ class BlobCache:
         self.size = 0
         self._blobs: OrderedDict[bytes, bytes] = OrderedDict()
         self._fingerprints: dict[bytes, bytes] = {}      # xxh3-128 -> SHA-1
+        self._held: dict[bytes, bytes] = {}              # SHA-1 -> content held
+        self.held_size = 0
         self._parsed: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
         self._parsed_size = 0
 
@@ -48,21 +51,24 @@ class BlobCache:
             _, old = self._blobs.popitem(last=False)
             self.size -= len(old)
 
-    def intern(self, data: bytes) -> tuple[bytes, bytes]:
-        """(bytes to hold, SHA-1) of content written whole. Content equal to content
-        seen before is shared, and its SHA-1 not computed again: it is found by a fast
-        xxh3-128 fingerprint and confirmed by comparing the bytes."""
+    def intern(self, data: bytes) -> tuple[bytes, bytes] | None:
+        """(bytes to hold, SHA-1) of content written whole, or None when holding it would
+        pass HELD_LIMIT (the caller then stages it in a file). Content equal to content
+        held before is shared and counted once, and its SHA-1 not computed again: it is
+        found by a fast xxh3-128 fingerprint and confirmed by comparing the bytes."""
         fp = xxhash.xxh3_128_digest(data)
         sha = self._fingerprints.get(fp)
         if sha is not None:
-            held = self.get(sha)
+            held = self._held.get(sha)
             if held is not None and held == data:
                 return held, sha
+        if self.held_size + len(data) > HELD_LIMIT:
+            return None
         sha = hashlib.sha1(data).digest()
-        held = self.get(sha)
-        if held is None or held != data:
-            held = bytes(data)
-            self.put(sha, held)
+        held = self._held.get(sha)
+        if held is None:
+            held = self._held[sha] = bytes(data)
+            self.held_size += len(held)
         self._fingerprints[fp] = sha
         return held, sha
 
@@ -87,6 +93,8 @@ class BlobCache:
     def clear(self) -> None:
         self._blobs.clear()
         self._fingerprints.clear()
+        self._held.clear()
+        self.held_size = 0
         self._parsed.clear()
         self._parsed_size = 0
         self.size = 0

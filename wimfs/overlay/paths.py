@@ -44,8 +44,8 @@ from wimfs.progress import ProgressCallback
 from wimfs.wim import Wim
 
 CHUNK = 1 << 20
-HOLD_MAX = 64 << 20         # write_file content held in memory up to this size ...
-HOLD_TOTAL = 256 << 20      # ... and this much per session; beyond, a staging file
+HOLD_MAX = 64 << 20         # write_file content held in memory up to this size (and
+                            # within the blob cache's HELD_LIMIT); beyond, a staging file
 
 
 @contextmanager
@@ -111,7 +111,6 @@ class ImageSession:
             raise
         self.index = self.overlay.index
         self.uid, self.gid = os.getuid(), os.getgid()
-        self._held = 0                  # bytes held in memory by write_file
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -331,22 +330,23 @@ class ImageSession:
 
     def write_file(self, path: str, data: bytes, *, stream: str = "") -> None:
         """Create or replace a file's content (or one of its named streams). Content up
-        to HOLD_MAX is held in memory until the commit (see HeldSource), interned by its
-        SHA-1 in the blob cache (shared by the images of a set)."""
+        to HOLD_MAX is held in memory until the commit (see HeldSource), interned in the
+        blob cache (shared by the images of a set) within its HELD_LIMIT; other content
+        goes to a staging file."""
         ino = self._file_for_write(path)
         if stream:
             with _errors(f"{_norm(path)}:{stream}"):
                 self.overlay.set_named_stream(ino, stream, bytes(data))
             return
-        if len(data) <= HOLD_MAX and self._held + len(data) <= HOLD_TOTAL:
-            held, digest = self.blob_cache.intern(data)
+        interned = self.blob_cache.intern(data) if len(data) <= HOLD_MAX else None
+        if interned is not None:
+            held, digest = interned
             stream_ = ino.data
             if stream_ is None:
                 stream_ = ino.data = Stream("", ZERO_HASH, None, 0)
             origin = self.overlay.origin_of(stream_)
             self.overlay.staging_area.attach_held(stream_, held, digest)
             stream_.source.origin = origin      # its unchanged chunks are reused
-            self._held += len(data)
             self.overlay.note_data_write(ino)
             return
         self._write_chunks(ino, (data[i:i + CHUNK] for i in range(0, len(data), CHUNK)))
