@@ -103,3 +103,26 @@ def test_capture_into_a_read_only_tree_names_the_output(wims, tmp_path):
         r = run_wimfs("capture", d / "src2", mp / "x.wim")
         assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
         assert r.stderr == f"wimfs: error: cannot write {mp / 'x.wim'}: Read-only file system\n"
+
+
+def test_the_daemon_is_the_cli_forked_in_its_own_session(wims, tmp_path):
+    """`wimfs mount` forks its daemon (no second interpreter start): the daemon's command
+    line is the client's (no --foreground), it leads its own session, and its output
+    goes to the mount log, not to the caller's pipes (run_wimfs returns at once)."""
+    import json
+    require_fuse()
+    d, w = wims
+    mp = tmp_path / "m"
+    mp.mkdir()
+    r = run_wimfs("mount", f"{w}:2", mp, timeout=30)
+    assert r.returncode == 0, r.stderr
+    try:
+        rec = next(m for m in json.loads(run_wimfs("mounts", "--json").stdout)
+                   if m["mountdir"] == str(mp))
+        pid = rec["pid"]
+        cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        assert b"mount" in cmdline and b"--foreground" not in cmdline
+        assert os.getsid(pid) == pid
+        assert os.readlink(f"/proc/{pid}/fd/1").endswith("mount.log")
+    finally:
+        assert run_wimfs("unmount", mp).returncode == 0

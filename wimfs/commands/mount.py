@@ -10,6 +10,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 from wimfs import mounts, progress
@@ -239,10 +240,19 @@ def _daemonize(args) -> int:
     os.makedirs(logdir, exist_ok=True)
     logpath = os.path.join(logdir, "mount.log")
     r, w = os.pipe()
-    env = dict(os.environ, **{READY_ENV: str(w)})
-    with open(logpath, "ab") as logf, open(os.devnull, "rb") as devnull:
-        proc = subprocess.Popen(argv, stdin=devnull, stdout=logf, stderr=logf, env=env,
-                                pass_fds=(w,), start_new_session=True, close_fds=True)
+    if threading.active_count() == 1:
+        # The CLI (one thread): the daemon is this process forked, so it starts with the
+        # interpreter and modules already loaded instead of a second Python start.
+        pid = _fork_daemon(args, logpath, r, w)
+        wait = lambda: os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])  # noqa: E731
+    else:
+        # Threads (wimfs driven from a library or a test process): a fork would copy
+        # their locks in whatever state they are; start a new interpreter instead.
+        env = dict(os.environ, **{READY_ENV: str(w)})
+        with open(logpath, "ab") as logf, open(os.devnull, "rb") as devnull:
+            proc = subprocess.Popen(argv, stdin=devnull, stdout=logf, stderr=logf, env=env,
+                                    pass_fds=(w,), start_new_session=True, close_fds=True)
+        wait = lambda: proc.wait(timeout=10)  # noqa: E731
     os.close(w)
     with os.fdopen(r, "rb") as pipe:
         msg = pipe.readline().decode("utf-8", "replace").strip()
@@ -252,10 +262,43 @@ def _daemonize(args) -> int:
         _, code, text = msg.split(" ", 2)
         print(f"wimfs: error: {text}", file=sys.stderr)
         return int(code)
-    rc = proc.wait(timeout=10)
+    rc = wait()
     print(f"wimfs: error: the mount daemon exited ({rc}) before the mount was ready; "
           f"see {logpath}", file=sys.stderr)
     return EXIT_MOUNT
+
+
+def _fork_daemon(args, logpath: str, r: int, w: int) -> int:
+    """Fork the mount daemon (`mount --foreground` with the ready pipe `w`) in a new
+    session, its output going to `logpath`; return its pid. The child never returns."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    rc = 1
+    try:
+        os.close(r)
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        logfd = os.open(logpath, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(devnull, 0)
+        os.dup2(logfd, 1)
+        os.dup2(logfd, 2)
+        os.close(devnull)
+        os.close(logfd)
+        os.environ[READY_ENV] = str(w)
+        args.foreground = True
+        from wimfs.cli import run_guarded
+        rc = run_guarded(lambda: run(args), debug=args.debug) or 0
+    except BaseException:               # noqa: BLE001 - the child must end here
+        pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(rc)
 
 
 # -- unmount / commit ------------------------------------------------------------------
