@@ -256,7 +256,9 @@ class Wimfs(Impl):
         return [sys.executable, "-m", "wimfs", "mount", image, mnt, *self.extra]
 
     def is_daemon(self, argv, mnt):
-        return "wimfs" in argv and "--foreground" in argv and mnt in argv
+        # The daemon is the `wimfs mount IMAGE MNT` process forked (same command line),
+        # or a `mount --foreground` started by a caller with threads.
+        return "wimfs" in argv and "mount" in argv and mnt in argv
 
 
 class Wimlib(Impl):
