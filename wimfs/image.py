@@ -166,14 +166,16 @@ class Inode:
 
 
 class Unparsed:
-    """The entries of a directory still in the metadata resource (at `offset`), parsed by
-    `tree` (a wimfs.image_tree.LazyTree) on first use of `Dentry.children`."""
+    """The entries of a directory still in the metadata resource (at `offset`; the
+    directory's own entry at `owner`), parsed by `tree` (a wimfs.image_tree.LazyTree) on
+    first use of `Dentry.children`."""
 
-    __slots__ = ("tree", "offset")
+    __slots__ = ("tree", "offset", "owner")
 
-    def __init__(self, tree, offset: int) -> None:
+    def __init__(self, tree, offset: int, owner: int) -> None:
         self.tree = tree
         self.offset = offset
+        self.owner = owner
 
 
 class Dentry:
@@ -268,6 +270,11 @@ class Image:
         # A lazily loaded image (wimfs.image_tree.LazyTree): directories are parsed on
         # first use; `inodes` and `invalid_names` parse the rest first.
         self.tree = tree
+
+    @property
+    def loaded(self) -> bool:
+        """Every directory is parsed into objects (not a lazily loaded image)."""
+        return self._inodes is not None
 
     @property
     def inodes(self) -> list[Inode]:

@@ -167,18 +167,29 @@ class LazyBlobs(MutableMapping):
         return _plain_blob(off // _ENTRY, int.from_bytes(csize, "little"), flags, offset, usize,
                            part, refcnt, hash_, self._hdr)
 
-    def _lookup(self, h: bytes) -> BlobDescriptor | None:
-        b = self._made.get(h, self)
-        if b is not self:
-            return b        # type: ignore[return-value]
-        b = None
+    def _find(self, h: bytes) -> BlobDescriptor | None:
         keys = self._keys
         i = bisect.bisect_left(keys, h)
-        while b is None and i < len(keys) and keys[i].startswith(h):  # first entry kept
+        while i < len(keys) and keys[i].startswith(h):  # the first entry kept
             b = self._entry(_KEY.unpack(keys[i])[1] * _ENTRY)
+            if b is not None:
+                return b
             i += 1
-        self._made[h] = b
-        return b
+        return None
+
+    def _lookup(self, h: bytes) -> BlobDescriptor | None:
+        b = self._made.get(h, self)
+        if b is self:
+            b = self._made[h] = self._find(h)
+        return b        # type: ignore[return-value]
+
+    def peek(self, h: bytes) -> BlobDescriptor | None:
+        """The blob `h` like `get`, but a descriptor not made yet is made for the caller
+        only (not kept: a read-only mount's request views)."""
+        if self._all is not None:
+            return self._all.get(h)
+        b = self._made.get(h, self)
+        return self._find(h) if b is self else b    # type: ignore[return-value]
 
     def get(self, h, default=None):
         if self._all is not None:

@@ -16,6 +16,7 @@ import inspect
 import logging
 import os
 import stat
+from array import array
 from dataclasses import dataclass
 
 import pyfuse3
@@ -27,6 +28,7 @@ from wimfs.format.metadata import DiskDentry
 from wimfs.format.reparse import link_target
 from wimfs.format.filetime import filetime_to_unix_ns
 from wimfs.image import NAME_MAX, ZERO_HASH, Dentry, Image, Inode, Stream, name_too_long
+from wimfs.image_tree import LazyTree
 from wimfs.overlay import ntfs_xattrs
 from wimfs.wim import Wim
 
@@ -111,6 +113,13 @@ async def _wait_future(fut) -> None:
 
 
 @dataclass(slots=True)
+class DirList:
+    """An open directory of a compact tree: its entries' offsets // 8."""
+    tree: LazyTree
+    offsets: array
+
+
+@dataclass(slots=True)
 class Handle:
     inode: Inode
     stream: Stream | None
@@ -130,7 +139,11 @@ class WimOperations(GuardedOperations):
                  mountpoint: str = "", indexes: list[int] | None = None) -> None:
         """One image (`images[0]`), or with `all_images` the images of `indexes` as
         numbered folders: image N is opened when its folder is entered, its inode numbers
-        are N << 32 + 1, ... (the folder's own before that: a placeholder)."""
+        are N << 32 + 1, ... (the folder's own before that: a placeholder).
+
+        An image not loaded whole (a lazily loaded one) is served from its compact tree
+        (wimfs.image_tree): the inode objects handlers see are made per request from the
+        metadata resource and not kept; one loaded whole, from its objects."""
         super().__init__()
         self.wim = wim
         self.reader = wim.reader
@@ -145,6 +158,7 @@ class WimOperations(GuardedOperations):
         self._rw_flags = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
         self.all_images = all_images
         self.images: dict[int, Image] = {}
+        self._single: LazyTree | None = None
         if all_images:
             self._placeholders: dict[int, Inode] = {}
             self._fake_root(indexes if indexes is not None else [i.index for i in images])
@@ -154,9 +168,10 @@ class WimOperations(GuardedOperations):
             self.images[images[0].index] = images[0]
             self.root = images[0].root
             tree = images[0].tree
-            # The inodes parsed so far, by number (the lazy tree adds to it as it parses).
-            self.inodes = tree.inodes if tree is not None else \
-                {i.ino: i for i in images[0].inodes}
+            self._single = self._compact(images[0])
+            # The inode objects by number (none for a compact tree).
+            self.inodes = {} if self._single is not None else tree.inodes \
+                if tree is not None else {i.ino: i for i in images[0].inodes}
 
     def _fake_root(self, indexes: list[int]) -> None:
         fake = DiskDentry("", "", S.FILE_ATTRIBUTE_DIRECTORY, -1, 0, 0, 0, 0, ZERO_HASH, 0,
@@ -174,8 +189,20 @@ class WimOperations(GuardedOperations):
             self.root.children[str(i)] = ph.dentries[0]   # type: ignore[index]
 
     def _adopt(self, img: Image) -> None:
+        """Image `img` in its folder (a compact tree's root is numbered as the folder's
+        placeholder, which stays in the root's entries: `_inode` finds the image)."""
         self.images[img.index] = img
-        self.root.children[str(img.index)] = img.root        # type: ignore[index]
+        if self._compact(img) is None:
+            self.root.children[str(img.index)] = img.root        # type: ignore[index]
+
+    @staticmethod
+    def _compact(img: Image) -> LazyTree | None:
+        """The compact tree serving `img`, None if it is served from objects."""
+        tree = img.tree
+        if tree is None or img.loaded:
+            return None
+        tree.pinned = True          # (its buffer stays, even if it is loaded later)
+        return tree
 
     def _load_image(self, index: int) -> Image:
         """Image `index` of an all-images mount, opened on first entry into its folder."""
@@ -190,11 +217,14 @@ class WimOperations(GuardedOperations):
     @property
     def total_inodes(self) -> int:
         """The inodes parsed so far (a lazily loaded image is not counted ahead)."""
-        return sum(len(t) for t in self._tables())
-
-    def _tables(self) -> list[dict[int, Inode]]:
-        return [self.inodes] + [img.tree.inodes for img in self.images.values()
-                                if self.all_images and img.tree is not None]
+        n = len(self.inodes)
+        for img in self.images.values():
+            tree = self._compact(img)
+            if tree is not None:
+                n += tree.visited()
+            elif self.all_images and img.tree is not None:
+                n += len(img.tree.inodes)
+        return n
 
     @functools.cached_property
     def total_bytes(self) -> int:
@@ -213,19 +243,29 @@ class WimOperations(GuardedOperations):
     def _inode(self, ino: int, enter: bool = True) -> Inode:
         """The inode numbered `ino`; in an all-images mount the folder of an image not
         opened yet is its placeholder, or with `enter` the image is opened."""
-        table = self.inodes
+        table, tree = self.inodes, self._single
         if self.all_images and ino >> IMAGE_INO_SHIFT:
             index = ino >> IMAGE_INO_SHIFT
             ph = self._placeholders.get(index)
             if not enter and index not in self.images and ph is not None and ph.ino == ino:
                 return ph
             img = self._load_image(index)
-            table = img.tree.inodes if img.tree is not None else {
-                i.ino: i for i in img.inodes}
+            tree = self._compact(img)
+            if tree is None:
+                table = img.tree.inodes if img.tree is not None else {
+                    i.ino: i for i in img.inodes}
         try:
-            return table[ino]
+            return tree.inode(ino) if tree is not None else table[ino]
         except KeyError:
             raise pyfuse3.FUSEError(errno.ENOENT) from None
+
+    def _tree_of(self, inode: Inode) -> LazyTree | None:
+        """The compact tree `inode` (a view) is from, None for objects."""
+        if not self.all_images:
+            return self._single
+        img = self.images.get(inode.ino >> IMAGE_INO_SHIFT)
+        return self._compact(img) if img is not None and inode.ino >> IMAGE_INO_SHIFT \
+            else None
 
     def _dentry(self, inode: Inode) -> Dentry:
         if not inode.dentries:
@@ -233,12 +273,20 @@ class WimOperations(GuardedOperations):
         return inode.dentries[0]
 
     def _path(self, inode: Inode) -> str:
+        tree = self._tree_of(inode)
         d = inode.dentries[0] if inode.dentries else None
-        if d is None:
+        if tree is not None:
+            try:
+                path = tree.path(inode.ino)
+            except (KeyError, WimfsError):
+                path = f"<inode {inode.ino}>"
+        elif d is None:
             return f"<inode {inode.ino}>"
+        else:
+            path = d.path
         if self.all_images and inode.ino >> IMAGE_INO_SHIFT:
-            return f"/{inode.ino >> IMAGE_INO_SHIFT}{d.path}".rstrip("/") or "/"
-        return d.path
+            return f"/{inode.ino >> IMAGE_INO_SHIFT}{path}".rstrip("/") or "/"
+        return path
 
     def _is_link(self, inode: Inode) -> bool:
         return inode.is_reparse_point and inode.reparse_tag in (S.IO_REPARSE_TAG_SYMLINK,
@@ -315,22 +363,37 @@ class WimOperations(GuardedOperations):
         except UnicodeDecodeError:
             return None
 
-    def _child(self, parent: Inode, name: bytes) -> Dentry | None:
-        d = self._dentry(parent)
+    def _child(self, parent: Inode, name: bytes) -> Inode | None:
         if name == b".":
-            return d
+            return parent
+        tree = self._tree_of(parent)
+        if tree is not None:
+            return self._tree_child(tree, parent, name)
+        d = self._dentry(parent)
         if name == b"..":
             if parent.ino == pyfuse3.ROOT_INODE:
-                return self.root
+                return self.root.inode
             if self.all_images and d.parent is None:
-                return self.root
-            return d.parent or self.root
+                return self.root.inode
+            return (d.parent or self.root).inode
         s = self._name(name)
         if s is None:
             return None
         if parent.ino == pyfuse3.ROOT_INODE and d is not self.root:
             d = self.root
-        return (d.lookup(s, self.case_insensitive) if d.children is not None else None)
+        child = d.lookup(s, self.case_insensitive) if d.children is not None else None
+        if child is not None and self.all_images and d is self.root:
+            return self._inode(child.inode.ino, enter=False)    # a placeholder, or the image
+        return child.inode if child is not None else None
+
+    def _tree_child(self, tree: LazyTree, parent: Inode, name: bytes) -> Inode | None:
+        if name == b"..":
+            up = tree.parent(parent.ino)
+            return self.root.inode if up == parent.ino and self.all_images else \
+                self._inode(up)
+        s = self._name(name)
+        off = tree.lookup(parent.ino, s, self.case_insensitive) if s is not None else None
+        return None if off is None else tree.inode(tree.ino_at(off))
 
     async def lookup(self, parent_inode, name, ctx=None):
         parent = self._inode(parent_inode)
@@ -341,9 +404,10 @@ class WimOperations(GuardedOperations):
         child = self._child(parent, name)
         if child is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
-        attr = await self._attr(child.inode)
-        if name not in (b".", b".."):
-            self.lookup_counts[child.inode.ino] = self.lookup_counts.get(child.inode.ino, 0) + 1
+        attr = await self._attr(child)
+        if name not in (b".", b"..") and self._tree_of(child) is None:
+            # (a compact tree's inodes are never freed: nothing to count)
+            self.lookup_counts[child.ino] = self.lookup_counts.get(child.ino, 0) + 1
         return attr
 
     async def forget(self, inode_list):
@@ -385,20 +449,38 @@ class WimOperations(GuardedOperations):
         ino = self._inode(inode)
         if not ino.is_directory:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
+        tree = self._tree_of(ino)
+        if tree is not None:
+            return self._new_fh(DirList(tree, tree.entries(ino.ino)))
         d = self.root if inode == pyfuse3.ROOT_INODE else self._dentry(ino)
         return self._new_fh(list((d.children or {}).items()))
 
     async def readdir(self, fh, start_id, token):
         entries = self.handles.get(fh)
+        if isinstance(entries, DirList):
+            return await self._readdir_compact(entries, start_id, token)
         if not isinstance(entries, list):
             raise pyfuse3.FUSEError(errno.EBADF)
         for pos in range(start_id, len(entries)):
             name, child = entries[pos]
-            attr = await self._attr(child.inode)
+            inode = child.inode
+            if self.all_images and inode.ino >> IMAGE_INO_SHIFT and \
+                    inode is self._placeholders.get(inode.ino >> IMAGE_INO_SHIFT):
+                inode = self._inode(inode.ino, enter=False)     # (the image, once opened)
+            attr = await self._attr(inode)
             if not pyfuse3.readdir_reply(token, name.encode("utf-8", "surrogatepass"), attr,
                                          pos + 1):
                 break
             self.lookup_counts[child.inode.ino] = self.lookup_counts.get(child.inode.ino, 0) + 1
+
+    async def _readdir_compact(self, entries: DirList, start_id: int, token) -> None:
+        tree, offsets = entries.tree, entries.offsets
+        for pos in range(start_id, len(offsets)):
+            off = offsets[pos] << 3
+            attr = await self._attr(tree.inode(tree.ino_at(off)))
+            if not pyfuse3.readdir_reply(token, tree.name_at(off).encode(
+                    "utf-8", "surrogatepass"), attr, pos + 1):
+                break
 
     async def releasedir(self, fh):
         self.handles.pop(fh, None)
