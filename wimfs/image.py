@@ -379,11 +379,13 @@ class Image:
         return None
 
 
-def inode_from_disk(ino_no: int, d: DiskDentry, blobs: dict[bytes, BlobDescriptor]) -> Inode:
-    """The inode of an on-disk dentry: its streams resolved against the blob table, its
-    UNIX data (wimlib's tagged item) decoded."""
+def inode_from_disk(ino_no: int, d: DiskDentry, blobs: dict[bytes, BlobDescriptor],
+                    make_stream=None) -> Inode:
+    """The inode of an on-disk dentry: its streams resolved against the blob table (by
+    `make_stream(ino, name, hash, blobs)`, default `_stream`), its UNIX data (wimlib's
+    tagged item) decoded."""
     ino = Inode(ino_no, d)
-    _assign_streams(ino, d, blobs)
+    _assign_streams(ino, d, blobs, make_stream or _stream)
     if d.tagged_items:
         ud = parse_tagged_items(d.tagged_items).get(S.TAG_WIMLIB_UNIX_DATA)
         if ud is not None and len(ud) >= 16:
@@ -391,7 +393,8 @@ def inode_from_disk(ino_no: int, d: DiskDentry, blobs: dict[bytes, BlobDescripto
     return ino
 
 
-def _assign_streams(ino: Inode, d: DiskDentry, blobs: dict[bytes, BlobDescriptor]) -> None:
+def _assign_streams(ino: Inode, d: DiskDentry, blobs: dict[bytes, BlobDescriptor],
+                    make) -> None:
     """Decide which stream is the unnamed data, which the reparse data, which named ones
     (the rules wimlib documents in assign_stream_types_unencrypted())."""
     is_rp = ino.is_reparse_point
@@ -400,16 +403,16 @@ def _assign_streams(ino: Inode, d: DiskDentry, blobs: dict[bytes, BlobDescriptor
     for i, (name, hash_, is_main) in enumerate(entries):
         if name:
             if name not in ino.named_streams:
-                ino.named_streams[name] = _stream(ino, name, hash_, blobs)
+                ino.named_streams[name] = make(ino, name, hash_, blobs)
             continue
         if is_main and hash_ == ZERO_HASH:
             continue
         if is_rp and not found_rp:
             found_rp = True
-            ino.reparse = _stream(ino, "", hash_, blobs)
+            ino.reparse = make(ino, "", hash_, blobs)
         elif not found_data:
             found_data = True
-            ino.data = _stream(ino, "", hash_, blobs)
+            ino.data = make(ino, "", hash_, blobs)
 
 
 def _stream(ino: Inode, name: str, hash_: bytes, blobs: dict[bytes, BlobDescriptor]) -> Stream:

@@ -10,7 +10,7 @@ entry's inode number is derived from its offset (`ino_start + offset // 8`, the 
 entry in the resource (one scan of the dentry headers, made the first time a hard link is
 met, finds every group). Nothing is kept per file: a read-only mount asks `inode()`,
 `lookup()`, `entries()`, `parent()` and `path()` and gets numbers, names, and Inode
-objects built for the request (views, not kept).
+objects built for the request (views: the last VIEWS_KEPT are reused, no more are kept).
 
 The object form (wimfs.image Dentry/Inode/Stream, kept): `open()` gives the Image with
 its root; each directory Dentry starts with an `Unparsed` marker and `Dentry.children`
@@ -38,7 +38,8 @@ from wimfs.format.blobtable import BlobDescriptor
 from wimfs.format.metadata import (DentryTreeReader, DiskDentry, _read_dentry,
                                    parse_security_data)
 from wimfs.format.upcase import upcase
-from wimfs.image import Dentry, Image, Inode, Unparsed, inode_from_disk, name_is_valid
+from wimfs.image import (ZERO_HASH, Dentry, Image, Inode, Stream, Unparsed, inode_from_disk,
+                         name_is_valid)
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +72,50 @@ class DirIndex:
         self.ci_order: array | None = None
 
 
-class _PeekBlobs:
-    """The blob map as views see it: descriptors looked up without being kept."""
+_BLOB = Stream.blob         # the slot holding a stream's blob descriptor
 
-    __slots__ = ("blobs",)
 
-    def __init__(self, blobs) -> None:
-        self.blobs = blobs
+class _ViewStream(Stream):
+    """A view's stream: its size from the blob table's bytes, its descriptor looked up
+    when first used (the blob map keeps descriptors: the reader's caches know a
+    resource by its descriptor's identity). A stat of every file makes none."""
 
-    def get(self, h: bytes, default=None):
-        peek = getattr(self.blobs, "peek", None)
-        b = peek(h) if peek is not None else self.blobs.get(h)
-        return default if b is None else b
+    __slots__ = ("_blobs",)
+
+    def __init__(self, name: str, hash_: bytes, size: int, blobs) -> None:
+        super().__init__(name, hash_, None, size)
+        self._blobs = blobs
+
+    @property                       # type: ignore[override]
+    def blob(self) -> BlobDescriptor | None:
+        b = _BLOB.__get__(self)
+        if b is None and self._blobs is not None:
+            b = self._blobs.get(self.hash)
+            _BLOB.__set__(self, b)
+            self._blobs = None
+        return b
+
+    @blob.setter
+    def blob(self, value: BlobDescriptor | None) -> None:
+        _BLOB.__set__(self, value)
+
+    @property
+    def missing(self) -> bool:
+        return self.blob is None and self.hash != ZERO_HASH
+
+
+def _view_stream(ino: Inode, name: str, hash_: bytes, blobs) -> Stream:
+    """`make_stream` of views (wimfs.image.inode_from_disk) over a LazyBlobs map."""
+    if hash_ == ZERO_HASH:
+        return Stream(name, hash_, None, 0)
+    size = blobs.size_of(hash_)
+    if size is None:
+        ino.missing_blobs += 1
+        return Stream(name, hash_, None, 0)
+    return _ViewStream(name, hash_, size, blobs)
+
+
+VIEWS_KEPT = 4096       # the views last made, reused while they are (readdirplus, then open)
 
 
 class LazyTree:
@@ -104,7 +137,9 @@ class LazyTree:
         self._canonical: set[int] = set()       # offsets of the groups' first entries
         self._reader = DentryTreeReader(buf, 0)
         self._typecode = "I" if len(buf) >> 3 < 1 << 32 else "Q"
-        self._peek = _PeekBlobs(blobs)
+        # (a blob map of descriptors made whole, solid WIMs: the descriptors as they are)
+        self._make_stream = _view_stream if hasattr(blobs, "size_of") else None
+        self._views: dict[int, Inode] = {}
         self.root_off = 0
         self.root_list = 0               # offset of the root directory's entries
         self.unparsed = 0                # object directories not parsed yet
@@ -235,7 +270,10 @@ class LazyTree:
             return None
         if not sub:
             return DirIndex(off, array(self._typecode), 2)
-        return self._visit(sub, off, lambda: self.path(ino))[0]
+        idx, fresh = self._visit(sub, off, lambda: self.path(ino))
+        if fresh:
+            self._views.pop(ino, None)      # (its link count, counted before the visit)
+        return idx
 
     def name_at(self, off: int) -> str:
         n = _u16.unpack_from(self.buf, off + _NAME_LEN_AT)[0]
@@ -293,23 +331,31 @@ class LazyTree:
         return None
 
     def inode(self, ino: int) -> Inode:
-        """Inode `ino` as an object made for this request (KeyError: no such entry;
-        WimCorruptError: its entry is corrupt). Its one dentry has the entry's names and
-        no parent (ask `parent()` and `path()`)."""
+        """Inode `ino` as an object made for the request (KeyError: no such entry;
+        WimCorruptError: its entry is corrupt). Its one dentry has the entry's names, no
+        parent (ask `parent()` and `path()`) and no inode (the view is the inode)."""
+        node = self._views.get(ino)
+        if node is not None:
+            return node
         self.pinned = True
         off = self._offset_of(ino)
         d, _ = _read_dentry(self.buf, off)
         if d is None:
             raise KeyError(ino)
-        node = inode_from_disk(ino, d, self._peek)
+        node = inode_from_disk(ino, d, self.blobs, self._make_stream)
         if d.is_directory:
             idx = self.dirs.get(d.subdir_offset) if d.subdir_offset else None
             node.nlink = idx.nlink if idx is not None else self.count_nlink(d.subdir_offset)
         else:
             node.nlink = self._group(d.hard_link_group_id, d.attributes, off)[0] \
                 if d.hard_link_group_id else 1
-        node.dentries.append(Dentry(d.name if off != self.root_off else "", d.short_name,
-                                    node, None))
+        dentry = Dentry(d.name if off != self.root_off else "", d.short_name, node, None)
+        dentry.inode = None     # type: ignore[assignment]  (no cycle: freed when dropped,
+        node.dentries.append(dentry)    # not left for the cyclic GC)
+        views = self._views
+        if len(views) >= VIEWS_KEPT:
+            del views[next(iter(views))]        # the oldest
+        views[ino] = node
         return node
 
     def parent(self, ino: int) -> int:

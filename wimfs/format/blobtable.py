@@ -167,15 +167,27 @@ class LazyBlobs(MutableMapping):
         return _plain_blob(off // _ENTRY, int.from_bytes(csize, "little"), flags, offset, usize,
                            part, refcnt, hash_, self._hdr)
 
-    def _find(self, h: bytes) -> BlobDescriptor | None:
+    def _kept(self, off: int) -> bool:
+        """The table's rules keep the entry at `off` (see `_entry`)."""
+        _c, flags, _o, usize, part, _r, h = S.BLOB_DESCRIPTOR_STRUCT.unpack_from(self._data,
+                                                                                 off)
+        return h != ZERO_HASH and usize != 0 and part == self._hdr.part_number and \
+            not flags & S.RESHDR_FLAG_METADATA
+
+    def _find_entry(self, h: bytes) -> int | None:
+        """The offset of the first entry of blob `h` the table's rules keep."""
         keys = self._keys
         i = bisect.bisect_left(keys, h)
-        while i < len(keys) and keys[i].startswith(h):  # the first entry kept
-            b = self._entry(_KEY.unpack(keys[i])[1] * _ENTRY)
-            if b is not None:
-                return b
+        while i < len(keys) and keys[i].startswith(h):
+            off = _KEY.unpack(keys[i])[1] * _ENTRY
+            if self._kept(off):
+                return off
             i += 1
         return None
+
+    def _find(self, h: bytes) -> BlobDescriptor | None:
+        off = self._find_entry(h)
+        return None if off is None else self._entry(off)
 
     def _lookup(self, h: bytes) -> BlobDescriptor | None:
         b = self._made.get(h, self)
@@ -183,13 +195,15 @@ class LazyBlobs(MutableMapping):
             b = self._made[h] = self._find(h)
         return b        # type: ignore[return-value]
 
-    def peek(self, h: bytes) -> BlobDescriptor | None:
-        """The blob `h` like `get`, but a descriptor not made yet is made for the caller
-        only (not kept: a read-only mount's request views)."""
-        if self._all is not None:
-            return self._all.get(h)
-        b = self._made.get(h, self)
-        return self._find(h) if b is self else b    # type: ignore[return-value]
+    def size_of(self, h: bytes) -> int | None:
+        """The size of blob `h` (None if the table has none) without making its
+        descriptor (attributes of a read-only mount's files)."""
+        b = self._all.get(h) if self._all is not None else self._made.get(h, self)
+        if b is not self:
+            return None if b is None else b.size        # type: ignore[union-attr]
+        off = self._find_entry(h)
+        return None if off is None else \
+            S.BLOB_DESCRIPTOR_STRUCT.unpack_from(self._data, off)[3]
 
     def get(self, h, default=None):
         if self._all is not None:
