@@ -398,6 +398,13 @@ def _assign_streams(ino: Inode, d: DiskDentry, blobs: dict[bytes, BlobDescriptor
     """Decide which stream is the unnamed data, which the reparse data, which named ones
     (the rules wimlib documents in assign_stream_types_unencrypted())."""
     is_rp = ino.is_reparse_point
+    if not d.extra_streams:         # (most entries: the main stream only)
+        if d.main_hash != ZERO_HASH:
+            if is_rp:
+                ino.reparse = make(ino, "", d.main_hash, blobs)
+            else:
+                ino.data = make(ino, "", d.main_hash, blobs)
+        return
     found_rp = found_data = False
     entries = [("", d.main_hash, True)] + [(s.name, s.hash, False) for s in d.extra_streams]
     for i, (name, hash_, is_main) in enumerate(entries):

@@ -44,6 +44,7 @@ from wimfs.image import (ZERO_HASH, Dentry, Image, Inode, Stream, Unparsed, inod
 log = logging.getLogger(__name__)
 
 _u64 = struct.Struct("<Q")
+_DENTRY = S.DENTRY_STRUCT
 _HEAD = struct.Struct("<QI4xQ")             # length, attributes, subdir_offset
 _u16 = struct.Struct("<H")
 _LINK_ID_AT = 0x58                          # the hard link group id (non-reparse dentries)
@@ -357,6 +358,33 @@ class LazyTree:
             del views[next(iter(views))]        # the oldest
         views[ino] = node
         return node
+
+    def plain(self, ino: int) -> tuple[int, int, int, int, int] | None:
+        """(attributes, size, link count, last access time, last write time) of inode
+        `ino` read from its entry's fixed part, if it is a plain one: no reparse point, no
+        tagged items (UNIX data), no extra streams; None for any other (ask `inode()`,
+        as its view is made already)."""
+        if ino in self._views:
+            return None
+        off = self._offset_of(ino)
+        (length, attributes, _sid, sub, _u1, _u2, _ctime, atime, mtime, main_hash, _unk,
+         union, n_extra, short_n, name_n) = _DENTRY.unpack_from(self.buf, off)
+        names_end = off + S.DENTRY_DISK_SIZE + (name_n + 2 if name_n else 0) + \
+            (short_n + 2 if short_n else 0)
+        if attributes & _RP or n_extra or ((names_end + 7) & ~7) < off + length or \
+                names_end > off + length:
+            return None
+        if _is_dir(attributes):
+            idx = self.dirs.get(sub) if sub else None
+            nlink = idx.nlink if idx is not None else self.count_nlink(sub)
+        else:
+            link = _u64.unpack(union)[0]
+            nlink = self._group(link, attributes, off)[0] if link else 1
+        size = 0
+        if main_hash != ZERO_HASH:
+            size = (self.blobs.size_of(main_hash) if self._make_stream is not None else
+                    getattr(self.blobs.get(main_hash), "size", None)) or 0
+        return attributes, size, nlink, atime, mtime
 
     def parent(self, ino: int) -> int:
         """The number of the directory holding entry `ino` (the root's own for the root)."""

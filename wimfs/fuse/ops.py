@@ -313,15 +313,12 @@ class WimOperations(GuardedOperations):
             return b""
 
     async def _attr(self, inode: Inode) -> pyfuse3.EntryAttributes:
-        a = pyfuse3.EntryAttributes()
-        a.st_ino = inode.ino
-        a.generation = 0
-        a.entry_timeout = TIMEOUT
-        a.attr_timeout = TIMEOUT
         size = inode.size
-        if inode.unix is not None:
-            mode = inode.unix.mode
-            a.st_uid, a.st_gid, a.st_rdev = inode.unix.uid, inode.unix.gid, inode.unix.rdev
+        unix = inode.unix
+        owner = None
+        if unix is not None:
+            mode = unix.mode
+            owner = (unix.uid, unix.gid, unix.rdev)
             if stat.S_ISLNK(mode) or (not stat.S_IFMT(mode)):
                 target = await self._link_target(inode) if self._is_link(inode) else None
                 if target is not None:
@@ -330,29 +327,47 @@ class WimOperations(GuardedOperations):
                 elif not stat.S_IFMT(mode):
                     mode |= stat.S_IFDIR if inode.is_directory else stat.S_IFREG
         else:
-            a.st_uid, a.st_gid, a.st_rdev = self.uid, self.gid, 0
             target = await self._link_target(inode) if self._is_link(inode) else None
-            if inode.is_directory:
-                mode = stat.S_IFDIR | 0o755
-            elif target is not None:
+            if target is not None and not inode.is_directory:
                 mode = stat.S_IFLNK | 0o777
                 size = len(target)
             else:
-                mode = stat.S_IFREG | 0o644
-                if inode.attributes & S.FILE_ATTRIBUTE_READONLY:
-                    mode &= ~0o222
-        a.st_mode = mode
-        a.st_nlink = inode.nlink or 1
-        a.st_size = 0 if inode.is_directory else size
-        a.st_blksize = 4096
-        a.st_blocks = (a.st_size + 511) // 512
-        mtime = filetime_to_unix_ns(inode.last_write_time)
-        a.st_atime_ns = filetime_to_unix_ns(inode.last_access_time)
-        a.st_mtime_ns = mtime
-        ctime = inode.change_time
-        a.st_ctime_ns = mtime if ctime is None else filetime_to_unix_ns(ctime)
+                mode = self._plain_mode(inode.attributes)
+        a = self._fill(inode.ino, mode, owner, size, inode.nlink, inode.attributes,
+                       inode.last_access_time, inode.last_write_time, inode.change_time)
         if self.all_images and inode is self._placeholders.get(inode.ino >> IMAGE_INO_SHIFT):
             a.attr_timeout = 1.0    # the folder of an image not opened yet: ask again soon
+        return a
+
+    @staticmethod
+    def _plain_mode(attributes: int) -> int:
+        """The mode of an inode without UNIX data that is not a link."""
+        if attributes & S.FILE_ATTRIBUTE_DIRECTORY and \
+                not attributes & S.FILE_ATTRIBUTE_REPARSE_POINT:
+            return stat.S_IFDIR | 0o755
+        if attributes & S.FILE_ATTRIBUTE_READONLY:
+            return stat.S_IFREG | 0o444
+        return stat.S_IFREG | 0o644
+
+    def _fill(self, ino: int, mode: int, owner: tuple[int, int, int] | None, size: int,
+              nlink: int, attributes: int, atime: int, mtime: int,
+              ctime: int | None) -> pyfuse3.EntryAttributes:
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = ino
+        a.generation = 0
+        a.entry_timeout = TIMEOUT
+        a.attr_timeout = TIMEOUT
+        a.st_uid, a.st_gid, a.st_rdev = owner if owner is not None else (self.uid, self.gid, 0)
+        a.st_mode = mode
+        a.st_nlink = nlink or 1
+        is_dir = attributes & S.FILE_ATTRIBUTE_DIRECTORY and \
+            not attributes & S.FILE_ATTRIBUTE_REPARSE_POINT
+        a.st_size = 0 if is_dir else size
+        a.st_blksize = 4096
+        a.st_blocks = (a.st_size + 511) // 512
+        a.st_atime_ns = filetime_to_unix_ns(atime)
+        a.st_mtime_ns = mtime_ns = filetime_to_unix_ns(mtime)
+        a.st_ctime_ns = mtime_ns if ctime is None else filetime_to_unix_ns(ctime)
         return a
 
     # -- lookups and attributes --------------------------------------------------
@@ -477,7 +492,14 @@ class WimOperations(GuardedOperations):
         tree, offsets = entries.tree, entries.offsets
         for pos in range(start_id, len(offsets)):
             off = offsets[pos] << 3
-            attr = await self._attr(tree.inode(tree.ino_at(off)))
+            ino = tree.ino_at(off)
+            plain = tree.plain(ino)     # (most entries: no view needed)
+            if plain is not None:
+                attributes, size, nlink, atime, mtime = plain
+                attr = self._fill(ino, self._plain_mode(attributes), None, size, nlink,
+                                  attributes, atime, mtime, None)
+            else:
+                attr = await self._attr(tree.inode(ino))
             if not pyfuse3.readdir_reply(token, tree.name_at(off).encode(
                     "utf-8", "surrogatepass"), attr, pos + 1):
                 break
