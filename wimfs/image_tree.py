@@ -359,21 +359,31 @@ class LazyTree:
         views[ino] = node
         return node
 
-    def plain(self, ino: int) -> tuple[int, int, int, int, int] | None:
-        """(attributes, size, link count, last access time, last write time) of inode
-        `ino` read from its entry's fixed part, if it is a plain one: no reparse point, no
-        tagged items (UNIX data), no extra streams; None for any other (ask `inode()`,
-        as its view is made already)."""
-        if ino in self._views:
-            return None
+    def _plain_head(self, ino: int) -> tuple | None:
+        """(offset, the fixed fields) of inode `ino`'s entry if it is a plain one: no
+        reparse point, no tagged items (UNIX data), no extra streams; else None."""
         off = self._offset_of(ino)
-        (length, attributes, _sid, sub, _u1, _u2, _ctime, atime, mtime, main_hash, _unk,
-         union, n_extra, short_n, name_n) = _DENTRY.unpack_from(self.buf, off)
+        fields = _DENTRY.unpack_from(self.buf, off)
+        length, attributes, n_extra, short_n, name_n = (fields[0], fields[1], fields[12],
+                                                        fields[13], fields[14])
         names_end = off + S.DENTRY_DISK_SIZE + (name_n + 2 if name_n else 0) + \
             (short_n + 2 if short_n else 0)
         if attributes & _RP or n_extra or ((names_end + 7) & ~7) < off + length or \
                 names_end > off + length:
             return None
+        return off, fields
+
+    def plain(self, ino: int) -> tuple[int, int, int, int, int] | None:
+        """(attributes, size, link count, last access time, last write time) of inode
+        `ino`, read from its entry's fixed part if it is a plain one (`_plain_head`);
+        None for any other, or one whose view is made already (ask `inode()`)."""
+        if ino in self._views:
+            return None
+        head = self._plain_head(ino)
+        if head is None:
+            return None
+        off, (_len, attributes, _sid, sub, _u1, _u2, _ct, atime, mtime, main_hash, _unk,
+              union, *_rest) = head
         if _is_dir(attributes):
             idx = self.dirs.get(sub) if sub else None
             nlink = idx.nlink if idx is not None else self.count_nlink(sub)
@@ -385,6 +395,23 @@ class LazyTree:
             size = (self.blobs.size_of(main_hash) if self._make_stream is not None else
                     getattr(self.blobs.get(main_hash), "size", None)) or 0
         return attributes, size, nlink, atime, mtime
+
+    def plain_data(self, ino: int) -> tuple[bool, Stream | None] | None:
+        """(is a directory, the unnamed data stream) of inode `ino` if its entry is a plain
+        one (`_plain_head`; what opening it needs), else None (ask `inode()`)."""
+        view = self._views.get(ino)
+        if view is not None:
+            return view.is_directory, view.data
+        head = self._plain_head(ino)
+        if head is None:
+            return None
+        attributes, main_hash = head[1][1], head[1][9]
+        if main_hash == ZERO_HASH:
+            return _is_dir(attributes), None
+        blob = self.blobs.get(main_hash)
+        stream = Stream("", main_hash, None, 0) if blob is None else \
+            Stream("", blob.hash, blob, blob.size)
+        return _is_dir(attributes), stream
 
     def parent(self, ino: int) -> int:
         """The number of the directory holding entry `ino` (the root's own for the root)."""

@@ -121,10 +121,11 @@ class DirList:
 
 @dataclass(slots=True)
 class Handle:
-    inode: Inode
+    inode: Inode | None     # None: a plain file of a compact tree, opened without a view
     stream: Stream | None
     path: str
     writable: bool = False
+    number: int = 0         # (the inode number, for messages, when `inode` is None)
 
 
 class WimOperations(GuardedOperations):
@@ -510,6 +511,14 @@ class WimOperations(GuardedOperations):
     # -- files -------------------------------------------------------------------
 
     async def open(self, inode, flags, ctx):
+        tree = self._single if not self.all_images else self._tree_of_number(inode)
+        if tree is not None:
+            try:
+                plain = tree.plain_data(inode)      # (most files: no view needed)
+            except KeyError:
+                raise pyfuse3.FUSEError(errno.ENOENT) from None
+            if plain is not None:
+                return self._open_plain(inode, flags, *plain)
         ino = self._inode(inode)
         if flags & self._rw_flags:
             raise pyfuse3.FUSEError(errno.EROFS)
@@ -524,6 +533,35 @@ class WimOperations(GuardedOperations):
         fh = self._new_fh(Handle(ino, ino.data, ""))
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
+    def _open_plain(self, number: int, flags: int, is_dir: bool,
+                    stream: Stream | None) -> pyfuse3.FileInfo:
+        if flags & self._rw_flags:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        if is_dir:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        if stream is not None and stream.missing:
+            log.error("%s: data is missing from the WIM (blob %s; a split WIM part not "
+                      "given with --ref?)", self._path(self._inode(number)), stream.hash.hex())
+            raise pyfuse3.FUSEError(errno.EIO)
+        fh = self._new_fh(Handle(None, stream, "", number=number))
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+
+    def _tree_of_number(self, ino: int) -> LazyTree | None:
+        """The compact tree of inode number `ino` in an all-images mount (None: objects,
+        or an image not opened yet)."""
+        img = self.images.get(ino >> IMAGE_INO_SHIFT) if ino >> IMAGE_INO_SHIFT else None
+        return self._compact(img) if img is not None else None
+
+    def _handle_path(self, h: Handle) -> str:
+        if h.path:
+            return h.path
+        if h.inode is not None:
+            return self._path(h.inode)
+        try:
+            return self._path(self._inode(h.number))
+        except pyfuse3.FUSEError:
+            return f"<inode {h.number}>"
+
     async def read(self, fh, off, size):
         h = self.handles.get(fh)
         if not isinstance(h, Handle):
@@ -535,7 +573,7 @@ class WimOperations(GuardedOperations):
             return b""
         if stream.missing:
             log.error("%s: data is missing from the WIM (blob %s; split WIM without --ref?)",
-                      h.path or self._path(h.inode), stream.hash.hex())
+                      self._handle_path(h), stream.hash.hex())
             raise pyfuse3.FUSEError(errno.EIO)
         blob = stream.blob
         if blob is None or off >= blob.size:
@@ -553,7 +591,7 @@ class WimOperations(GuardedOperations):
                         await _wait_future(fut)
                 data = self.reader.read(blob, off, size)
         except WimfsError as exc:
-            log.error("%s: %s", h.path or self._path(h.inode), exc)
+            log.error("%s: %s", self._handle_path(h), exc)
             raise pyfuse3.FUSEError(errno.EIO) from None
         return data
 
