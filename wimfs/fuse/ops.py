@@ -16,7 +16,6 @@ import inspect
 import logging
 import os
 import stat
-from array import array
 from dataclasses import dataclass
 
 import pyfuse3
@@ -28,6 +27,7 @@ from wimfs.format.metadata import DiskDentry
 from wimfs.format.reparse import link_target
 from wimfs.format.filetime import filetime_to_unix_ns
 from wimfs.image import NAME_MAX, ZERO_HASH, Dentry, Image, Inode, Stream, name_too_long
+from wimfs.fuse.compact import IMAGE_INO_SHIFT, CompactAnswers, DirList
 from wimfs.image_tree import LazyTree
 from wimfs.overlay import ntfs_xattrs
 from wimfs.wim import Wim
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 # attributes for the whole mount (a year: longer than any mount lives).
 TIMEOUT = 365 * 86400.0
 XATTR_MAX = 65536           # Linux limit for one xattr value
-IMAGE_INO_SHIFT = 32        # all-images mounts: image N's inodes are numbered from N << 32
 
 
 def image_ino_base(index: int) -> int:
@@ -113,13 +112,6 @@ async def _wait_future(fut) -> None:
 
 
 @dataclass(slots=True)
-class DirList:
-    """An open directory of a compact tree: its entries' offsets // 8."""
-    tree: LazyTree
-    offsets: array
-
-
-@dataclass(slots=True)
 class Handle:
     inode: Inode | None     # None: a plain file of a compact tree, opened without a view
     stream: Stream | None
@@ -128,7 +120,7 @@ class Handle:
     number: int = 0         # (the inode number, for messages, when `inode` is None)
 
 
-class WimOperations(GuardedOperations):
+class WimOperations(CompactAnswers, GuardedOperations):
     """Read-only view of one image, or of every image as numbered top-level folders."""
 
     supports_dot_lookup = True
@@ -196,15 +188,6 @@ class WimOperations(GuardedOperations):
         if self._compact(img) is None:
             self.root.children[str(img.index)] = img.root        # type: ignore[index]
 
-    @staticmethod
-    def _compact(img: Image) -> LazyTree | None:
-        """The compact tree serving `img`, None if it is served from objects."""
-        tree = img.tree
-        if tree is None or img.loaded:
-            return None
-        tree.pinned = True          # (its buffer stays, even if it is loaded later)
-        return tree
-
     def _load_image(self, index: int) -> Image:
         """Image `index` of an all-images mount, opened on first entry into its folder."""
         img = self.images.get(index)
@@ -260,21 +243,13 @@ class WimOperations(GuardedOperations):
         except KeyError:
             raise pyfuse3.FUSEError(errno.ENOENT) from None
 
-    def _tree_of(self, inode: Inode) -> LazyTree | None:
-        """The compact tree `inode` (a view) is from, None for objects."""
-        if not self.all_images:
-            return self._single
-        img = self.images.get(inode.ino >> IMAGE_INO_SHIFT)
-        return self._compact(img) if img is not None and inode.ino >> IMAGE_INO_SHIFT \
-            else None
-
     def _dentry(self, inode: Inode) -> Dentry:
         if not inode.dentries:
             raise pyfuse3.FUSEError(errno.ENOENT)   # removed while still referenced
         return inode.dentries[0]
 
     def _path(self, inode: Inode) -> str:
-        tree = self._tree_of(inode)
+        tree = self._tree_of(inode.ino)
         d = inode.dentries[0] if inode.dentries else None
         if tree is not None:
             try:
@@ -382,7 +357,7 @@ class WimOperations(GuardedOperations):
     def _child(self, parent: Inode, name: bytes) -> Inode | None:
         if name == b".":
             return parent
-        tree = self._tree_of(parent)
+        tree = self._tree_of(parent.ino)
         if tree is not None:
             return self._tree_child(tree, parent, name)
         d = self._dentry(parent)
@@ -402,15 +377,6 @@ class WimOperations(GuardedOperations):
             return self._inode(child.inode.ino, enter=False)    # a placeholder, or the image
         return child.inode if child is not None else None
 
-    def _tree_child(self, tree: LazyTree, parent: Inode, name: bytes) -> Inode | None:
-        if name == b"..":
-            up = tree.parent(parent.ino)
-            return self.root.inode if up == parent.ino and self.all_images else \
-                self._inode(up)
-        s = self._name(name)
-        off = tree.lookup(parent.ino, s, self.case_insensitive) if s is not None else None
-        return None if off is None else tree.inode(tree.ino_at(off))
-
     async def lookup(self, parent_inode, name, ctx=None):
         parent = self._inode(parent_inode)
         if not parent.is_directory:
@@ -421,7 +387,7 @@ class WimOperations(GuardedOperations):
         if child is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         attr = await self._attr(child)
-        if name not in (b".", b"..") and self._tree_of(child) is None:
+        if name not in (b".", b"..") and self._tree_of(child.ino) is None:
             # (a compact tree's inodes are never freed: nothing to count)
             self.lookup_counts[child.ino] = self.lookup_counts.get(child.ino, 0) + 1
         return attr
@@ -465,7 +431,7 @@ class WimOperations(GuardedOperations):
         ino = self._inode(inode)
         if not ino.is_directory:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
-        tree = self._tree_of(ino)
+        tree = self._tree_of(inode)
         if tree is not None:
             return self._new_fh(DirList(tree, tree.entries(ino.ino)))
         d = self.root if inode == pyfuse3.ROOT_INODE else self._dentry(ino)
@@ -489,78 +455,34 @@ class WimOperations(GuardedOperations):
                 break
             self.lookup_counts[child.inode.ino] = self.lookup_counts.get(child.inode.ino, 0) + 1
 
-    async def _readdir_compact(self, entries: DirList, start_id: int, token) -> None:
-        tree, offsets = entries.tree, entries.offsets
-        for pos in range(start_id, len(offsets)):
-            off = offsets[pos] << 3
-            ino = tree.ino_at(off)
-            plain = tree.plain(ino)     # (most entries: no view needed)
-            if plain is not None:
-                attributes, size, nlink, atime, mtime = plain
-                attr = self._fill(ino, self._plain_mode(attributes), None, size, nlink,
-                                  attributes, atime, mtime, None)
-            else:
-                attr = await self._attr(tree.inode(ino))
-            if not pyfuse3.readdir_reply(token, tree.name_at(off).encode(
-                    "utf-8", "surrogatepass"), attr, pos + 1):
-                break
-
     async def releasedir(self, fh):
         self.handles.pop(fh, None)
 
     # -- files -------------------------------------------------------------------
 
     async def open(self, inode, flags, ctx):
-        tree = self._single if not self.all_images else self._tree_of_number(inode)
-        if tree is not None:
-            try:
-                plain = tree.plain_data(inode)      # (most files: no view needed)
-            except KeyError:
-                raise pyfuse3.FUSEError(errno.ENOENT) from None
-            if plain is not None:
-                return self._open_plain(inode, flags, *plain)
-        ino = self._inode(inode)
-        if flags & self._rw_flags:
-            raise pyfuse3.FUSEError(errno.EROFS)
-        if ino.is_directory:
-            raise pyfuse3.FUSEError(errno.EISDIR)
-        if ino.data is not None and ino.data.missing:
-            # Its size is unknown too (it shows as 0): fail the open, not just reads.
-            log.error("%s: data is missing from the WIM (blob %s; a split WIM part not "
-                      "given with --ref?)", self._path(ino), ino.data.hash.hex())
-            raise pyfuse3.FUSEError(errno.EIO)
-        # The path is only for error messages: worked out when one is logged.
-        fh = self._new_fh(Handle(ino, ino.data, ""))
-        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
-
-    def _open_plain(self, number: int, flags: int, is_dir: bool,
-                    stream: Stream | None) -> pyfuse3.FileInfo:
+        tree = self._tree_of(inode)
+        try:
+            plain = tree.plain_data(inode) if tree is not None else None
+        except KeyError:
+            raise pyfuse3.FUSEError(errno.ENOENT) from None
+        if plain is not None:           # (most files of a compact tree: no view needed)
+            ino, (is_dir, stream) = None, plain
+        else:
+            ino = self._inode(inode)
+            is_dir, stream = ino.is_directory, ino.data
         if flags & self._rw_flags:
             raise pyfuse3.FUSEError(errno.EROFS)
         if is_dir:
             raise pyfuse3.FUSEError(errno.EISDIR)
+        # The path is only for error messages: worked out when one is logged.
+        h = Handle(ino, stream, "", number=inode)
         if stream is not None and stream.missing:
+            # Its size is unknown too (it shows as 0): fail the open, not just reads.
             log.error("%s: data is missing from the WIM (blob %s; a split WIM part not "
-                      "given with --ref?)", self._path(self._inode(number)), stream.hash.hex())
+                      "given with --ref?)", self._handle_path(h), stream.hash.hex())
             raise pyfuse3.FUSEError(errno.EIO)
-        fh = self._new_fh(Handle(None, stream, "", number=number))
-        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
-
-    def _tree_of_number(self, ino: int) -> LazyTree | None:
-        """The compact tree of inode number `ino` in an all-images mount (None: objects,
-        or an image not opened yet)."""
-        img = self.images.get(ino >> IMAGE_INO_SHIFT) if ino >> IMAGE_INO_SHIFT else None
-        return self._compact(img) if img is not None else None
-
-    def _handle_path(self, h: Handle) -> str:
-        if h.path:
-            return h.path
-        if h.inode is not None:
-            return self._path(h.inode)
-        try:
-            return self._path(self._inode(h.number))
-        except pyfuse3.FUSEError:
-            return f"<inode {h.number}>"
+        return pyfuse3.FileInfo(fh=self._new_fh(h), keep_cache=True)
 
     async def read(self, fh, off, size):
         h = self.handles.get(fh)
