@@ -8,9 +8,11 @@ same entries sorted by name (names are decoded from the resource when compared).
 entry's inode number is derived from its offset (`ino_start + offset // 8`, the root
 `ino_start`); the dentries of a hard-link group share the number of the group's first
 entry in the resource (one scan of the dentry headers, made the first time a hard link is
-met, finds every group). Nothing is kept per file: a read-only mount asks `inode()`,
-`lookup()`, `entries()`, `parent()` and `path()` and gets numbers, names, and Inode
-objects built for the request (views: the last VIEWS_KEPT are reused, no more are kept).
+met, finds every group). Nothing is kept per file: a read-only mount asks `entries()`,
+`lookup()`, `parent()` and `path()` for numbers and names, `plain()` and `plain_data()`
+for the attributes and data stream of a plain entry (no reparse point, UNIX data or extra
+streams: most of them) straight from its fixed part, and `inode()` for an Inode object
+made for the request (a view: the last VIEWS_KEPT are reused, no more are kept).
 
 The object form (wimfs.image Dentry/Inode/Stream, kept): `open()` gives the Image with
 its root; each directory Dentry starts with an `Unparsed` marker and `Dentry.children`
@@ -116,7 +118,7 @@ def _view_stream(ino: Inode, name: str, hash_: bytes, blobs) -> Stream:
     return _ViewStream(name, hash_, size, blobs)
 
 
-VIEWS_KEPT = 4096       # the views last made, reused while they are (readdirplus, then open)
+VIEWS_KEPT = 4096       # the views last made, reused (a lookup or getattr, then an open)
 
 
 class LazyTree:
