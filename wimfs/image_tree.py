@@ -361,31 +361,37 @@ class LazyTree:
         views[ino] = node
         return node
 
-    def _plain_head(self, ino: int) -> tuple | None:
-        """(offset, the fixed fields) of inode `ino`'s entry if it is a plain one: no
-        reparse point, no tagged items (UNIX data), no extra streams; else None."""
-        off = self._offset_of(ino)
-        fields = _DENTRY.unpack_from(self.buf, off)
-        length, attributes, n_extra, short_n, name_n = (fields[0], fields[1], fields[12],
-                                                        fields[13], fields[14])
+    @staticmethod
+    def _is_plain(off: int, f: tuple) -> bool:
+        """The entry at `off` (its fixed fields `f`) is a plain one: no reparse point, no
+        tagged items (UNIX data), no extra streams."""
+        length, attributes, n_extra, short_n, name_n = f[0], f[1], f[12], f[13], f[14]
         names_end = off + S.DENTRY_DISK_SIZE + (name_n + 2 if name_n else 0) + \
             (short_n + 2 if short_n else 0)
-        if attributes & _RP or n_extra or ((names_end + 7) & ~7) < off + length or \
-                names_end > off + length:
-            return None
-        return off, fields
+        return not (attributes & _RP or n_extra or names_end > off + length or
+                    ((names_end + 7) & ~7) < off + length)
 
     def plain(self, ino: int) -> tuple[int, int, int, int, int] | None:
         """(attributes, size, link count, last access time, last write time) of inode
-        `ino`, read from its entry's fixed part if it is a plain one (`_plain_head`);
-        None for any other, or one whose view is made already (ask `inode()`)."""
+        `ino`, read from its entry's fixed part if it is a plain one (`_is_plain`); None
+        for any other, or one whose view is made already (ask `inode()`)."""
         if ino in self._views:
             return None
-        head = self._plain_head(ino)
-        if head is None:
+        off = self._offset_of(ino)
+        return self._plain_attrs(off, _DENTRY.unpack_from(self.buf, off))
+
+    def listed(self, off: int) -> tuple[int, tuple[int, int, int, int, int] | None]:
+        """(inode number, `plain()`) of the entry at `off` of a visited directory."""
+        f = _DENTRY.unpack_from(self.buf, off)
+        attributes = f[1]
+        ino = self._number(off, attributes, 0 if attributes & _RP else _u64.unpack(f[11])[0])
+        return ino, None if ino in self._views else self._plain_attrs(off, f)
+
+    def _plain_attrs(self, off: int, f: tuple) -> tuple[int, int, int, int, int] | None:
+        if not self._is_plain(off, f):
             return None
-        off, (_len, attributes, _sid, sub, _u1, _u2, _ct, atime, mtime, main_hash, _unk,
-              union, *_rest) = head
+        (_len, attributes, _sid, sub, _u1, _u2, _ct, atime, mtime, main_hash, _unk, union,
+         *_rest) = f
         if _is_dir(attributes):
             idx = self.dirs.get(sub) if sub else None
             nlink = idx.nlink if idx is not None else self.count_nlink(sub)
@@ -400,14 +406,15 @@ class LazyTree:
 
     def plain_data(self, ino: int) -> tuple[bool, Stream | None] | None:
         """(is a directory, the unnamed data stream) of inode `ino` if its entry is a plain
-        one (`_plain_head`; what opening it needs), else None (ask `inode()`)."""
+        one (`_is_plain`; what opening it needs), else None (ask `inode()`)."""
         view = self._views.get(ino)
         if view is not None:
             return view.is_directory, view.data
-        head = self._plain_head(ino)
-        if head is None:
+        off = self._offset_of(ino)
+        f = _DENTRY.unpack_from(self.buf, off)
+        if not self._is_plain(off, f):
             return None
-        attributes, main_hash = head[1][1], head[1][9]
+        attributes, main_hash = f[1], f[9]
         if main_hash == ZERO_HASH:
             return _is_dir(attributes), None
         blob = self.blobs.get(main_hash)

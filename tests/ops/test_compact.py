@@ -82,6 +82,8 @@ def _walk_both(path: str, index: int = 1) -> int:
                 assert off is not None and tree.name_at(off) == name
                 number = tree.ino_at(off)
                 assert number == child.inode.ino, child.path
+                tree._views.clear()
+                assert tree.listed(off) == (number, tree.plain(number))   # (readdir's)
                 if child.inode.is_directory:
                     assert tree.parent(number) == ino
                 stack.append((child, number))

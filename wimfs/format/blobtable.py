@@ -157,42 +157,42 @@ class LazyBlobs(MutableMapping):
         self._made: dict[bytes, BlobDescriptor | None] = {}
         self._all: dict[bytes, BlobDescriptor] | None = None
 
-    def _entry(self, off: int) -> BlobDescriptor | None:
-        """The blob of the entry at `off`, None if the table's rules leave it out."""
-        csize, flags, offset, usize, part, refcnt, hash_ = \
-            S.BLOB_DESCRIPTOR_STRUCT.unpack_from(self._data, off)
+    def _fields(self, off: int) -> tuple | None:
+        """The fields of the entry at `off`, None if the table's rules leave it out."""
+        f = S.BLOB_DESCRIPTOR_STRUCT.unpack_from(self._data, off)
+        _csize, flags, _offset, usize, part, _refcnt, hash_ = f
         if hash_ == ZERO_HASH or usize == 0 or part != self._hdr.part_number or \
                 flags & S.RESHDR_FLAG_METADATA:
             return None
+        return f
+
+    def _entry(self, off: int) -> BlobDescriptor | None:
+        """The blob of the entry at `off`, None if the table's rules leave it out."""
+        f = self._fields(off)
+        return None if f is None else self._blob(off, f)
+
+    def _blob(self, off: int, f: tuple) -> BlobDescriptor:
+        csize, flags, offset, usize, part, refcnt, hash_ = f
         return _plain_blob(off // _ENTRY, int.from_bytes(csize, "little"), flags, offset, usize,
                            part, refcnt, hash_, self._hdr)
 
-    def _kept(self, off: int) -> bool:
-        """The table's rules keep the entry at `off` (see `_entry`)."""
-        _c, flags, _o, usize, part, _r, h = S.BLOB_DESCRIPTOR_STRUCT.unpack_from(self._data,
-                                                                                 off)
-        return h != ZERO_HASH and usize != 0 and part == self._hdr.part_number and \
-            not flags & S.RESHDR_FLAG_METADATA
-
-    def _find_entry(self, h: bytes) -> int | None:
-        """The offset of the first entry of blob `h` the table's rules keep."""
+    def _find(self, h: bytes) -> tuple[int, tuple] | None:
+        """(offset, fields) of the first entry of blob `h` the table's rules keep."""
         keys = self._keys
         i = bisect.bisect_left(keys, h)
         while i < len(keys) and keys[i].startswith(h):
             off = _KEY.unpack(keys[i])[1] * _ENTRY
-            if self._kept(off):
-                return off
+            f = self._fields(off)
+            if f is not None:
+                return off, f
             i += 1
         return None
-
-    def _find(self, h: bytes) -> BlobDescriptor | None:
-        off = self._find_entry(h)
-        return None if off is None else self._entry(off)
 
     def _lookup(self, h: bytes) -> BlobDescriptor | None:
         b = self._made.get(h, self)
         if b is self:
-            b = self._made[h] = self._find(h)
+            found = self._find(h)
+            b = self._made[h] = None if found is None else self._blob(*found)
         return b        # type: ignore[return-value]
 
     def size_of(self, h: bytes) -> int | None:
@@ -201,9 +201,8 @@ class LazyBlobs(MutableMapping):
         b = self._all.get(h) if self._all is not None else self._made.get(h, self)
         if b is not self:
             return None if b is None else b.size        # type: ignore[union-attr]
-        off = self._find_entry(h)
-        return None if off is None else \
-            S.BLOB_DESCRIPTOR_STRUCT.unpack_from(self._data, off)[3]
+        found = self._find(h)
+        return None if found is None else found[1][3]
 
     def get(self, h, default=None):
         if self._all is not None:

@@ -61,8 +61,7 @@ class CompactAnswers:
         tree, offsets = entries.tree, entries.offsets
         for pos in range(start_id, len(offsets)):
             off = offsets[pos] << 3
-            ino = tree.ino_at(off)
-            plain = tree.plain(ino)     # (most entries: no view needed)
+            ino, plain = tree.listed(off)       # (most entries: plain, no view needed)
             if plain is not None:
                 attributes, size, nlink, atime, mtime = plain
                 attr = self._fill(ino, self._plain_mode(attributes), None, size, nlink,
