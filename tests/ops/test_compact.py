@@ -316,3 +316,28 @@ async def test_the_adapter_reads_and_links_from_the_compact_form(ov_base, ov_src
             n += 1
         assert n > 40
         assert not ops.lookup_counts        # nothing counted: compact inodes are never freed
+
+
+async def test_all_images_adapter_serves_each_image_from_its_compact_tree(tmp_path, ov_src):
+    """`--index all`: the folder of an image not opened is a placeholder (asked again after
+    1 s); entering it opens the image as a compact tree numbered from N << 32."""
+    w_path = wimlib_capture(ov_src / "hardlinks", tmp_path / "two.wim")
+    wimlib_capture(ov_src / "symlinks", w_path, append=True)
+    with Wim(str(w_path)) as w:
+        ops = WimOperations(w, [], all_images=True, indexes=[1, 2])
+        folder = await ops.lookup(ROOT, b"2", CTX)
+        assert folder.st_ino == (2 << 32) + 1 and folder.attr_timeout == 1.0
+        assert 2 not in ops.images
+        target = await ops.lookup(folder.st_ino, b"target.txt", CTX)
+        assert target.st_ino >> 32 == 2 and ops._tree_of(target.st_ino) is not None
+        assert target.st_size == (ov_src / "symlinks/target.txt").stat().st_size
+        root = await ops.getattr(folder.st_ino, CTX)
+        assert root.attr_timeout > 1.0            # the image's root now, not the placeholder
+        assert (await ops.lookup(folder.st_ino, b"..", CTX)).st_ino == ROOT
+        fi = await ops.open(target.st_ino, os.O_RDONLY, CTX)
+        assert await ops.read(fi.fh, 0, 100) == (ov_src / "symlinks/target.txt").read_bytes()
+        await ops.release(fi.fh)
+        one = await ops.lookup(ROOT, b"1", CTX)
+        a = await ops.lookup(one.st_ino, b"a", CTX)
+        assert a.st_ino >> 32 == 1
+        assert (await ops.statfs(CTX)).f_files >= 3
