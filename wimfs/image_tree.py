@@ -75,49 +75,6 @@ class DirIndex:
         self.ci_order: array | None = None
 
 
-_BLOB = Stream.blob         # the slot holding a stream's blob descriptor
-
-
-class _ViewStream(Stream):
-    """A view's stream: its size from the blob table's bytes, its descriptor looked up
-    when first used (the blob map keeps descriptors: the reader's caches know a
-    resource by its descriptor's identity). A stat of every file makes none."""
-
-    __slots__ = ("_blobs",)
-
-    def __init__(self, name: str, hash_: bytes, size: int, blobs) -> None:
-        super().__init__(name, hash_, None, size)
-        self._blobs = blobs
-
-    @property                       # type: ignore[override]
-    def blob(self) -> BlobDescriptor | None:
-        b = _BLOB.__get__(self)
-        if b is None and self._blobs is not None:
-            b = self._blobs.get(self.hash)
-            _BLOB.__set__(self, b)
-            self._blobs = None
-        return b
-
-    @blob.setter
-    def blob(self, value: BlobDescriptor | None) -> None:
-        _BLOB.__set__(self, value)
-
-    @property
-    def missing(self) -> bool:
-        return self.blob is None and self.hash != ZERO_HASH
-
-
-def _view_stream(ino: Inode, name: str, hash_: bytes, blobs) -> Stream:
-    """`make_stream` of views (wimfs.image.inode_from_disk) over a LazyBlobs map."""
-    if hash_ == ZERO_HASH:
-        return Stream(name, hash_, None, 0)
-    size = blobs.size_of(hash_)
-    if size is None:
-        ino.missing_blobs += 1
-        return Stream(name, hash_, None, 0)
-    return _ViewStream(name, hash_, size, blobs)
-
-
 VIEWS_KEPT = 4096       # the views last made, reused (a lookup or getattr, then an open)
 
 
@@ -140,8 +97,9 @@ class LazyTree:
         self._canonical: set[int] = set()       # offsets of the groups' first entries
         self._reader = DentryTreeReader(buf, 0)
         self._typecode = "I" if len(buf) >> 3 < 1 << 32 else "Q"
-        # (a blob map of descriptors made whole, solid WIMs: the descriptors as they are)
-        self._make_stream = _view_stream if hasattr(blobs, "size_of") else None
+        # Views' streams look their descriptor up when first used (a LazyBlobs map; a map
+        # of descriptors made whole, solid WIMs: the descriptors as they are).
+        self._lazy_streams = hasattr(blobs, "size_of")
         self._views: dict[int, Inode] = {}
         self.root_off = 0
         self.root_list = 0               # offset of the root directory's entries
@@ -345,7 +303,7 @@ class LazyTree:
         d, _ = _read_dentry(self.buf, off)
         if d is None:
             raise KeyError(ino)
-        node = inode_from_disk(ino, d, self.blobs, self._make_stream)
+        node = inode_from_disk(ino, d, self.blobs, self._lazy_streams)
         if d.is_directory:
             idx = self.dirs.get(d.subdir_offset) if d.subdir_offset else None
             node.nlink = idx.nlink if idx is not None else self.count_nlink(d.subdir_offset)
@@ -400,7 +358,7 @@ class LazyTree:
             nlink = self._group(link, attributes, off)[0] if link else 1
         size = 0
         if main_hash != ZERO_HASH:
-            size = (self.blobs.size_of(main_hash) if self._make_stream is not None else
+            size = (self.blobs.size_of(main_hash) if self._lazy_streams else
                     getattr(self.blobs.get(main_hash), "size", None)) or 0
         return attributes, size, nlink, atime, mtime
 
