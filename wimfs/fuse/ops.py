@@ -271,6 +271,8 @@ class WimOperations(CompactAnswers, GuardedOperations):
     async def _link_target(self, inode: Inode) -> bytes | None:
         """UNIX target of a symlink/junction inode, or None if it is not a valid link."""
         if not inode.link_parsed:
+            if inode.reparse is not None:   # a view's descriptor: looked up here, on the
+                _ = inode.reparse.blob      # event loop, not made twice by two threads
             await trio.to_thread.run_sync(inode.link, self._read_small_blob,
                                           limiter=self.limiter)
         link = inode.link(self._read_small_blob)
