@@ -18,6 +18,7 @@ Measured, wimfs vs `wimlib-imagex mount` side by side in one run, cold caches:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -158,6 +159,14 @@ def plot(curves: dict, path: str) -> str | None:
     return path
 
 
+def with_before(curves: dict, before: str | None) -> dict:
+    """`curves` and, first, the wimfs curve of the results file `before`."""
+    if not before:
+        return curves
+    with open(before) as f:
+        return {"wimfs before": json.load(f)["rss_curve"]["wimfs"], **curves}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="scripts/bench big", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -165,6 +174,9 @@ def main(argv=None) -> int:
     p.add_argument("--wimfs-src", default=None, metavar="DIR")
     p.add_argument("--skip", default="", help="comma-separated: curve,read,editions")
     p.add_argument("--output", default="big")
+    p.add_argument("--before", metavar="JSON", default=None,
+                   help="a results file of an earlier run: its wimfs curve is plotted too, "
+                        "as 'wimfs before'")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("bench big: must run as root (drop_caches, FUSE)", file=sys.stderr)
@@ -182,7 +194,8 @@ def main(argv=None) -> int:
     if "curve" not in skip:
         curves = {n: rss_curve(i, img["path"], mnt) for n, i in impls.items()}
         data["rss_curve"] = curves
-        png = plot(curves, os.path.join(RESULTS_DIR, f"{args.output}-rss.png"))
+        png = plot(with_before(curves, args.before),
+                   os.path.join(RESULTS_DIR, f"{args.output}-rss.png"))
         data["plot"] = png and os.path.relpath(png, os.path.dirname(RESULTS_DIR))
         f, w = curves["wimfs"], curves["wimlib"]
         rows += [["rss after stat of every file (MiB)", f["rss_mib"][-1], w["rss_mib"][-1]],

@@ -58,6 +58,36 @@ class Stream:
         return f"Stream({self.name!r}, size={self.size})"
 
 
+_BLOB = Stream.blob         # the slot holding a stream's blob descriptor
+
+
+class LazyStream(Stream):
+    """A stream whose blob descriptor is looked up in `blobs` (a LazyBlobs map, which keeps
+    it) when first used: the inodes a read-only mount makes per request (views of
+    wimfs.image_tree) know a stream's size from the blob table's bytes, and a stat of every
+    file makes no descriptor. (The resource reader's caches know a resource by its
+    descriptor's identity: a descriptor is never made twice.)"""
+
+    __slots__ = ("_blobs",)
+
+    def __init__(self, name: str, hash_: bytes, size: int, blobs) -> None:
+        super().__init__(name, hash_, None, size)
+        self._blobs = blobs
+
+    @property                       # type: ignore[override]
+    def blob(self) -> BlobDescriptor | None:
+        b = _BLOB.__get__(self)
+        if b is None and self._blobs is not None:
+            b = self._blobs.get(self.hash)
+            _BLOB.__set__(self, b)
+            self._blobs = None
+        return b
+
+    @blob.setter
+    def blob(self, value: BlobDescriptor | None) -> None:
+        _BLOB.__set__(self, value)
+
+
 class Inode:
     __slots__ = ("ino", "attributes", "security_id", "creation_time", "last_access_time",
                  "last_write_time", "reparse_tag", "rp_reserved", "rp_flags", "data",
@@ -166,14 +196,16 @@ class Inode:
 
 
 class Unparsed:
-    """The entries of a directory still in the metadata resource (at `offset`), parsed by
-    `tree` (a wimfs.image_tree.LazyTree) on first use of `Dentry.children`."""
+    """The entries of a directory still in the metadata resource (at `offset`; the
+    directory's own entry at `owner`), parsed by `tree` (a wimfs.image_tree.LazyTree) on
+    first use of `Dentry.children`."""
 
-    __slots__ = ("tree", "offset")
+    __slots__ = ("tree", "offset", "owner")
 
-    def __init__(self, tree, offset: int) -> None:
+    def __init__(self, tree, offset: int, owner: int) -> None:
         self.tree = tree
         self.offset = offset
+        self.owner = owner
 
 
 class Dentry:
@@ -268,6 +300,11 @@ class Image:
         # A lazily loaded image (wimfs.image_tree.LazyTree): directories are parsed on
         # first use; `inodes` and `invalid_names` parse the rest first.
         self.tree = tree
+
+    @property
+    def loaded(self) -> bool:
+        """Every directory is parsed into objects (not a lazily loaded image)."""
+        return self._inodes is not None
 
     @property
     def inodes(self) -> list[Inode]:
@@ -372,11 +409,13 @@ class Image:
         return None
 
 
-def inode_from_disk(ino_no: int, d: DiskDentry, blobs: dict[bytes, BlobDescriptor]) -> Inode:
-    """The inode of an on-disk dentry: its streams resolved against the blob table, its
-    UNIX data (wimlib's tagged item) decoded."""
+def inode_from_disk(ino_no: int, d: DiskDentry, blobs: dict[bytes, BlobDescriptor],
+                    lazy_streams: bool = False) -> Inode:
+    """The inode of an on-disk dentry: its streams resolved against the blob table (with
+    `lazy_streams`, LazyStreams: `blobs` is a wimfs.format.blobtable.LazyBlobs), its UNIX
+    data (wimlib's tagged item) decoded."""
     ino = Inode(ino_no, d)
-    _assign_streams(ino, d, blobs)
+    _assign_streams(ino, d, blobs, lazy_streams)
     if d.tagged_items:
         ud = parse_tagged_items(d.tagged_items).get(S.TAG_WIMLIB_UNIX_DATA)
         if ud is not None and len(ud) >= 16:
@@ -384,32 +423,47 @@ def inode_from_disk(ino_no: int, d: DiskDentry, blobs: dict[bytes, BlobDescripto
     return ino
 
 
-def _assign_streams(ino: Inode, d: DiskDentry, blobs: dict[bytes, BlobDescriptor]) -> None:
+def _assign_streams(ino: Inode, d: DiskDentry, blobs: dict[bytes, BlobDescriptor],
+                    lazy: bool) -> None:
     """Decide which stream is the unnamed data, which the reparse data, which named ones
     (the rules wimlib documents in assign_stream_types_unencrypted())."""
     is_rp = ino.is_reparse_point
+    if not d.extra_streams:         # (most entries: the main stream only)
+        if d.main_hash != ZERO_HASH:
+            if is_rp:
+                ino.reparse = _stream(ino, "", d.main_hash, blobs, lazy)
+            else:
+                ino.data = _stream(ino, "", d.main_hash, blobs, lazy)
+        return
     found_rp = found_data = False
     entries = [("", d.main_hash, True)] + [(s.name, s.hash, False) for s in d.extra_streams]
     for i, (name, hash_, is_main) in enumerate(entries):
         if name:
             if name not in ino.named_streams:
-                ino.named_streams[name] = _stream(ino, name, hash_, blobs)
+                ino.named_streams[name] = _stream(ino, name, hash_, blobs, lazy)
             continue
         if is_main and hash_ == ZERO_HASH:
             continue
         if is_rp and not found_rp:
             found_rp = True
-            ino.reparse = _stream(ino, "", hash_, blobs)
+            ino.reparse = _stream(ino, "", hash_, blobs, lazy)
         elif not found_data:
             found_data = True
-            ino.data = _stream(ino, "", hash_, blobs)
+            ino.data = _stream(ino, "", hash_, blobs, lazy)
 
 
-def _stream(ino: Inode, name: str, hash_: bytes, blobs: dict[bytes, BlobDescriptor]) -> Stream:
+def _stream(ino: Inode, name: str, hash_: bytes, blobs: dict[bytes, BlobDescriptor],
+            lazy: bool = False) -> Stream:
     if hash_ == ZERO_HASH:
         return Stream(name, hash_, None, 0)
-    blob = blobs.get(hash_)
-    if blob is None:
+    blob = None if lazy else blobs.get(hash_)
+    if lazy:
+        size = blobs.size_of(hash_)         # type: ignore[attr-defined]
+    else:
+        size = None if blob is None else blob.size
+    if size is None:
         ino.missing_blobs += 1
         return Stream(name, hash_, None, 0)
-    return Stream(name, blob.hash, blob, blob.size)     # (one bytes object for both)
+    if lazy:
+        return LazyStream(name, hash_, size, blobs)
+    return Stream(name, blob.hash, blob, size)     # (one bytes object for both)

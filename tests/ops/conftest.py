@@ -1,3 +1,3 @@
 """The ops tier uses the overlay tier's wimlib-made WIMs."""
 
-from tests.overlay.conftest import ov_base, ov_src, wim  # noqa: F401  (fixtures)
+from tests.overlay.conftest import ov_base, ov_src, sd_wim, wim  # noqa: F401  (fixtures)

@@ -9,9 +9,9 @@ the run's resources in order, and its size is in the size_in_wim field.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import struct
+from array import array
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 
@@ -138,47 +138,91 @@ def _plain_blob(i: int, size_in_wim: int, flags: int, offset: int, usize: int, p
 
 _ENTRY = S.BLOB_DESCRIPTOR_DISK_SIZE
 _HASH_AT = _ENTRY - 20          # the SHA-1 ends each entry
-_KEY = struct.Struct(">20sI")   # index key: SHA-1, entry number (sorts by hash, then order)
+_SLOT = struct.Struct("<Q")     # the first 8 bytes of a SHA-1: its slot in the index
 
 
 class LazyBlobs(MutableMapping):
     """hash -> BlobDescriptor over the bytes of a blob table without solid resources:
     a descriptor is made when first looked up (a mount touches the blobs of the files it
-    reads, not all of them). The index is one sorted list of 24-byte keys (hash, entry
-    number), a fraction of a dict's size. Iterating, sizing or changing the map makes
+    reads, not all of them). The index is one open-addressing hash table of entry numbers
+    (an array of 2-4 slots of 4 bytes per entry, made on the first lookup, in entry order
+    so the first of duplicate entries is found first); the hashes stay in the table's
+    bytes. Iterating, sizing or changing the map makes
     every descriptor once (the same objects lookups returned); from then on it is a
     plain dict."""
 
     def __init__(self, data: bytes, hdr: WimHeader) -> None:
         self._data = data
         self._hdr = hdr
-        self._keys = sorted(_KEY.pack(data[o + _HASH_AT:o + _ENTRY], o // _ENTRY)
-                            for o in range(0, len(data), _ENTRY))
+        self._slots: array | None = None        # (made on the first lookup, not at open)
+        self._mask = 0
         self._made: dict[bytes, BlobDescriptor | None] = {}
         self._all: dict[bytes, BlobDescriptor] | None = None
 
-    def _entry(self, off: int) -> BlobDescriptor | None:
-        """The blob of the entry at `off`, None if the table's rules leave it out."""
-        csize, flags, offset, usize, part, refcnt, hash_ = \
-            S.BLOB_DESCRIPTOR_STRUCT.unpack_from(self._data, off)
+    def _fields(self, off: int) -> tuple | None:
+        """The fields of the entry at `off`, None if the table's rules leave it out."""
+        f = S.BLOB_DESCRIPTOR_STRUCT.unpack_from(self._data, off)
+        _csize, flags, _offset, usize, part, _refcnt, hash_ = f
         if hash_ == ZERO_HASH or usize == 0 or part != self._hdr.part_number or \
                 flags & S.RESHDR_FLAG_METADATA:
             return None
+        return f
+
+    def _entry(self, off: int) -> BlobDescriptor | None:
+        """The blob of the entry at `off`, None if the table's rules leave it out."""
+        f = self._fields(off)
+        return None if f is None else self._blob(off, f)
+
+    def _blob(self, off: int, f: tuple) -> BlobDescriptor:
+        csize, flags, offset, usize, part, refcnt, hash_ = f
         return _plain_blob(off // _ENTRY, int.from_bytes(csize, "little"), flags, offset, usize,
                            part, refcnt, hash_, self._hdr)
 
+    def _index(self) -> None:
+        data, n = self._data, len(self._data) // _ENTRY
+        bits = max(4, (2 * n).bit_length())
+        mask = (1 << bits) - 1
+        slots = array("I", bytes(4 << bits))
+        slot_of = _SLOT.unpack_from
+        for i in range(n):
+            slot = slot_of(data, i * _ENTRY + _HASH_AT)[0] & mask
+            while slots[slot]:
+                slot = (slot + 1) & mask
+            slots[slot] = i + 1
+        self._slots, self._mask = slots, mask
+
+    def _find(self, h: bytes) -> tuple[int, tuple] | None:
+        """(offset, fields) of the first entry of blob `h` the table's rules keep."""
+        if self._slots is None:
+            self._index()
+        if len(h) != 20:
+            return None
+        slots, mask, data = self._slots, self._mask, self._data
+        slot = _SLOT.unpack_from(h)[0] & mask
+        while j := slots[slot]:                  # type: ignore[index]
+            off = (j - 1) * _ENTRY
+            if data[off + _HASH_AT:off + _ENTRY] == h:
+                f = self._fields(off)
+                if f is not None:
+                    return off, f
+            slot = (slot + 1) & mask
+        return None
+
     def _lookup(self, h: bytes) -> BlobDescriptor | None:
         b = self._made.get(h, self)
+        if b is self:
+            found = self._find(h)
+            b = self._made[h] = None if found is None else self._blob(*found)
+        return b        # type: ignore[return-value]
+
+    def size_of(self, h: bytes) -> int | None:
+        """The size of blob `h` (None if the table has none) without making its
+        descriptor (attributes of a read-only mount's files)."""
+        b = self._all.get(h) if self._all is not None else self._made.get(h, self)
         if b is not self:
-            return b        # type: ignore[return-value]
-        b = None
-        keys = self._keys
-        i = bisect.bisect_left(keys, h)
-        while b is None and i < len(keys) and keys[i].startswith(h):  # first entry kept
-            b = self._entry(_KEY.unpack(keys[i])[1] * _ENTRY)
-            i += 1
-        self._made[h] = b
-        return b
+            return None if b is None else b.size        # type: ignore[union-attr]
+        found = self._find(h)
+        return None if found is None else found[1][3]
 
     def get(self, h, default=None):
         if self._all is not None:
@@ -211,7 +255,7 @@ class LazyBlobs(MutableMapping):
             if duplicates:
                 log.info("ignoring %d duplicate blob table entries", duplicates)
             self._all = out
-            self._keys = []
+            self._slots = None
             self._made = {}
         return self._all
 

@@ -27,6 +27,8 @@ from wimfs.format.metadata import DiskDentry
 from wimfs.format.reparse import link_target
 from wimfs.format.filetime import filetime_to_unix_ns
 from wimfs.image import NAME_MAX, ZERO_HASH, Dentry, Image, Inode, Stream, name_too_long
+from wimfs.fuse.compact import IMAGE_INO_SHIFT, CompactAnswers, DirList
+from wimfs.image_tree import LazyTree
 from wimfs.overlay import ntfs_xattrs
 from wimfs.wim import Wim
 
@@ -36,7 +38,6 @@ log = logging.getLogger(__name__)
 # attributes for the whole mount (a year: longer than any mount lives).
 TIMEOUT = 365 * 86400.0
 XATTR_MAX = 65536           # Linux limit for one xattr value
-IMAGE_INO_SHIFT = 32        # all-images mounts: image N's inodes are numbered from N << 32
 
 
 def image_ino_base(index: int) -> int:
@@ -112,13 +113,14 @@ async def _wait_future(fut) -> None:
 
 @dataclass(slots=True)
 class Handle:
-    inode: Inode
+    inode: Inode | None     # None: a plain file of a compact tree, opened without a view
     stream: Stream | None
     path: str
     writable: bool = False
+    number: int = 0         # (the inode number, for messages, when `inode` is None)
 
 
-class WimOperations(GuardedOperations):
+class WimOperations(CompactAnswers, GuardedOperations):
     """Read-only view of one image, or of every image as numbered top-level folders."""
 
     supports_dot_lookup = True
@@ -130,7 +132,11 @@ class WimOperations(GuardedOperations):
                  mountpoint: str = "", indexes: list[int] | None = None) -> None:
         """One image (`images[0]`), or with `all_images` the images of `indexes` as
         numbered folders: image N is opened when its folder is entered, its inode numbers
-        are N << 32 + 1, ... (the folder's own before that: a placeholder)."""
+        are N << 32 + 1, ... (the folder's own before that: a placeholder).
+
+        An image not loaded whole (a lazily loaded one) is served from its compact tree
+        (wimfs.image_tree): the inode objects handlers see are made per request from the
+        metadata resource and not kept; one loaded whole, from its objects."""
         super().__init__()
         self.wim = wim
         self.reader = wim.reader
@@ -145,6 +151,7 @@ class WimOperations(GuardedOperations):
         self._rw_flags = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
         self.all_images = all_images
         self.images: dict[int, Image] = {}
+        self._single: LazyTree | None = None
         if all_images:
             self._placeholders: dict[int, Inode] = {}
             self._fake_root(indexes if indexes is not None else [i.index for i in images])
@@ -154,9 +161,10 @@ class WimOperations(GuardedOperations):
             self.images[images[0].index] = images[0]
             self.root = images[0].root
             tree = images[0].tree
-            # The inodes parsed so far, by number (the lazy tree adds to it as it parses).
-            self.inodes = tree.inodes if tree is not None else \
-                {i.ino: i for i in images[0].inodes}
+            self._single = self._compact(images[0])
+            # The inode objects by number (none for a compact tree).
+            self.inodes = {} if self._single is not None else tree.inodes \
+                if tree is not None else {i.ino: i for i in images[0].inodes}
 
     def _fake_root(self, indexes: list[int]) -> None:
         fake = DiskDentry("", "", S.FILE_ATTRIBUTE_DIRECTORY, -1, 0, 0, 0, 0, ZERO_HASH, 0,
@@ -174,8 +182,11 @@ class WimOperations(GuardedOperations):
             self.root.children[str(i)] = ph.dentries[0]   # type: ignore[index]
 
     def _adopt(self, img: Image) -> None:
+        """Image `img` in its folder (a compact tree's root is numbered as the folder's
+        placeholder, which stays in the root's entries: `_inode` finds the image)."""
         self.images[img.index] = img
-        self.root.children[str(img.index)] = img.root        # type: ignore[index]
+        if self._compact(img) is None:
+            self.root.children[str(img.index)] = img.root        # type: ignore[index]
 
     def _load_image(self, index: int) -> Image:
         """Image `index` of an all-images mount, opened on first entry into its folder."""
@@ -190,11 +201,14 @@ class WimOperations(GuardedOperations):
     @property
     def total_inodes(self) -> int:
         """The inodes parsed so far (a lazily loaded image is not counted ahead)."""
-        return sum(len(t) for t in self._tables())
-
-    def _tables(self) -> list[dict[int, Inode]]:
-        return [self.inodes] + [img.tree.inodes for img in self.images.values()
-                                if self.all_images and img.tree is not None]
+        n = len(self.inodes)
+        for img in self.images.values():
+            tree = self._compact(img)
+            if tree is not None:
+                n += tree.visited()
+            elif self.all_images and img.tree is not None:
+                n += len(img.tree.inodes)
+        return n
 
     @functools.cached_property
     def total_bytes(self) -> int:
@@ -213,17 +227,19 @@ class WimOperations(GuardedOperations):
     def _inode(self, ino: int, enter: bool = True) -> Inode:
         """The inode numbered `ino`; in an all-images mount the folder of an image not
         opened yet is its placeholder, or with `enter` the image is opened."""
-        table = self.inodes
+        table, tree = self.inodes, self._single
         if self.all_images and ino >> IMAGE_INO_SHIFT:
             index = ino >> IMAGE_INO_SHIFT
             ph = self._placeholders.get(index)
             if not enter and index not in self.images and ph is not None and ph.ino == ino:
                 return ph
             img = self._load_image(index)
-            table = img.tree.inodes if img.tree is not None else {
-                i.ino: i for i in img.inodes}
+            tree = self._compact(img)
+            if tree is None:
+                table = img.tree.inodes if img.tree is not None else {
+                    i.ino: i for i in img.inodes}
         try:
-            return table[ino]
+            return tree.inode(ino) if tree is not None else table[ino]
         except KeyError:
             raise pyfuse3.FUSEError(errno.ENOENT) from None
 
@@ -233,12 +249,20 @@ class WimOperations(GuardedOperations):
         return inode.dentries[0]
 
     def _path(self, inode: Inode) -> str:
+        tree = self._tree_of(inode.ino)
         d = inode.dentries[0] if inode.dentries else None
-        if d is None:
+        if tree is not None:
+            try:
+                path = tree.path(inode.ino)
+            except (KeyError, WimfsError):
+                path = f"<inode {inode.ino}>"
+        elif d is None:
             return f"<inode {inode.ino}>"
+        else:
+            path = d.path
         if self.all_images and inode.ino >> IMAGE_INO_SHIFT:
-            return f"/{inode.ino >> IMAGE_INO_SHIFT}{d.path}".rstrip("/") or "/"
-        return d.path
+            return f"/{inode.ino >> IMAGE_INO_SHIFT}{path}".rstrip("/") or "/"
+        return path
 
     def _is_link(self, inode: Inode) -> bool:
         return inode.is_reparse_point and inode.reparse_tag in (S.IO_REPARSE_TAG_SYMLINK,
@@ -247,6 +271,8 @@ class WimOperations(GuardedOperations):
     async def _link_target(self, inode: Inode) -> bytes | None:
         """UNIX target of a symlink/junction inode, or None if it is not a valid link."""
         if not inode.link_parsed:
+            if inode.reparse is not None:   # a view's descriptor: looked up here, on the
+                _ = inode.reparse.blob      # event loop, not made twice by two threads
             await trio.to_thread.run_sync(inode.link, self._read_small_blob,
                                           limiter=self.limiter)
         link = inode.link(self._read_small_blob)
@@ -265,15 +291,12 @@ class WimOperations(GuardedOperations):
             return b""
 
     async def _attr(self, inode: Inode) -> pyfuse3.EntryAttributes:
-        a = pyfuse3.EntryAttributes()
-        a.st_ino = inode.ino
-        a.generation = 0
-        a.entry_timeout = TIMEOUT
-        a.attr_timeout = TIMEOUT
         size = inode.size
-        if inode.unix is not None:
-            mode = inode.unix.mode
-            a.st_uid, a.st_gid, a.st_rdev = inode.unix.uid, inode.unix.gid, inode.unix.rdev
+        unix = inode.unix
+        owner = None
+        if unix is not None:
+            mode = unix.mode
+            owner = (unix.uid, unix.gid, unix.rdev)
             if stat.S_ISLNK(mode) or (not stat.S_IFMT(mode)):
                 target = await self._link_target(inode) if self._is_link(inode) else None
                 if target is not None:
@@ -282,29 +305,47 @@ class WimOperations(GuardedOperations):
                 elif not stat.S_IFMT(mode):
                     mode |= stat.S_IFDIR if inode.is_directory else stat.S_IFREG
         else:
-            a.st_uid, a.st_gid, a.st_rdev = self.uid, self.gid, 0
             target = await self._link_target(inode) if self._is_link(inode) else None
-            if inode.is_directory:
-                mode = stat.S_IFDIR | 0o755
-            elif target is not None:
+            if target is not None and not inode.is_directory:
                 mode = stat.S_IFLNK | 0o777
                 size = len(target)
             else:
-                mode = stat.S_IFREG | 0o644
-                if inode.attributes & S.FILE_ATTRIBUTE_READONLY:
-                    mode &= ~0o222
-        a.st_mode = mode
-        a.st_nlink = inode.nlink or 1
-        a.st_size = 0 if inode.is_directory else size
-        a.st_blksize = 4096
-        a.st_blocks = (a.st_size + 511) // 512
-        mtime = filetime_to_unix_ns(inode.last_write_time)
-        a.st_atime_ns = filetime_to_unix_ns(inode.last_access_time)
-        a.st_mtime_ns = mtime
-        ctime = inode.change_time
-        a.st_ctime_ns = mtime if ctime is None else filetime_to_unix_ns(ctime)
+                mode = self._plain_mode(inode.attributes)
+        a = self._fill(inode.ino, mode, owner, size, inode.nlink, inode.attributes,
+                       inode.last_access_time, inode.last_write_time, inode.change_time)
         if self.all_images and inode is self._placeholders.get(inode.ino >> IMAGE_INO_SHIFT):
             a.attr_timeout = 1.0    # the folder of an image not opened yet: ask again soon
+        return a
+
+    @staticmethod
+    def _plain_mode(attributes: int) -> int:
+        """The mode of an inode without UNIX data that is not a link."""
+        if attributes & S.FILE_ATTRIBUTE_DIRECTORY and \
+                not attributes & S.FILE_ATTRIBUTE_REPARSE_POINT:
+            return stat.S_IFDIR | 0o755
+        if attributes & S.FILE_ATTRIBUTE_READONLY:
+            return stat.S_IFREG | 0o444
+        return stat.S_IFREG | 0o644
+
+    def _fill(self, ino: int, mode: int, owner: tuple[int, int, int] | None, size: int,
+              nlink: int, attributes: int, atime: int, mtime: int,
+              ctime: int | None) -> pyfuse3.EntryAttributes:
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = ino
+        a.generation = 0
+        a.entry_timeout = TIMEOUT
+        a.attr_timeout = TIMEOUT
+        a.st_uid, a.st_gid, a.st_rdev = owner if owner is not None else (self.uid, self.gid, 0)
+        a.st_mode = mode
+        a.st_nlink = nlink or 1
+        is_dir = attributes & S.FILE_ATTRIBUTE_DIRECTORY and \
+            not attributes & S.FILE_ATTRIBUTE_REPARSE_POINT
+        a.st_size = 0 if is_dir else size
+        a.st_blksize = 4096
+        a.st_blocks = (a.st_size + 511) // 512
+        a.st_atime_ns = filetime_to_unix_ns(atime)
+        a.st_mtime_ns = mtime_ns = filetime_to_unix_ns(mtime)
+        a.st_ctime_ns = mtime_ns if ctime is None else filetime_to_unix_ns(ctime)
         return a
 
     # -- lookups and attributes --------------------------------------------------
@@ -315,22 +356,28 @@ class WimOperations(GuardedOperations):
         except UnicodeDecodeError:
             return None
 
-    def _child(self, parent: Inode, name: bytes) -> Dentry | None:
-        d = self._dentry(parent)
+    def _child(self, parent: Inode, name: bytes) -> Inode | None:
         if name == b".":
-            return d
+            return parent
+        tree = self._tree_of(parent.ino)
+        if tree is not None:
+            return self._tree_child(tree, parent, name)
+        d = self._dentry(parent)
         if name == b"..":
             if parent.ino == pyfuse3.ROOT_INODE:
-                return self.root
+                return self.root.inode
             if self.all_images and d.parent is None:
-                return self.root
-            return d.parent or self.root
+                return self.root.inode
+            return (d.parent or self.root).inode
         s = self._name(name)
         if s is None:
             return None
         if parent.ino == pyfuse3.ROOT_INODE and d is not self.root:
             d = self.root
-        return (d.lookup(s, self.case_insensitive) if d.children is not None else None)
+        child = d.lookup(s, self.case_insensitive) if d.children is not None else None
+        if child is not None and self.all_images and d is self.root:
+            return self._inode(child.inode.ino, enter=False)    # a placeholder, or the image
+        return child.inode if child is not None else None
 
     async def lookup(self, parent_inode, name, ctx=None):
         parent = self._inode(parent_inode)
@@ -341,9 +388,10 @@ class WimOperations(GuardedOperations):
         child = self._child(parent, name)
         if child is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
-        attr = await self._attr(child.inode)
-        if name not in (b".", b".."):
-            self.lookup_counts[child.inode.ino] = self.lookup_counts.get(child.inode.ino, 0) + 1
+        attr = await self._attr(child)
+        if name not in (b".", b"..") and self._tree_of(child.ino) is None:
+            # (a compact tree's inodes are never freed: nothing to count)
+            self.lookup_counts[child.ino] = self.lookup_counts.get(child.ino, 0) + 1
         return attr
 
     async def forget(self, inode_list):
@@ -385,16 +433,25 @@ class WimOperations(GuardedOperations):
         ino = self._inode(inode)
         if not ino.is_directory:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
+        tree = self._tree_of(inode)
+        if tree is not None:
+            return self._new_fh(DirList(tree, tree.entries(ino.ino)))
         d = self.root if inode == pyfuse3.ROOT_INODE else self._dentry(ino)
         return self._new_fh(list((d.children or {}).items()))
 
     async def readdir(self, fh, start_id, token):
         entries = self.handles.get(fh)
+        if isinstance(entries, DirList):
+            return await self._readdir_compact(entries, start_id, token)
         if not isinstance(entries, list):
             raise pyfuse3.FUSEError(errno.EBADF)
         for pos in range(start_id, len(entries)):
             name, child = entries[pos]
-            attr = await self._attr(child.inode)
+            inode = child.inode
+            if self.all_images and inode.ino >> IMAGE_INO_SHIFT and \
+                    inode is self._placeholders.get(inode.ino >> IMAGE_INO_SHIFT):
+                inode = self._inode(inode.ino, enter=False)     # (the image, once opened)
+            attr = await self._attr(inode)
             if not pyfuse3.readdir_reply(token, name.encode("utf-8", "surrogatepass"), attr,
                                          pos + 1):
                 break
@@ -406,19 +463,28 @@ class WimOperations(GuardedOperations):
     # -- files -------------------------------------------------------------------
 
     async def open(self, inode, flags, ctx):
-        ino = self._inode(inode)
+        tree = self._tree_of(inode)
+        try:
+            plain = tree.plain_data(inode) if tree is not None else None
+        except KeyError:
+            raise pyfuse3.FUSEError(errno.ENOENT) from None
+        if plain is not None:           # (most files of a compact tree: no view needed)
+            ino, (is_dir, stream) = None, plain
+        else:
+            ino = self._inode(inode)
+            is_dir, stream = ino.is_directory, ino.data
         if flags & self._rw_flags:
             raise pyfuse3.FUSEError(errno.EROFS)
-        if ino.is_directory:
+        if is_dir:
             raise pyfuse3.FUSEError(errno.EISDIR)
-        if ino.data is not None and ino.data.missing:
+        # The path is only for error messages: worked out when one is logged.
+        h = Handle(ino, stream, "", number=inode)
+        if stream is not None and stream.missing:
             # Its size is unknown too (it shows as 0): fail the open, not just reads.
             log.error("%s: data is missing from the WIM (blob %s; a split WIM part not "
-                      "given with --ref?)", self._path(ino), ino.data.hash.hex())
+                      "given with --ref?)", self._handle_path(h), stream.hash.hex())
             raise pyfuse3.FUSEError(errno.EIO)
-        # The path is only for error messages: worked out when one is logged.
-        fh = self._new_fh(Handle(ino, ino.data, ""))
-        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+        return pyfuse3.FileInfo(fh=self._new_fh(h), keep_cache=True)
 
     async def read(self, fh, off, size):
         h = self.handles.get(fh)
@@ -431,7 +497,7 @@ class WimOperations(GuardedOperations):
             return b""
         if stream.missing:
             log.error("%s: data is missing from the WIM (blob %s; split WIM without --ref?)",
-                      h.path or self._path(h.inode), stream.hash.hex())
+                      self._handle_path(h), stream.hash.hex())
             raise pyfuse3.FUSEError(errno.EIO)
         blob = stream.blob
         if blob is None or off >= blob.size:
@@ -449,7 +515,7 @@ class WimOperations(GuardedOperations):
                         await _wait_future(fut)
                 data = self.reader.read(blob, off, size)
         except WimfsError as exc:
-            log.error("%s: %s", h.path or self._path(h.inode), exc)
+            log.error("%s: %s", self._handle_path(h), exc)
             raise pyfuse3.FUSEError(errno.EIO) from None
         return data
 
