@@ -169,8 +169,15 @@ def setup_logging(debug: bool) -> None:
     logging.basicConfig(level=level, format="wimfs: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
+# True when main() runs as the program (`wimfs`, `python -m wimfs`: no argv given), not
+# called in process by other code: only then may `wimfs mount` fork its daemon.
+RUN_AS_PROGRAM = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    global RUN_AS_PROGRAM
     hooks.set_windows_info_provider("servicing.features.windows_info:windows_info")
+    RUN_AS_PROGRAM = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     # Delegated commands parse their own arguments (reg.exe syntax uses /v, /t ...).
     debug = argv[:1] == ["--debug"]

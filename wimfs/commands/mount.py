@@ -240,14 +240,16 @@ def _daemonize(args) -> int:
     os.makedirs(logdir, exist_ok=True)
     logpath = os.path.join(logdir, "mount.log")
     r, w = os.pipe()
-    if threading.active_count() == 1:
-        # The CLI (one thread): the daemon is this process forked, so it starts with the
-        # interpreter and modules already loaded instead of a second Python start.
+    from wimfs import cli
+    if cli.RUN_AS_PROGRAM and threading.active_count() == 1:
+        # The wimfs program (one thread): the daemon is this process forked, so it
+        # starts with the interpreter and modules already loaded, not a second Python.
         pid = _fork_daemon(args, logpath, r, w)
         wait = lambda: os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])  # noqa: E731
     else:
-        # Threads (wimfs driven from a library or a test process): a fork would copy
-        # their locks in whatever state they are; start a new interpreter instead.
+        # Called in process (a library, the DISM face in a test process) or with
+        # threads: a fork would copy the caller's state and locks; start a new
+        # interpreter instead.
         env = dict(os.environ, **{READY_ENV: str(w)})
         with open(logpath, "ab") as logf, open(os.devnull, "rb") as devnull:
             proc = subprocess.Popen(argv, stdin=devnull, stdout=logf, stderr=logf, env=env,
