@@ -211,3 +211,14 @@ def wimlib_blob_refs(wim) -> dict[str, int]:
         if "Hash" in fields and "METADATA" not in fields.get("Flags", ""):
             refs[fields["Hash"]] = int(fields["Reference Count"])
     return refs
+
+
+def wimlib_recounted_refs(wim, tmp_dir) -> tuple[dict[str, int], dict[str, int]]:
+    """(the nonzero reference counts of `wim`'s data blobs, the counts wimlib-imagex
+    optimize gives a copy of it: it rebuilds the WIM and counts every reference anew)."""
+    import shutil
+    rebuilt = Path(tmp_dir) / "rebuilt.wim"
+    shutil.copyfile(wim, rebuilt)
+    subprocess.run(["wimlib-imagex", "optimize", str(rebuilt)], check=True,
+                   capture_output=True)
+    return {h: n for h, n in wimlib_blob_refs(wim).items() if n}, wimlib_blob_refs(rebuilt)
