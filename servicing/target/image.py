@@ -46,9 +46,6 @@ class ImageTarget(Target):
                  dry_run: bool = False) -> None:
         super().__init__(description, windir=windir, dry_run=dry_run)
         self.session = session
-        # Hives opened for reading, parsed once per operation (image-info, the log's
-        # version line and the command all read SOFTWARE); any write forgets them.
-        self._read_hives: dict[str, Hive] = {}
 
     @classmethod
     def open(cls, spec: str, *, write: bool, dry_run: bool = False,
@@ -78,27 +75,21 @@ class ImageTarget(Target):
         return None if found is None else join(found)
 
     def _write_file(self, path: str, data: bytes) -> None:
-        self._read_hives.clear()
         self.session.write_file(path, data)
 
     def _copy_in(self, path: str, local_path: str, *, deferred: bool) -> None:
-        self._read_hives.clear()
         self.session.copy_in(path, local_path, deferred=deferred)
 
     def _mkdirs(self, path: str) -> None:
-        self._read_hives.clear()
         self.session.mkdirs(path)
 
     def _remove(self, path: str, *, recursive: bool) -> None:
-        self._read_hives.clear()
         self.session.remove(path, recursive=recursive)
 
     def _rename(self, old: str, new: str) -> None:
-        self._read_hives.clear()
         self.session.rename(old, new)
 
     def _link(self, existing: str, new: str) -> None:
-        self._read_hives.clear()
         self.session.link(existing, new)
 
     # -- hives: in memory, written back through the overlay ---------------------------------
@@ -113,12 +104,12 @@ class ImageTarget(Target):
 
     def open_hive(self, path: str, *, write: bool) -> Hive:
         path = join(path)
-        if not write and path in self._read_hives:
-            return self._read_hives[path]
         logs = [data for _, data in self._logs(path) if data]
         # A hive known by its SHA-1 (no logs to replay) is parsed once read-only, and
-        # its keys' name indexes are built once, for all the images of an
-        # `IMAGE.wim:all` run (editions share their SYSTEM hive).
+        # its keys' name indexes are built once, per operation (image-info, the log's
+        # version line and the command all read SOFTWARE) and for all the images of an
+        # `IMAGE.wim:all` run (editions share their SYSTEM hive). Keyed by content, a
+        # cached parse is never stale: a write gives the file a new SHA-1.
         digest = None if logs else self.session.content_hash(path)
         cache = self.session.blob_cache
         hive = cache.parsed(("hive", digest)) if digest is not None and not write else None
@@ -133,14 +124,11 @@ class ImageTarget(Target):
                 hive.share_name_indexes(shared)
                 if not write:
                     cache.put_parsed(("hive", digest), hive, len(data))
-        if not write:
-            self._read_hives[path] = hive
         return hive
 
     def stage_hive(self, path: str, hive: Hive) -> None:
         if not hive.changed:
             return
-        self._read_hives.clear()
         path = join(path)
         self.session.write_file(path, hive.to_bytes())
         # The new primary is clean, so Windows ignores its logs; empty them anyway (as a
