@@ -29,7 +29,7 @@ from wimfs.format.blobtable import ZERO_HASH
 from wimfs.format.xmlinfo import (encode_xml, filetime_now, image_statistics, set_property,
                                   set_text, set_time)
 from wimfs.fsutil import fsync_dir
-from wimfs.image import Image, Stream
+from wimfs.image import Image, Stream, count_blob_refs
 from wimfs.progress import Progress, ProgressCallback
 from wimfs.writer import (
     DEFAULT_CHUNK_SIZE,
@@ -257,10 +257,7 @@ class WimBuilder:
             # added to what the kept entries already count.
             counts: dict[bytes, int] = {}
             for ni in self.images:
-                for ino in ni.image.inodes:
-                    for s in ino.streams():
-                        if s.hash != ZERO_HASH:
-                            counts[s.hash] = counts.get(s.hash, 0) + len(ino.dentries)
+                count_blob_refs(ni.image.inodes, counts)
             for k, replaced in enumerate(self._replace if self.append_to is not None else []):
                 for h, n in self._old_refs(replaced, self.images[k]).items():
                     counts[h] = counts.get(h, 0) - n
@@ -315,12 +312,7 @@ class WimBuilder:
         """Blob references of the existing image `index` that `ni` replaces."""
         if ni.replaced_refs is not None:
             return ni.replaced_refs
-        refs: dict[bytes, int] = {}
-        for ino in self.append_to.image(index).inodes:
-            for s in ino.streams():
-                if s.hash != ZERO_HASH:
-                    refs[s.hash] = refs.get(s.hash, 0) + len(ino.dentries)
-        return refs
+        return count_blob_refs(self.append_to.image(index).inodes)
 
     def _write_blobs(self, rw: ResourceWriter, streams: list[Stream],
                      known: dict[bytes, WrittenBlob]) -> list[WrittenBlob]:

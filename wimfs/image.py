@@ -88,6 +88,19 @@ class LazyStream(Stream):
         _BLOB.__set__(self, value)
 
 
+
+def count_blob_refs(inodes, refs: dict[bytes, int] | None = None) -> dict[bytes, int]:
+    """Add to *refs* the references *inodes* make to blobs (one per dentry of an inode
+    per stream holding it), as the blob table counts them; return *refs*."""
+    refs = {} if refs is None else refs
+    for ino in inodes:
+        n = len(ino.dentries)
+        for s in ino.streams():
+            if s.hash != ZERO_HASH:
+                refs[s.hash] = refs.get(s.hash, 0) + n
+    return refs
+
+
 class Inode:
     __slots__ = ("ino", "attributes", "security_id", "creation_time", "last_access_time",
                  "last_write_time", "reparse_tag", "rp_reserved", "rp_flags", "data",

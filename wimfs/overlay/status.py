@@ -6,8 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from wimfs.image import Image, Inode, Stream
-from wimfs.format.blobtable import ZERO_HASH
+from wimfs.image import Image, Inode, Stream, count_blob_refs
 from wimfs.overlay.staging import LocalSource, StagedSource, is_staged
 
 
@@ -60,9 +59,7 @@ class BaseState:
             self.paths.add(path)
             if d.inode.ino in self.origin:
                 continue
-            for x in d.inode.streams():
-                if x.hash != ZERO_HASH:
-                    refs[x.hash] = refs.get(x.hash, 0) + len(d.inode.dentries)
+            count_blob_refs((d.inode,), refs)
             key = content_key(d.inode)
             if any(is_staged(x) for x in d.inode.streams()):
                 # Still open for writing (--force commit): it may change after the commit,
