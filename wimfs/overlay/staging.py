@@ -88,11 +88,11 @@ class Staging:
         path = self.new_file()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            if keep and isinstance(stream.source, LocalSource):
-                with open(stream.source.path, "rb") as src:
-                    _sendfile_all(fd, src.fileno(), stream.source.size)
-            elif keep and isinstance(stream.source, HeldSource):
-                os.pwrite(fd, stream.source.data, 0)
+            if keep and isinstance(stream.source, UNOWNED):
+                off = 0
+                for piece in stream.source.chunks(COPY_CHUNK):
+                    os.pwrite(fd, piece, off)
+                    off += len(piece)
             elif keep and stream.blob is not None:
                 for off in range(0, stream.blob.size, COPY_CHUNK):
                     os.pwrite(fd, reader.read(stream.blob, off, COPY_CHUNK), off)
@@ -113,26 +113,17 @@ class Staging:
     @staticmethod
     def attach(stream: Stream, path: str) -> None:
         """Point a stream at its staging file."""
-        stream.source = StagedSource(path)
-        stream.blob = None
-        stream.hash = ZERO_HASH
-        stream.size = os.path.getsize(path)
+        _point(stream, StagedSource(path), ZERO_HASH)
 
     @staticmethod
     def attach_local(stream: Stream, path: str, size: int) -> None:
         """Point a stream at a local file read by the commit (see LocalSource)."""
-        stream.source = LocalSource(path, size)
-        stream.blob = None
-        stream.hash = ZERO_HASH
-        stream.size = size
+        _point(stream, LocalSource(path, size), ZERO_HASH)
 
     @staticmethod
     def attach_held(stream: Stream, data: bytes, digest: bytes) -> None:
         """Point a stream at content held in memory (see HeldSource)."""
-        stream.source = HeldSource(data)
-        stream.blob = None
-        stream.hash = digest if data else ZERO_HASH
-        stream.size = len(data)
+        _point(stream, HeldSource(data), digest if data else ZERO_HASH)
 
     @staticmethod
     def read(stream: Stream, off: int, size: int) -> bytes:
@@ -155,9 +146,12 @@ class Staging:
         the kernel (sendfile: no copy through Python)."""
         fd = os.open(staged_path(stream), os.O_WRONLY | os.O_CLOEXEC)
         try:
-            stream.size = _sendfile_all(fd, src_fd)
+            off = 0
+            while n := os.sendfile(fd, src_fd, off, COPY_CHUNK * 16):
+                off += n
         finally:
             os.close(fd)
+        stream.size = off
 
     @staticmethod
     def truncate(stream: Stream, size: int) -> None:
@@ -206,16 +200,12 @@ class Staging:
         unlink_all([s.source.path for s in ino.streams() if is_staged(s)])
 
 
-def _sendfile_all(fd: int, src_fd: int, limit: int | None = None) -> int:
-    """Copy `src_fd` from its start (to its end, or `limit` bytes) to `fd` in the kernel."""
-    off = 0
-    while limit is None or off < limit:
-        want = COPY_CHUNK * 16 if limit is None else min(COPY_CHUNK * 16, limit - off)
-        n = os.sendfile(fd, src_fd, off, want)
-        if not n:
-            break
-        off += n
-    return off
+def _point(stream: Stream, source: FileSource | BytesSource, digest: bytes) -> None:
+    """Make `source` the stream's content (not a blob of the WIM any more)."""
+    stream.source = source
+    stream.blob = None
+    stream.hash = digest
+    stream.size = source.size
 
 
 def unlink_all(paths: list[str]) -> None:
