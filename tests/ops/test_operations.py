@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pyfuse3
 import pytest
 
-from tests.helpers import wimlib_verify
+from tests.helpers import wimlib_apply, wimlib_verify
 from tests.helpers.overlay import check_overlay
 from wimfs.errors import BusyError, PathNotFoundError, WimCorruptError, WimfsError
 from wimfs.fuse.ops import HANDLERS, UNGUARDED, WimOperations
@@ -209,3 +209,53 @@ async def test_read_write_operations(wim, tmp_path):
         check_overlay(ov)
     finally:
         ov.close()
+
+
+async def test_commit_waits_for_a_change_in_flight(wim, tmp_path):
+    """A write whose copy-up is still running on a worker thread when a commit is asked
+    for: the commit starts only after the write has landed, and the WIM holds it (found
+    by the concurrency test: without the wait, the commit ran beside the write and the
+    file committed empty)."""
+    import threading
+
+    import trio
+
+    ov = Overlay(str(wim), 1, str(tmp_path / "st"))
+    ov.start_journal(resume=False)
+    entered, go = threading.Event(), threading.Event()
+    real_copy_up, real_commit = ov.copy_up, ov.commit
+    order: list[str] = []
+
+    def slow_copy_up(*a, **kw):
+        entered.set()
+        go.wait(10)
+        return real_copy_up(*a, **kw)
+
+    def commit(*a, **kw):
+        order.append("commit")
+        return real_commit(*a, **kw)
+
+    ov.copy_up, ov.commit = slow_copy_up, commit
+    try:
+        ops = RwOperations(ov)
+        fi, _attr = await ops.create(ROOT, b"late.txt", 0o644, os.O_RDWR, CTX)
+
+        async def writer():
+            assert await ops.write(fi.fh, 0, b"written while a commit was asked") == 32
+            order.append("write")
+
+        async with trio.open_nursery() as n:
+            n.start_soon(writer)
+            await trio.to_thread.run_sync(entered.wait, 10)
+            n.start_soon(ops.commit, True)
+            await trio.sleep(0.2)
+            assert order == []           # the commit waits for the write in flight
+            go.set()
+        assert order == ["write", "commit"]
+        await ops.release(fi.fh)
+    finally:
+        ov.close()
+    assert wimlib_verify(wim).returncode == 0
+    out = tmp_path / "applied"
+    wimlib_apply(wim, 1, out)
+    assert (out / "late.txt").read_bytes() == b"written while a commit was asked"

@@ -4,6 +4,7 @@ delegating to `wimfs.overlay.Overlay`. Changes are frozen while a commit runs.""
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import stat
@@ -35,6 +36,8 @@ class RwOperations(WimOperations):
         self._idle = trio.Event()
         self._idle.set()
         self.committing = False
+        self._changing: dict = {}              # task -> changes it has in flight
+        self._drained: trio.Event | None = None
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -42,8 +45,22 @@ class RwOperations(WimOperations):
         return self.overlay.image
 
     async def _wait_commit(self) -> None:
+        """Called first by every handler that changes the tree: wait while a commit runs,
+        then count the change as in flight until its handler returns (`_changes`), so
+        that a commit starts only once no change is half done (a change can await a
+        copy-up on a worker thread, and another request is served meanwhile)."""
         while self.committing:
             await self._idle.wait()
+        task = trio.lowlevel.current_task()
+        self._changing[task] = self._changing.get(task, 0) + 1
+
+    def _change_done(self) -> None:
+        task = trio.lowlevel.current_task()
+        n = self._changing.pop(task, 0) - 1
+        if n > 0:
+            self._changing[task] = n
+        if not self._changing and self._drained is not None:
+            self._drained.set()
 
     async def _attr(self, inode: Inode) -> pyfuse3.EntryAttributes:
         a = await super()._attr(inode)
@@ -355,6 +372,16 @@ class RwOperations(WimOperations):
                              "--force)")
         self.committing = True
         self._idle = trio.Event()
+        try:
+            while self._changing:               # changes already past _wait_commit
+                self._drained = trio.Event()
+                await self._drained.wait()
+        except BaseException:
+            self.committing = False
+            self._idle.set()
+            raise
+        finally:
+            self._drained = None
         self.overlay.frozen = True
         try:
             keep_busy = set() if force else self.open_for_write()
@@ -368,3 +395,24 @@ class RwOperations(WimOperations):
             self.committing = False
             self._idle.set()
 
+
+
+def _counted(fn):
+    """End the in-flight count `_wait_commit` started, however the handler ends."""
+
+    @functools.wraps(fn)
+    async def wrapper(self, *args):
+        try:
+            return await fn(self, *args)
+        finally:
+            if self._changing:
+                self._change_done()
+
+    wrapper.guarded = True
+    return wrapper
+
+
+# Every handler that may call _wait_commit (open only for writing, the rest always).
+for _name in ("create", "mknod", "mkdir", "symlink", "unlink", "rmdir", "rename", "link",
+              "setattr", "open", "write", "setxattr", "removexattr"):
+    setattr(RwOperations, _name, _counted(getattr(RwOperations, _name)))
