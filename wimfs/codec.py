@@ -41,7 +41,10 @@ def libwim() -> ctypes.CDLL:
             vp, sz = ctypes.c_void_p, ctypes.c_size_t
             lib.wimlib_create_decompressor.argtypes = [ctypes.c_int, sz, ctypes.POINTER(vp)]
             lib.wimlib_create_decompressor.restype = ctypes.c_int
-            lib.wimlib_decompress.argtypes = [ctypes.c_char_p, sz, vp, sz, vp]
+            # The output is passed as an address (of a bytearray we allocate): a
+            # `(c_char * n).from_buffer` per call costs a ctypes array type per distinct
+            # size (cached by ctypes for good) and ~12 us a call.
+            lib.wimlib_decompress.argtypes = [ctypes.c_char_p, sz, sz, sz, vp]
             lib.wimlib_decompress.restype = ctypes.c_int
             lib.wimlib_free_decompressor.argtypes = [vp]
             lib.wimlib_free_decompressor.restype = None
@@ -72,10 +75,13 @@ class Decompressor:
     def decompress(self, data: bytes, usize: int) -> bytearray:
         # Decompress straight into the buffer we hand out: no zero-fill-and-copy.
         out = bytearray(usize)
-        target = (ctypes.c_char * usize).from_buffer(out)
-        if self.lib.wimlib_decompress(data, len(data), target, usize, self._h) != 0:
+        if not usize:
+            return out
+        pin = ctypes.c_char.from_buffer(out)    # holds the buffer export during the call
+        if self.lib.wimlib_decompress(data, len(data), ctypes.addressof(pin), usize,
+                                      self._h) != 0:
             raise WimCorruptError("invalid compressed data")
-        del target
+        del pin
         return out
 
     def __del__(self):

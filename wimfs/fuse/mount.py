@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import faulthandler
 import logging
+import os
 import signal
 from collections.abc import Callable
 
@@ -12,6 +13,7 @@ import pyfuse3
 import trio
 
 from wimfs.errors import MountError
+from wimfs.fuse import loop
 from wimfs.fuse.ops import WimOperations
 
 log = logging.getLogger(__name__)
@@ -39,12 +41,18 @@ def serve(ops: WimOperations, mountpoint: str, options: set[str],
         faulthandler.register(signal.SIGUSR1)
     except (AttributeError, ValueError):
         pass
+    waiter = None
+    if os.environ.get("WIMFS_FUSE_LOOP", "fast") != "trio":     # (diagnostics: A/B runs)
+        spin = os.environ.get("WIMFS_FUSE_SPIN_US")
+        waiter = loop.enable(None if spin is None else float(spin) / 1e6)
     try:
         trio.run(_main, on_ready, control)
     finally:
         # After main() returns the kernel has unmounted (or we were signalled).
         pyfuse3.close(unmount=True)
-    log.debug("served %d inodes; reader stats %s", ops.total_inodes, ops.reader.stats)
+        loop.disable()
+    log.debug("served %d inodes; reader stats %s; waits %s", ops.total_inodes,
+              ops.reader.stats, waiter.stats if waiter else "-")
 
 
 async def _main(on_ready, control) -> None:

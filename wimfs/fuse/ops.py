@@ -503,6 +503,8 @@ class WimOperations(CompactAnswers, GuardedOperations):
         if blob is None or off >= blob.size:
             return b""
         try:
+            if off == 0 and size >= blob.size and self.reader.is_one_chunk(blob):
+                return self.reader.read(blob, 0, blob.size)     # most files: no cache
             data = self.reader.read_cached(blob, off, size)
             if data is None:
                 rdesc = blob.rdesc
