@@ -212,3 +212,35 @@ def test_corpus_blobs_match_their_sha1(path):
             assert hashlib.sha1(data).digest() == blob.hash
         if not any(b in path for b in broken):
             assert bad == 0
+
+
+@pytest.mark.parametrize("ctype", ["XPRESS", "LZX", "LZMS"])
+def test_one_chunk_blobs_read_whole_in_one_step(tmp_path, ctype):
+    """Most files of a Windows image are one compressed chunk: read whole they take one
+    pread and one decompression, past the chunk cache (`ResourceReader.is_one_chunk`);
+    partial reads of them take the chunked path. Both give the file's bytes, and a damaged
+    chunk is an error, never wrong data."""
+    from tests.unit.conftest import capture
+
+    src = tmp_path / "src"
+    src.mkdir()
+    text = b"".join(b"%d: one small compressible file\n" % i for i in range(300))
+    (src / "small.txt").write_bytes(text)
+    wim = capture(src, tmp_path / "one.wim", ctype)
+    with Wim(wim) as w:
+        blob = w.image(1).lookup_path("small.txt").inode.data.blob
+        rd = blob.rdesc
+        assert w.reader.is_one_chunk(blob) and rd.size_in_wim < rd.uncompressed_size
+        before = w.reader.stats["decompressed_chunks"]
+        assert w.reader.read(blob, 0, blob.size) == text
+        assert w.reader.stats["decompressed_chunks"] == before + 1 and not w.reader._cache
+        assert w.reader.read(blob, 100, 50) == text[100:150]           # chunked path
+        assert w.reader._cache                                         # (it caches)
+        offset = rd.offset_in_wim
+    raw = bytearray(open(wim, "rb").read())
+    raw[offset + 40] ^= 0xFF
+    (tmp_path / "bad.wim").write_bytes(raw)
+    with Wim(str(tmp_path / "bad.wim")) as w:
+        blob = w.image(1).lookup_path("small.txt").inode.data.blob
+        with pytest.raises(WimCorruptError):
+            w.reader.read(blob, 0, blob.size)
