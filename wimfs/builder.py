@@ -99,6 +99,7 @@ class WimBuilder:
         # (export, optimize); False recompresses everything (--recompress).
         self.raw_copy = True
         self.stats: dict[str, int] = {}     # the writer's statistics after write()
+        self.memo = None                    # a wimfs.chunkmemo.ChunkMemo to take from
 
     def add(self, new: NewImage) -> None:
         self.images.append(new)
@@ -245,6 +246,7 @@ class WimBuilder:
         progress = Progress(label="writing", callback=self.progress)
         rw = ResourceWriter(fd, offset, self.ctype, self.chunk_size, self.threads, progress,
                             self.level)
+        rw.memo = self.memo
         rw.solid_resources = list(solid)
         rw.solid_usizes = list(solid_usizes)
         try:

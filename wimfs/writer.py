@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from wimfs.chunkmemo import ChunkMemo, chunk_key
 from wimfs.codec import Compressor
 from wimfs.errors import WimfsError
 from wimfs.format import structs as S
@@ -142,6 +143,8 @@ class ResourceWriter:
         self.solid_resources: list[ResourceHeader] = []
         self.solid_usizes: list[int] = []
         self.stats = {"compressed_chunks": 0, "reused_chunks": 0}
+        # Chunks compressed ahead of this write (a read-write mount's closed files).
+        self.memo: ChunkMemo | None = None
         self._stats_lock = threading.Lock()
 
     def close(self) -> None:
@@ -165,6 +168,10 @@ class ResourceWriter:
         return c
 
     def _compress_chunk(self, ctype: int, chunk_size: int, data: bytes) -> bytes:
+        if self.memo is not None:
+            found, out = self.memo.get(chunk_key(ctype, chunk_size, self.level, data))
+            if found:
+                return data if out is None else out
         out = self._compressor(ctype, chunk_size).compress(data)
         return data if out is None else out
 

@@ -259,3 +259,47 @@ async def test_commit_waits_for_a_change_in_flight(wim, tmp_path):
     out = tmp_path / "applied"
     wimlib_apply(wim, 1, out)
     assert (out / "late.txt").read_bytes() == b"written while a commit was asked"
+
+
+async def test_closed_files_are_compressed_before_the_commit(wim, tmp_path):
+    """wimfs.chunkmemo: a file whose last writer closed it is compressed on an idle
+    thread, and the commit takes those chunks instead of compressing them again. A file
+    changed after its chunks were compressed misses (the memo is keyed by content) and is
+    compressed at the commit. wimlib applies both files exactly."""
+    from wimfs.chunkmemo import ChunkMemo, chunk_key
+
+    ov = Overlay(str(wim), 1, str(tmp_path / "st"))
+    ov.start_journal(resume=False)
+    early = b"".join(b"line %d of a file closed long before the commit\n" % i
+                     for i in range(4000))                       # 7 chunks of 32 KiB
+    first = b"".join(b"row %d, as first written and compressed\n" % i for i in range(900))
+    late = b"".join(b"ROW %d, AS WRITTEN AGAIN JUST BEFORE COMMIT\n" % i for i in range(900))
+    try:
+        ops = RwOperations(ov)
+        for name, data in ((b"early.txt", early), (b"late.txt", first)):
+            fi, _a = await ops.create(ROOT, name, 0o644, os.O_RDWR, CTX)
+            assert await ops.write(fi.fh, 0, data) == len(data)
+            await ops.release(fi.fh)
+        pre = ov.precompressor
+        pre.drain()
+        assert len(pre.memo) == 7 + 2
+        ino = (await ops.lookup(ROOT, b"late.txt", CTX)).st_ino
+        fi = await ops.open(ino, os.O_RDWR, CTX)
+        assert await ops.write(fi.fh, 0, late) == len(late)
+        hits = pre.memo.stats["hits"]
+        await ops.commit(force=True)      # late.txt still open: its new bytes miss
+        assert pre.memo.stats["hits"] - hits == 7          # early.txt's chunks, no more
+        await ops.release(fi.fh)
+    finally:
+        ov.close()
+    assert wimlib_verify(wim).returncode == 0
+    out = tmp_path / "applied"
+    wimlib_apply(wim, 1, out)
+    assert (out / "early.txt").read_bytes() == early
+    assert (out / "late.txt").read_bytes() == late
+    memo = ChunkMemo(limit=100)
+    memo.put(chunk_key(2, 32768, 0, b"a"), b"x" * 60)
+    memo.put(chunk_key(2, 32768, 0, b"b"), b"y" * 60)         # evicts the oldest
+    assert memo.get(chunk_key(2, 32768, 0, b"a")) == (False, None)
+    assert memo.get(chunk_key(2, 32768, 0, b"b")) == (True, b"y" * 60)
+    assert memo.get(chunk_key(3, 32768, 0, b"b"))[0] is False   # another codec: a miss

@@ -274,6 +274,11 @@ class RwOperations(WimOperations):
                     self.write_counts[h.inode.ino] = w
                 else:
                     self.write_counts.pop(h.inode.ino, None)
+                    stream = h.inode.data
+                    if h.inode.dentries and stream is not None and \
+                            self.overlay.is_staged(stream):
+                        # Its last writer is gone: compress it now, not in the commit.
+                        self.overlay.precompress(stream.source.path)
             self._maybe_free(h.inode)
 
     async def fsync(self, fh, datasync):

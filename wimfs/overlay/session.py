@@ -17,7 +17,9 @@ import logging
 import os
 import shutil
 
+from wimfs.chunkmemo import Precompressor
 from wimfs.errors import BusyError, MountError
+from wimfs.format import structs as S
 from wimfs.format.xmlinfo import filetime_now
 from wimfs.image import Dentry, Inode, Stream
 from wimfs.overlay import journal as J
@@ -28,7 +30,7 @@ from wimfs.overlay.errors import FsError
 from wimfs.overlay.staging import UNOWNED, Staging, is_staged
 from wimfs.overlay.status import BaseState, DiffEntry
 from wimfs.wim import Wim
-from wimfs.writer import WimBlobSource
+from wimfs.writer import DEFAULT_CHUNK_SIZE, WimBlobSource
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class Overlay:
         self.journal_path = self.journal.path
         self.retired: list[Wim] = []
         self.frozen = False                 # a commit is running: edits fail with EBUSY
+        self.precompressor: Precompressor | None = None
 
     def _load_base(self) -> None:
         self.image = self.wim.image(self.index)
@@ -93,7 +96,21 @@ class Overlay:
     def unix_mode(self) -> bool:
         return self.edits.unix_mode
 
+    def precompress(self, path: str) -> None:
+        """Compress the chunks of a staged file no one writes now, on an idle thread, for
+        the next commit (wimfs.chunkmemo). Not for solid or uncompressed WIMs."""
+        hdr = self.wim.header
+        if hdr.compression_type == S.COMPRESSION_NONE or hdr.wim_version == S.WIM_VERSION_SOLID:
+            return
+        if self.precompressor is None:
+            self.precompressor = Precompressor(
+                hdr.compression_type, hdr.chunk_size or DEFAULT_CHUNK_SIZE[hdr.compression_type])
+        self.precompressor.submit(path)
+
     def close(self) -> None:
+        if self.precompressor is not None:
+            self.precompressor.close()
+            self.precompressor = None
         self.journal.close()
         self.wim.close()
         for w in self.retired:
