@@ -164,7 +164,10 @@ def with_before(curves: dict, before: str | None) -> dict:
     if not before:
         return curves
     with open(before) as f:
-        return {"wimfs before": json.load(f)["rss_curve"]["wimfs"], **curves}
+        old = json.load(f).get("rss_curve")
+    if not old:                 # a --before run that skipped the curve
+        return curves
+    return {"wimfs before": old["wimfs"], **curves}
 
 
 def main(argv=None) -> int:
