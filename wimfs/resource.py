@@ -538,7 +538,9 @@ class ResourceReader:
             return raw
         self.stats["decompressed_chunks"] += 1
         try:
-            return self.codecs.decompress(rdesc.compression_type, rdesc.chunk_size, raw, usize)
+            # bytes, as every other read returns (callers hand it to ctypes and hashes)
+            return bytes(self.codecs.decompress(rdesc.compression_type, rdesc.chunk_size,
+                                                raw, usize))
         except WimCorruptError as exc:
             raise WimCorruptError(f"chunk 0 of resource at {rdesc.offset_in_wim}: "
                                   f"{exc}") from None

@@ -232,7 +232,8 @@ def test_one_chunk_blobs_read_whole_in_one_step(tmp_path, ctype):
         rd = blob.rdesc
         assert w.reader.is_one_chunk(blob) and rd.size_in_wim < rd.uncompressed_size
         before = w.reader.stats["decompressed_chunks"]
-        assert w.reader.read(blob, 0, blob.size) == text
+        data = w.reader.read(blob, 0, blob.size)
+        assert data == text and type(data) is bytes     # (ctypes and signify want bytes)
         assert w.reader.stats["decompressed_chunks"] == before + 1 and not w.reader._cache
         assert w.reader.read(blob, 100, 50) == text[100:150]           # chunked path
         assert w.reader._cache                                         # (it caches)
