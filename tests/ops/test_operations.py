@@ -211,6 +211,15 @@ async def test_read_write_operations(wim, tmp_path):
         ov.close()
 
 
+def _applied(wim, tmp_path, *names: str) -> dict[str, bytes]:
+    """The named files (default: late.txt) as `wimlib-imagex apply` gives them, after
+    `wimlib-imagex verify` passed."""
+    assert wimlib_verify(wim).returncode == 0
+    out = tmp_path / "applied"
+    wimlib_apply(wim, 1, out)
+    return {n: (out / n).read_bytes() for n in names or ("late.txt",)}
+
+
 async def test_commit_waits_for_a_change_in_flight(wim, tmp_path):
     """A write whose copy-up is still running on a worker thread when a commit is asked
     for: the commit starts only after the write has landed, and the WIM holds it (found
@@ -255,10 +264,7 @@ async def test_commit_waits_for_a_change_in_flight(wim, tmp_path):
         await ops.release(fi.fh)
     finally:
         ov.close()
-    assert wimlib_verify(wim).returncode == 0
-    out = tmp_path / "applied"
-    wimlib_apply(wim, 1, out)
-    assert (out / "late.txt").read_bytes() == b"written while a commit was asked"
+    assert _applied(wim, tmp_path) == {"late.txt": b"written while a commit was asked"}
 
 
 async def test_closed_files_are_compressed_before_the_commit(wim, tmp_path):
@@ -292,11 +298,8 @@ async def test_closed_files_are_compressed_before_the_commit(wim, tmp_path):
         await ops.release(fi.fh)
     finally:
         ov.close()
-    assert wimlib_verify(wim).returncode == 0
-    out = tmp_path / "applied"
-    wimlib_apply(wim, 1, out)
-    assert (out / "early.txt").read_bytes() == early
-    assert (out / "late.txt").read_bytes() == late
+    assert _applied(wim, tmp_path, "early.txt", "late.txt") == \
+        {"early.txt": early, "late.txt": late}
     memo = ChunkMemo(limit=100)
     memo.put(chunk_key(2, 32768, 0, b"a"), b"x" * 60)
     memo.put(chunk_key(2, 32768, 0, b"b"), b"y" * 60)         # evicts the oldest
