@@ -144,3 +144,28 @@ def test_enable_gives_pyfuse3_the_shim_and_disable_restores_trio():
     finally:
         loop.disable()
     assert pyfuse3.trio is trio
+
+
+def test_no_spin_on_one_cpu(monkeypatch):
+    """On one CPU the client could not run while the daemon polls: no spin at all."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    try:
+        assert loop.enable().spin_s == 0.0
+    finally:
+        loop.disable()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    try:
+        assert loop.enable().spin_s == loop.SPIN_S
+    finally:
+        loop.disable()
+
+
+def test_spin_setting_from_the_environment(monkeypatch):
+    from wimfs.fuse.mount import _spin_from_env
+
+    monkeypatch.delenv("WIMFS_FUSE_SPIN_US", raising=False)
+    assert _spin_from_env() is None
+    monkeypatch.setenv("WIMFS_FUSE_SPIN_US", "50")
+    assert _spin_from_env() == pytest.approx(50e-6)
+    monkeypatch.setenv("WIMFS_FUSE_SPIN_US", "lots")
+    assert _spin_from_env() is None                 # a warning, then the default

@@ -43,8 +43,7 @@ def serve(ops: WimOperations, mountpoint: str, options: set[str],
         pass
     waiter = None
     if os.environ.get("WIMFS_FUSE_LOOP", "fast") != "trio":     # (diagnostics: A/B runs)
-        spin = os.environ.get("WIMFS_FUSE_SPIN_US")
-        waiter = loop.enable(None if spin is None else float(spin) / 1e6)
+        waiter = loop.enable(_spin_from_env())
     try:
         trio.run(_main, on_ready, control)
     finally:
@@ -53,6 +52,17 @@ def serve(ops: WimOperations, mountpoint: str, options: set[str],
         loop.disable()
     log.debug("served %d inodes; reader stats %s; waits %s", ops.total_inodes,
               ops.reader.stats, waiter.stats if waiter else "-")
+
+
+def _spin_from_env() -> float | None:
+    """WIMFS_FUSE_SPIN_US (diagnostics): microseconds to poll before sleeping; unset or
+    not a number: the default."""
+    spin = os.environ.get("WIMFS_FUSE_SPIN_US")
+    try:
+        return None if spin is None else max(0.0, float(spin)) / 1e6
+    except ValueError:
+        log.warning("WIMFS_FUSE_SPIN_US=%r is not a number: using the default", spin)
+        return None
 
 
 async def _main(on_ready, control) -> None:
