@@ -220,7 +220,7 @@ def _applied(wim, tmp_path, *names: str) -> dict[str, bytes]:
     return {n: (out / n).read_bytes() for n in names or ("late.txt",)}
 
 
-async def test_commit_waits_for_a_change_in_flight(wim, tmp_path):
+async def test_commit_waits_for_a_change_in_flight(wim, tmp_path, monkeypatch):
     """A write whose copy-up is still running on a worker thread when a commit is asked
     for: the commit starts only after the write has landed, and the WIM holds it (found
     by the concurrency test: without the wait, the commit ran beside the write and the
@@ -229,6 +229,9 @@ async def test_commit_waits_for_a_change_in_flight(wim, tmp_path):
 
     import trio
 
+    from wimfs.fuse import rwops
+
+    monkeypatch.setattr(rwops, "INLINE_COPY_UP", -1)    # every copy-up on a worker thread
     ov = Overlay(str(wim), 1, str(tmp_path / "st"))
     ov.start_journal(resume=False)
     entered, go = threading.Event(), threading.Event()
@@ -306,3 +309,47 @@ async def test_closed_files_are_compressed_before_the_commit(wim, tmp_path):
     assert memo.get(chunk_key(2, 32768, 0, b"a")) == (False, None)
     assert memo.get(chunk_key(2, 32768, 0, b"b")) == (True, b"y" * 60)
     assert memo.get(chunk_key(3, 32768, 0, b"b"))[0] is False   # another codec: a miss
+
+
+async def test_truncate_waits_for_a_copy_up_in_flight(wim, ov_src, tmp_path):
+    """Small copy-ups run inline on the event loop (`INLINE_COPY_UP`), but not while a
+    worker thread copies the same stream up: a truncate to 0 that came in meanwhile
+    would stage an empty file that the worker's copy then replaced."""
+    import threading
+
+    import trio
+
+    big = next(p for p in sorted(ov_src.rglob("*")) if p.is_file() and not p.is_symlink()
+               and p.stat().st_size > 64 << 10 and p.stat().st_nlink == 1)
+    ov = Overlay(str(wim), 1, str(tmp_path / "st"))
+    ov.start_journal(resume=False)
+    entered, go = threading.Event(), threading.Event()
+    real_copy_up = ov.copy_up
+
+    def slow_copy_up(*a, **kw):
+        entered.set()
+        go.wait(10)
+        return real_copy_up(*a, **kw)
+
+    ov.copy_up = slow_copy_up
+    try:
+        ops = RwOperations(ov)
+        ino = ROOT
+        for part in big.relative_to(ov_src).parts:
+            ino = (await ops.lookup(ino, part.encode(), CTX)).st_ino
+        fi = await ops.open(ino, os.O_RDWR, CTX)
+        zero = pyfuse3.EntryAttributes()
+        zero.st_size = 0
+
+        async with trio.open_nursery() as n:
+            n.start_soon(ops.write, fi.fh, 0, b"abc")          # copies up on a thread
+            await trio.to_thread.run_sync(entered.wait, 10)
+            n.start_soon(ops.setattr, ino, zero, fields(update_size=True), None, CTX)
+            await trio.sleep(0.1)
+            go.set()
+        assert (await ops.getattr(ino, CTX)).st_size == 0
+        assert await ops.write(fi.fh, 0, b"x") == 1
+        assert await ops.read(fi.fh, 0, 100) == b"x"
+        await ops.release(fi.fh)
+    finally:
+        ov.close()

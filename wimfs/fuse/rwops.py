@@ -21,6 +21,7 @@ from wimfs.overlay import Kind, Overlay, ntfs_xattrs
 log = logging.getLogger(__name__)
 
 RW_TIMEOUT = 1.0
+INLINE_COPY_UP = 64 << 10   # streams up to this size are copied up on the event loop
 
 
 class RwOperations(WimOperations):
@@ -206,6 +207,16 @@ class RwOperations(WimOperations):
     async def _stage(self, ino: Inode, sname: str, stream: Stream, keep: bool = True) -> None:
         """Copy-on-write: make sure the stream lives in a staging file."""
         if self.overlay.is_staged(stream):
+            return
+        small = stream.size <= INLINE_COPY_UP and (
+            stream.blob is None or not stream.blob.rdesc.is_solid)
+        if (not keep or small) and id(stream) not in self._copy_locks:
+            # Nothing to copy, or a small file outside solid resources (whose chunks are
+            # 64 MiB): cheaper here than a trip to a worker thread and back (no await, so
+            # no other request sees it half done). Not while a worker copies the same
+            # stream up: that one finishes first.
+            self.overlay.finish_copy_up(ino, sname, stream,
+                                        self.overlay.copy_up(stream, keep))
             return
         lock = self._copy_locks.setdefault(id(stream), trio.Lock())
         async with lock:
