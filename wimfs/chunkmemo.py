@@ -88,6 +88,7 @@ class Precompressor:
         self._queued = 0
         self._lock = threading.Lock()
         self._compressor: Compressor | None = None
+        self._pending: list = []
 
     def submit(self, path: str) -> bool:
         """Queue `path` (a staging file no one writes now). False if it was not taken
@@ -102,8 +103,22 @@ class Precompressor:
             if self._queued + size > BACKLOG_LIMIT:
                 return False
             self._queued += size
-        self._pool.submit(self._run, path, size)
+        fut = self._pool.submit(self._run, path, size)
+        fut.size = size
+        with self._lock:
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(fut)
         return True
+
+    def cancel_pending(self) -> None:
+        """Drop the files not started yet (a commit is starting: it compresses what is
+        left itself, on all cores, instead of racing this thread for the same chunks)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for fut in pending:
+            if fut.cancel():
+                with self._lock:
+                    self._queued -= fut.size
 
     def _run(self, path: str, size: int) -> None:
         try:

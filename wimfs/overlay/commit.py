@@ -81,6 +81,8 @@ def write_images(overlays: list[Overlay], lives: list[list[Inode]], *, append: b
                        append_to=first.wim, check_integrity=check, progress=progress)
         b.lock = False                  # the session's lock_fd holds the flock
         pre = getattr(first, "precompressor", None)
+        if pre is not None:
+            pre.cancel_pending()
         b.memo = pre.memo if pre is not None else None
 
         def mark(hdr: WimHeader) -> None:
