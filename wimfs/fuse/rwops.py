@@ -56,10 +56,9 @@ class RwOperations(WimOperations):
         self._changing[task] = self._changing.get(task, 0) + 1
 
     def _change_done(self) -> None:
-        task = trio.lowlevel.current_task()
-        n = self._changing.pop(task, 0) - 1
-        if n > 0:
-            self._changing[task] = n
+        # The handler returned: whatever it counted (one task serves one request at a
+        # time) is done.
+        self._changing.pop(trio.lowlevel.current_task(), None)
         if not self._changing and self._drained is not None:
             self._drained.set()
 
