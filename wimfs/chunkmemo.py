@@ -45,18 +45,21 @@ class ChunkMemo:
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple, bytes | None] = OrderedDict()
         self._bytes = 0
-        self.stats = {"hits": 0, "misses": 0, "stored": 0}
+        self.hits = 0           # chunks the writer took from here
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __contains__(self, key: tuple) -> bool:
+        with self._lock:
+            return key in self._entries
 
     def get(self, key: tuple) -> tuple[bool, bytes | None]:
         """(found, compressed bytes or None for a chunk that does not shrink)."""
         with self._lock:
             if key in self._entries:
-                self.stats["hits"] += 1
+                self.hits += 1
                 return True, self._entries[key]
-            self.stats["misses"] += 1
             return False, None
 
     def put(self, key: tuple, compressed: bytes | None) -> None:
@@ -66,7 +69,6 @@ class ChunkMemo:
                 return
             self._entries[key] = compressed
             self._bytes += n
-            self.stats["stored"] += 1
             while self._bytes > self.limit:
                 _, old = self._entries.popitem(last=False)
                 self._bytes -= len(old) if old else 64
@@ -135,7 +137,7 @@ class Precompressor:
                     if not raw:
                         break
                     key = chunk_key(self.ctype, cs, self.level, raw)
-                    if not self.memo.get(key)[0]:
+                    if key not in self.memo:       # (a chunk seen in another file)
                         self.memo.put(key, self._compressor.compress(raw))
         except OSError as exc:      # removed or replaced meanwhile: the commit compresses it
             log.debug("precompress %s: %s", path, exc)

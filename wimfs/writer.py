@@ -168,7 +168,7 @@ class ResourceWriter:
         return c
 
     def _compress_chunk(self, ctype: int, chunk_size: int, data: bytes) -> bytes:
-        if self.memo is not None:
+        if self.memo:           # (an empty memo: no SHA-256 of every chunk for nothing)
             found, out = self.memo.get(chunk_key(ctype, chunk_size, self.level, data))
             if found:
                 return data if out is None else out

@@ -295,9 +295,9 @@ async def test_closed_files_are_compressed_before_the_commit(wim, tmp_path):
         ino = (await ops.lookup(ROOT, b"late.txt", CTX)).st_ino
         fi = await ops.open(ino, os.O_RDWR, CTX)
         assert await ops.write(fi.fh, 0, late) == len(late)
-        hits = pre.memo.stats["hits"]
+        hits = pre.memo.hits
         await ops.commit(force=True)      # late.txt still open: its new bytes miss
-        assert pre.memo.stats["hits"] - hits == 7          # early.txt's chunks, no more
+        assert pre.memo.hits - hits == 7          # early.txt's chunks, no more
         await ops.release(fi.fh)
     finally:
         ov.close()

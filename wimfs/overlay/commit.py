@@ -80,10 +80,11 @@ def write_images(overlays: list[Overlay], lives: list[list[Inode]], *, append: b
         b = WimBuilder(first.wim_path, first.wim.header.compression_type,
                        append_to=first.wim, check_integrity=check, progress=progress)
         b.lock = False                  # the session's lock_fd holds the flock
-        pre = getattr(first, "precompressor", None)
+        pre = first.precompressor
         if pre is not None:
             pre.cancel_pending()
-        b.memo = pre.memo if pre is not None else None
+            b.memo = pre.memo
+            hits = pre.memo.hits
 
         def mark(hdr: WimHeader) -> None:
             for ov in overlays:
@@ -94,9 +95,9 @@ def write_images(overlays: list[Overlay], lives: list[list[Inode]], *, append: b
         for ov, live in zip(overlays, lives):
             b.add(_new_image(ov, live, append=append, name=name, description=description))
         b.write(replace_index=None if append else [ov.index for ov in overlays])
-        if b.memo is not None:
-            b.stats["precompressed_chunks"] = b.memo.stats["hits"]
-            b.memo.clear()              # what it held is in the WIM now
+        if pre is not None:
+            b.stats["precompressed_chunks"] = pre.memo.hits - hits
+            pre.memo.clear()            # what it held is in the WIM now
         return b.stats
     except OSError as exc:
         raise WimfsError(f"commit failed: {exc.strerror or exc}"
