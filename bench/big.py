@@ -12,7 +12,10 @@ Measured, wimfs vs `wimlib-imagex mount` side by side in one run, cold caches:
     tree from a directory on the local disk (the physical reference), both cold;
   * editions10 with `--index all` (wimfs only: wimlib mounts one image): mount ready,
     daemon RSS after mount and after walking one image (stat of every file), against a
-    mount of that image alone walked the same way.
+    mount of that image alone walked the same way;
+  * rw: a read-write mount of small100k (a fresh copy each round), one file rewritten,
+    `unmount --commit`: mount ready, the commit's time and the daemon's peak RSS, wimfs
+    against `wimlib-imagex mountrw` (and the result verified by wimlib).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 from bench import RESULTS_DIR, drop_caches, format_table, machine_info, median, now_iso, \
     write_results
@@ -170,12 +174,48 @@ def with_before(curves: dict, before: str | None) -> dict:
     return {"wimfs before": old["wimfs"], **curves}
 
 
+def rw_edit(impl, wim: str, mnt: str, work: str) -> dict:
+    """Mount `wim` read-write, rewrite one file, commit (see the module doc)."""
+    from bench.rw import _run, verify
+
+    t = time.perf_counter()
+    impl.mount(wim, mnt)
+    mount_s = time.perf_counter() - t
+    try:
+        with open(os.path.join(mnt, "d0500", "f050.dat"), "r+b") as f:
+            f.write(b"rewritten by bench big rw")
+        pid = _mount_pid(mnt)
+        hwm = _vm(pid, "VmHWM")
+        commit_s = impl.commit_unmount(mnt)
+    finally:
+        if os.path.ismount(mnt):
+            _run(["fusermount3", "-uz", mnt])
+    verify(wim)
+    return {"mount_s": mount_s, "commit_s": commit_s, "hwm_before_commit_mib": hwm}
+
+
+def _mount_pid(mnt: str) -> int | None:
+    """The pid of the process serving `mnt`: it holds /dev/fuse and names `mnt`."""
+    want = {os.fsencode(mnt), os.fsencode(os.path.realpath(mnt))}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if not want & set(f.read().split(b"\0")):
+                    continue
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") == "/dev/fuse" for fd in fds):
+                return int(pid)
+        except OSError:
+            continue
+    return None
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="scripts/bench big", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--wimfs-src", default=None, metavar="DIR")
-    p.add_argument("--skip", default="", help="comma-separated: curve,read,editions")
+    p.add_argument("--skip", default="", help="comma-separated: curve,read,editions,rw")
     p.add_argument("--output", default="big")
     p.add_argument("--before", metavar="JSON", default=None,
                    help="a results file of an earlier run: its wimfs curve is plotted too, "
@@ -222,6 +262,32 @@ def main(argv=None) -> int:
                  ["  rss after mount (MiB)", ed["all_rss_after_mount_mib"]],
                  ["  rss after walking image 3 (MiB)", ed["all_rss_after_walk_mib"]],
                  ["image 3 alone, rss after walking it (MiB)", ed["one_rss_after_walk_mib"]]]
+    if "rw" not in skip:
+        from bench.rw import Wimfs as RwWimfs
+        from bench.rw import Wimlib as RwWimlib
+
+        rwd = os.path.join(wd, "big-rw")
+        os.makedirs(rwd, exist_ok=True)
+        runs: dict = {"wimfs": [], "wimlib": []}
+        for _ in range(args.repeat):
+            for impl in (RwWimfs(rwd), RwWimlib(rwd)):
+                wim = os.path.join(rwd, f"{impl.name}.wim")
+                shutil.copyfile(img["path"], wim)
+                m = os.path.join(rwd, f"mnt-{impl.name}")
+                os.makedirs(m, exist_ok=True)
+                drop_caches()
+                runs[impl.name].append(rw_edit(impl, wim, m, rwd))
+                os.unlink(wim)
+        data["rw"] = runs
+
+        def med(name, key):
+            vals = [r[key] for r in runs[name] if r[key] is not None]
+            return median(vals) if vals else None
+        rows += [["rw: mount ready (s)", med("wimfs", "mount_s"), med("wimlib", "mount_s")],
+                 ["rw: one file rewritten, unmount --commit (s)", med("wimfs", "commit_s"),
+                  med("wimlib", "commit_s")],
+                 ["rw: daemon peak rss before the commit (MiB)",
+                  med("wimfs", "hwm_before_commit_mib"), med("wimlib", "hwm_before_commit_mib")]]
     data["rows"] = rows
     data["loadavg_end"] = os.getloadavg()[0]
     path = write_results(args.output, data)

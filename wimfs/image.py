@@ -209,9 +209,10 @@ class Inode:
 
 
 class Unparsed:
-    """The entries of a directory still in the metadata resource (at `offset`; the
-    directory's own entry at `owner`), parsed by `tree` (a wimfs.image_tree.LazyTree) on
-    first use of `Dentry.children`."""
+    """The entries of a directory still in the metadata resource (at `offset`, 0 for
+    none; the directory's own entry at `owner`), parsed by `tree` (a
+    wimfs.image_tree.LazyTree) on first use of `Dentry.children`, or copied through as
+    stored by a commit (`raw_children`)."""
 
     __slots__ = ("tree", "offset", "owner")
 
@@ -219,6 +220,11 @@ class Unparsed:
         self.tree = tree
         self.offset = offset
         self.owner = owner
+
+    def raw_children(self) -> list:
+        """The directory's valid entries as stored (wimfs.format.metadata.RawEntry), for
+        the metadata writer."""
+        return self.tree.raw_children(self.offset, self.owner)
 
 
 class Dentry:
@@ -246,6 +252,13 @@ class Dentry:
     @children.setter
     def children(self, value: dict[str, Dentry] | None) -> None:
         self._children = value
+
+    @property
+    def pending(self) -> Unparsed | None:
+        """The marker of a directory whose entries are not parsed yet (None otherwise);
+        asking does not parse them."""
+        c = self._children
+        return c if c.__class__ is Unparsed else None        # type: ignore[return-value]
 
     def lookup(self, name: str, case_insensitive: bool = False) -> Dentry | None:
         children = self.children
@@ -404,6 +417,35 @@ class Image:
             yield d
             if d.children:
                 stack.extend(reversed(list(d.children.values())))
+
+    def walk_loaded(self) -> Iterator[Dentry]:
+        """Every dentry parsed into objects (`walk` without parsing anything: a directory
+        not parsed yet is yielded, its entries are not)."""
+        stack = [self.root]
+        while stack:
+            d = stack.pop()
+            yield d
+            c = d._children
+            if c and c.__class__ is dict:
+                stack.extend(reversed(list(c.values())))       # type: ignore[union-attr]
+
+    def walk_inodes(self) -> list[Inode]:
+        """The inodes of `walk_loaded`, each once."""
+        seen: dict[int, Inode] = {}
+        for d in self.walk_loaded():
+            seen.setdefault(id(d.inode), d.inode)
+        return list(seen.values())
+
+    def unparsed_dirs(self) -> list[Unparsed]:
+        """The markers of the reachable directories not parsed yet."""
+        return [p for d in self.walk_loaded() if (p := d.pending) is not None]
+
+    def raw_statistics(self) -> tuple[int, int, int, int]:
+        """What the directories not parsed yet add to `image_statistics` (their
+        subtrees, counted from the metadata resource)."""
+        if self.tree is None or not self.tree.unparsed:
+            return 0, 0, 0, 0
+        return self.tree.raw_statistics(self.unparsed_dirs())
 
     def lookup_path(self, path: str, case_insensitive: bool = False) -> Dentry | None:
         d: Dentry | None = self.root

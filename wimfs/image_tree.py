@@ -37,8 +37,8 @@ from array import array
 from wimfs.errors import WimCorruptError
 from wimfs.format import structs as S
 from wimfs.format.blobtable import BlobDescriptor
-from wimfs.format.metadata import (DentryTreeReader, DiskDentry, _read_dentry,
-                                   parse_security_data)
+from wimfs.format.metadata import (DentryTreeReader, DiskDentry, RawEntry, _read_dentry,
+                                   parse_security_data, parse_tagged_items)
 from wimfs.format.upcase import upcase
 from wimfs.image import (ZERO_HASH, Dentry, Image, Inode, Stream, Unparsed, inode_from_disk,
                          name_is_valid)
@@ -105,6 +105,18 @@ class LazyTree:
         self.root_list = 0               # offset of the root directory's entries
         self.unparsed = 0                # object directories not parsed yet
         self.pinned = False              # the compact form is in use: keep the buffer
+        # The first number above every offset-derived one (new inodes of a session).
+        self.ino_end = ino_start + (len(buf) >> 3) + 1
+        # A read-write session's tree (`make_writable`): objects only, hard-link groups
+        # parsed whole, parses reported to `on_parse`.
+        self.writable = False
+        self.on_parse = None             # called with (parent, children) of each parse
+        self._pending: dict[int, Dentry] = {}       # entry list offset -> its directory
+        self._members: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        self._list_owner: dict[int, tuple[int, int]] = {}
+        self._incomplete: list[tuple[int, int]] = []
+        self._built: list[tuple[Dentry, dict]] = []
+        self._completing = False
 
     @classmethod
     def open(cls, index: int, buf: bytes | bytearray, blobs: dict[bytes, BlobDescriptor],
@@ -140,7 +152,11 @@ class LazyTree:
         return self._group_info.get((link, attributes), (1, off))  # type: ignore[union-attr]
 
     def _scan_groups(self) -> None:
+        """One scan of the dentry headers: every hard-link group's size and first entry
+        (and, in a writable tree, where each member and each directory is)."""
         info: dict[tuple[int, int], tuple[int, int]] = {}
+        writable = self.writable
+        members, owners = self._members, self._list_owner
         stack = [self.root_list] if self.root_list else []
         seen: set[int] = set()
         while stack:
@@ -152,9 +168,17 @@ class LazyTree:
                 if _is_dir(attrs):
                     if sub:
                         stack.append(sub)
+                        if writable and sub not in owners:
+                            owners[sub] = (off, list_off)
                 elif link:
                     n, first = info.get((link, attrs), (0, off))
                     info[(link, attrs)] = (n + 1, min(first, off))
+                    if writable:
+                        members.setdefault((link, attrs), []).append((off, list_off))
+        if writable:
+            for key, (n, _first) in info.items():
+                if n < 2:
+                    del members[key]
         self._group_info = info
         self._canonical = {first for _n, first in info.values()}
 
@@ -391,13 +415,17 @@ class LazyTree:
         return self.ino_at(idx.owner)
 
     def path(self, ino: int) -> str:
+        return self._path_at(self._offset_of(ino), f"<inode {ino}>")
+
+    def _path_at(self, off: int, unknown: str) -> str:
+        """The path of the entry at `off` as stored (`unknown` if a directory on the way
+        was not visited)."""
         parts: list[str] = []
-        off = self._offset_of(ino)
         while off != self.root_off:
             parts.append(self.name_at(off))
             idx = self._list_of(off)
             if idx is None:
-                return f"<inode {ino}>"
+                return unknown
             off = idx.owner
         return "/" + "/".join(reversed(parts))
 
@@ -416,6 +444,8 @@ class LazyTree:
             if ino is None:
                 ino = self._groups[key] = self._new_inode(number, d)
                 ino.nlink = self._group(gid, d.attributes, d.offset)[0]
+                if self.writable and ino.nlink > 1:
+                    self._incomplete.append(key)
             return ino
         ino = self._new_inode(number, d)
         ino.nlink = 1
@@ -435,13 +465,20 @@ class LazyTree:
             ino.nlink = None        # type: ignore[assignment]  (counted when asked)
         node = Dentry(d.name if parent is not None else "", d.short_name, ino, parent, pending)
         ino.dentries.append(node)
+        if pending is not None and self.writable and d.subdir_offset:
+            self._pending[d.subdir_offset] = node
         return node
 
     def parse_directory(self, parent: Dentry, pending: Unparsed) -> dict[str, Dentry]:
-        """Build `parent`'s children (the first use of its `children`)."""
+        """Build `parent`'s children (the first use of its `children`). In a writable
+        tree, the directories holding the other entries of every hard-link group met are
+        built too (an inode has all its dentries), and `on_parse` hears of each
+        directory built once every group is whole."""
         children: dict[str, Dentry] = {}
         if pending.offset:
-            _idx, entries = self._visit(pending.offset, pending.owner, lambda: parent.path)
+            idx, entries = self._visit(pending.offset, pending.owner, lambda: parent.path)
+            if not entries and idx.offsets:     # visited before (copied by a commit)
+                entries = [_read_dentry(self.buf, o << 3)[0] for o in idx.offsets]
             gc_was_enabled = gc.isenabled()
             gc.disable()        # thousands of new objects: keep the cyclic GC out of it
             try:
@@ -450,12 +487,165 @@ class LazyTree:
             finally:
                 if gc_was_enabled:
                     gc.enable()
+            self._pending.pop(pending.offset, None)
         parent._children = children
         parent.inode.nlink = 2 + sum(1 for c in children.values() if c.inode.is_directory)
         self.unparsed -= 1
+        if self.writable:
+            self._built.append((parent, children))
+            if not self._completing:
+                self._complete_groups()
         if not self.unparsed and not self.pinned:
             self.buf = self._reader.buf = b""   # every directory is built: not needed again
         return children
+
+    # -- read-write sessions ----------------------------------------------------------------
+
+    def make_writable(self, image: Image) -> None:
+        """Serve a read-write session (see `writable`); `image` is this tree's image."""
+        self.writable = True
+        if self._group_info is not None:        # scanned already: scan again, recording
+            self._group_info = None
+            self._scan_groups()
+        p = image.root.pending
+        if p is not None and p.offset:
+            self._pending[p.offset] = image.root
+
+    def set_blobs(self, blobs: dict[bytes, BlobDescriptor]) -> None:
+        """Resolve streams against `blobs` from now on (the blob table after a commit)."""
+        self.blobs = blobs
+        self._lazy_streams = hasattr(blobs, "size_of")
+
+    def _complete_groups(self) -> None:
+        """Build the directories holding the other entries of the hard-link groups met
+        (that may meet more), then report every directory built to `on_parse`."""
+        self._completing = True
+        try:
+            while self._incomplete:
+                key = self._incomplete.pop()
+                for _off, list_off in self._members.get(key, ()):
+                    self._build_list(list_off)
+            built, self._built = self._built, []
+        finally:
+            self._completing = False
+        if self.on_parse is not None:
+            for parent, children in built:
+                self.on_parse(parent, children)
+
+    def _build_list(self, list_off: int, depth: int = 0) -> None:
+        """Build the directory whose entries are at `list_off` (its parents first); not
+        reachable through valid names (or built already): nothing."""
+        d = self._pending.get(list_off)
+        if d is None:
+            owner = self._list_owner.get(list_off)
+            if owner is None or depth > len(self._list_owner):
+                return                  # the root's, or a cyclic chain (corrupt)
+            self._build_list(owner[1], depth + 1)
+            d = self._pending.get(list_off)
+            if d is None:
+                return
+        d.children                      # noqa: B018  (parses it)
+
+    def raw_children(self, list_off: int, owner: int) -> list[RawEntry]:
+        """The valid entries of the list at `list_off` as stored, for the metadata writer
+        (a directory nobody parsed is copied through): their subdirectory offsets zeroed
+        (the writer sets them) and hard-link group ids made the groups' inode numbers (a
+        group is wholly parsed or wholly copied, and numbers are unique in the tree)."""
+        if not list_off:
+            return []
+        idx, _ = self._visit(list_off, owner, lambda: self._path_at(owner, "?"))
+        buf, out = self.buf, []
+        for o in idx.offsets:
+            off = o << 3
+            raw = bytearray(buf[off:self._entry_end(off)])
+            _length, attributes, sub = _HEAD.unpack_from(raw, 0)
+            is_dir = _is_dir(attributes)
+            _u64.pack_into(raw, 16, 0)
+            if not attributes & _RP:
+                link = _u64.unpack_from(raw, _LINK_ID_AT)[0]
+                number = 0
+                if link and not is_dir:
+                    n, first = self._group(link, attributes, off)
+                    if n > 1:
+                        number = self.ino_start + (first >> 3)
+                _u64.pack_into(raw, _LINK_ID_AT, number)
+            out.append(RawEntry(raw, Unparsed(self, sub, off) if is_dir else None))
+        return out
+
+    def _entry_end(self, off: int) -> int:
+        """The end of the entry at `off` with its extra stream entries (a visited one)."""
+        buf = self.buf
+        length = _u64.unpack_from(buf, off)[0]
+        n_extra = _u16.unpack_from(buf, off + _NUM_EXTRA_AT)[0]
+        end = off + ((length + 7) & ~7)
+        for _ in range(n_extra):
+            end += (_u64.unpack_from(buf, end)[0] + 7) & ~7
+        return end
+
+    def raw_statistics(self, markers: list[Unparsed]) -> tuple[int, int, int, int]:
+        """(directories, files, bytes, hard-link bytes) of the subtrees of the directories
+        `markers` (not parsed), counted from their entries as `image_statistics` counts
+        objects."""
+        dirs = files = total = hard = 0
+        buf, blobs, lazy = self.buf, self.blobs, self._lazy_streams
+        stack = [(m.offset, m.owner) for m in markers if m.offset]
+        while stack:
+            list_off, owner = stack.pop()
+            idx, _ = self._visit(list_off, owner, lambda: self._path_at(owner, "?"))
+            for o in idx.offsets:
+                off = o << 3
+                f = _DENTRY.unpack_from(buf, off)
+                attributes, sub, main_hash, n_extra = f[1], f[3], f[9], f[12]
+                if n_extra:
+                    d, _ = _read_dentry(buf, off)
+                    size = sum(s.size for s in inode_from_disk(0, d, blobs, lazy).streams())
+                elif main_hash == ZERO_HASH:
+                    size = 0
+                else:
+                    size = (blobs.size_of(main_hash) if lazy else
+                            getattr(blobs.get(main_hash), "size", None)) or 0
+                total += size
+                if _is_dir(attributes):
+                    dirs += 1
+                    if sub:
+                        stack.append((sub, off))
+                    continue
+                files += 1
+                link = 0 if attributes & _RP else _u64.unpack(f[11])[0]
+                if link:
+                    n, first = self._group(link, attributes, off)
+                    if n > 1 and first != off:
+                        hard += size
+        return dirs, files, total, hard
+
+    def any_unix_data(self) -> bool:
+        """Whether an entry reachable from the root carries UNIX data (wimlib's tagged
+        item), read from the metadata resource."""
+        buf, tag = self.buf, S.TAG_WIMLIB_UNIX_DATA
+
+        def has_unix(off: int) -> bool:
+            f = _DENTRY.unpack_from(buf, off)
+            short_n, name_n = f[13], f[14]
+            names_end = off + S.DENTRY_DISK_SIZE + (name_n + 2 if name_n else 0) + \
+                (short_n + 2 if short_n else 0)
+            start, end = (names_end + 7) & ~7, off + f[0]
+            return start < end and tag in parse_tagged_items(bytes(buf[start:end]))
+
+        if has_unix(self.root_off):
+            return True
+        stack = [self.root_list] if self.root_list else []
+        seen: set[int] = set()
+        while stack:
+            list_off = stack.pop()
+            if list_off in seen:
+                continue
+            seen.add(list_off)
+            for off, attrs, sub, _link in self._heads(list_off):
+                if has_unix(off):
+                    return True
+                if _is_dir(attrs) and sub:
+                    stack.append(sub)
+        return False
 
     # -- counting without building ---------------------------------------------------------
 

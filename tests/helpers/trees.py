@@ -166,3 +166,25 @@ def make_tree(root, kind: str = "all") -> Path:
         raise ValueError(f"unknown tree kind {kind!r}; known: all, {', '.join(KINDS)}") from None
     fn(root, _rng(kind))
     return root
+
+
+def layered_tree(src: Path) -> None:
+    """A small tree for tests of lazily parsed directories: a deep path, a wide
+    directory, a hard-link group over three directories, a subtree to move."""
+    (src / "a/b/c/d/e").mkdir(parents=True)
+    (src / "a/b/c/d/e/deep.txt").write_text("deep\n")
+    (src / "a/b/other.txt").write_text("other\n")
+    (src / "wide").mkdir()
+    for i in range(40):
+        (src / f"wide/w{i:02d}").write_bytes(bytes([i]) * (i * 37))
+    for i in range(4):
+        (src / f"wide/s{i}/t").mkdir(parents=True)
+        (src / f"wide/s{i}/f").write_text(f"{i}\n")
+    for sub in ("x", "y", "z"):
+        (src / "links" / sub).mkdir(parents=True)
+    (src / "links/x/one.txt").write_text("linked\n")
+    os.link(src / "links/x/one.txt", src / "links/y/two.txt")
+    os.link(src / "links/x/one.txt", src / "links/z/three.txt")
+    (src / "move/inner/deeper").mkdir(parents=True)
+    (src / "move/inner/m.txt").write_text("moved\n")
+    (src / "move/inner/deeper/n.txt").write_text("deeper\n")

@@ -15,28 +15,9 @@ import pytest
 from tests.helpers import (assert_same_tree, mounted, require_tool, snapshot, wimlib_apply,
                            wimlib_capture)
 from tests.helpers.rwmount import RwMount
+from tests.helpers.trees import layered_tree as _tree
 
 pytestmark = [pytest.mark.mount]
-
-
-def _tree(src) -> None:
-    (src / "a/b/c/d/e").mkdir(parents=True)
-    (src / "a/b/c/d/e/deep.txt").write_text("deep\n")
-    (src / "a/b/other.txt").write_text("other\n")
-    (src / "wide").mkdir()
-    for i in range(40):
-        (src / f"wide/w{i:02d}").write_bytes(bytes([i]) * (i * 37))
-    for i in range(4):
-        (src / f"wide/s{i}/t").mkdir(parents=True)
-        (src / f"wide/s{i}/f").write_text(f"{i}\n")
-    for sub in ("x", "y", "z"):
-        (src / "links" / sub).mkdir(parents=True)
-    (src / "links/x/one.txt").write_text("linked\n")
-    os.link(src / "links/x/one.txt", src / "links/y/two.txt")
-    os.link(src / "links/x/one.txt", src / "links/z/three.txt")
-    (src / "move/inner/deeper").mkdir(parents=True)
-    (src / "move/inner/m.txt").write_text("moved\n")
-    (src / "move/inner/deeper/n.txt").write_text("deeper\n")
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +191,50 @@ def test_index_all_opens_an_image_only_when_its_folder_is_entered(tmp_path, monk
         assert st1.st_ino == st2.st_ino and st1.st_nlink == 3
     parsed = [line for line in log.read_text().splitlines() if ": parsed directory " in line]
     assert parsed and all("image 2: " in line for line in parsed), parsed
+
+
+def test_rw_mount_edit_parses_only_the_directories_on_its_path(
+        wim_and_applied, tmp_path, monkeypatch):
+    """A read-write mount parses what it is asked for; its commit copies the directories
+    nobody visited through (checked by wimlib's apply of the result)."""
+    w, applied = wim_and_applied
+    work = tmp_path / "rw.wim"
+    shutil.copyfile(w, work)
+    monkeypatch.setenv("WIMFS_DEBUG", "1")
+    with RwMount(work, tmp_path / "m", tmp_path / "state") as m:
+        assert _parsed(m.log()) == []
+        (m.mnt / "a/b/c/d/e/deep.txt").write_text("changed\n")
+        assert _parsed(m.log()) == ["/", "/a", "/a/b", "/a/b/c", "/a/b/c/d", "/a/b/c/d/e"]
+        m.unmount("--commit")
+    expect = tmp_path / "expect"
+    subprocess.run(["cp", "-a", applied, expect], check=True)
+    (expect / "a/b/c/d/e/deep.txt").write_text("changed\n")
+    got = tmp_path / "got"
+    wimlib_apply(work, 1, got)
+    assert_same_tree(snapshot(got, xattrs=False), snapshot(expect, xattrs=False),
+                     "commit applied by wimlib", "expected")
+    assert subprocess.run(["wimlib-imagex", "verify", work], capture_output=True).returncode == 0
+
+
+def test_rw_mount_corrupt_directory_found_late_gives_eio_and_commit_refuses(tmp_path):
+    """A read-write mount of an image whose directory a/b/c is cyclic comes up (nothing is
+    parsed at mount); that directory gives EIO, the rest works, and a commit, which would
+    have to copy it, fails with one line and leaves the WIM as it was."""
+    require_tool("wimlib-imagex")
+    src = tmp_path / "src"
+    _tree(src)
+    w = wimlib_capture(src, tmp_path / "bad.wim", compress="none")
+    _patch_subdir_offset(w, "a/b/c", lambda buf, root_list: root_list)
+    before = w.read_bytes()
+    with RwMount(w, tmp_path / "m", tmp_path / "state") as m:
+        with pytest.raises(OSError) as ei:
+            os.listdir(m.mnt / "a/b/c")
+        assert ei.value.errno == errno.EIO
+        (m.mnt / "wide/w01").write_bytes(b"still writable")
+        assert (m.mnt / "wide/w01").read_bytes() == b"still writable"
+        r = m.commit(check=False)
+        assert r.returncode != 0 and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "a/b/c" in r.stderr, r.stderr
+        assert (m.mnt / "a/b/other.txt").read_text() == "other\n"     # still mounted
+    assert w.read_bytes() == before

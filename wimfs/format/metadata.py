@@ -307,13 +307,34 @@ def _dentry_bytes(d, subdir_offset: int, is_root: bool) -> bytes:
     return b"".join(parts)
 
 
-def _is_dir(d) -> bool:
-    return d.children is not None
+class RawEntry:
+    """A dentry copied through as stored (with its extra stream entries): `raw`, its
+    bytes, whose subdirectory offset the writer sets; `pending`, for a directory, what
+    gives its entries (`.raw_children()`, RawEntry objects too), else None. A directory
+    nobody parsed is written this way, without objects for its subtree."""
+
+    __slots__ = ("raw", "pending")
+
+    def __init__(self, raw: bytearray, pending) -> None:
+        self.raw = raw
+        self.pending = pending
+
+
+def _entries(d) -> list | None:
+    """The entries of directory `d` to write (None: `d` is not a directory)."""
+    pending = getattr(d, "pending", None)       # a directory whose entries are not parsed
+    if pending is not None:
+        return pending.raw_children()
+    if d.__class__ is RawEntry:
+        return None
+    children = d.children
+    return None if children is None else list(children.values())
 
 
 def build_metadata(security: list[bytes], root) -> bytes:
     """Serialise security data and the dentry tree: the root, an end marker, then each
-    directory's children in breadth-first order, each list ended by 8 zero bytes."""
+    directory's children in breadth-first order, each list ended by 8 zero bytes.
+    Subtrees not parsed into objects are copied through from their raw entries."""
     sec = build_security_data(security)
     root_raw = bytearray(_dentry_bytes(root, 0, True))
     lists: list[tuple[object, list[bytearray], list]] = []
@@ -321,9 +342,10 @@ def build_metadata(security: list[bytes], root) -> bytes:
     while queue:
         nxt = []
         for d in queue:
-            if _is_dir(d):
-                kids = list(d.children.values())
-                lists.append((d, [bytearray(_dentry_bytes(c, 0, False)) for c in kids], kids))
+            kids = _entries(d)
+            if kids is not None:
+                lists.append((d, [c.raw if c.__class__ is RawEntry else
+                                  bytearray(_dentry_bytes(c, 0, False)) for c in kids], kids))
                 nxt.extend(kids)
         queue = nxt
     pos = len(sec) + len(root_raw) + 8

@@ -175,6 +175,10 @@ def image_statistics(img) -> tuple[int, int, int, int]:
         size = sum(s.size for s in ino.streams())
         total += size * n
         hard += size * (n - 1)
+    raw = getattr(img, "raw_statistics", None)     # the subtrees not parsed into objects
+    if raw is not None:
+        rd, rf, rt, rh = raw()
+        dirs, files, total, hard = dirs + rd, files + rf, total + rt, hard + rh
     return dirs, files, total, hard
 
 

@@ -35,7 +35,7 @@ class CompactAnswers:
     def _compact(img: Image) -> LazyTree | None:
         """The compact tree serving `img`, None if it is served from objects."""
         tree = img.tree
-        if tree is None or img.loaded:
+        if tree is None or img.loaded or tree.writable:
             return None
         tree.pinned = True          # (its buffer stays, even if it is loaded later)
         return tree

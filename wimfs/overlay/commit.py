@@ -118,7 +118,7 @@ def _fix_staged_sizes(live: list[Inode]) -> list[StagedSource]:
 def _new_image(ov: Overlay, live: list[Inode], *, append: bool = False,
               name: str | None = None, description: str | None = None) -> NewImage:
     """The session's tree as an image for the writer (XML kept unless appended)."""
-    img = Image(ov.index, ov.image.security, ov.image.root, live)
+    img = Image(ov.index, ov.image.security, ov.image.root, live, tree=ov.image.tree)
     for ino in live:
         if not ino.is_directory:
             ino.nlink = len(ino.dentries)
@@ -143,6 +143,8 @@ def _adopt(ov: Overlay, live: list[Inode], busy: set[int], append: bool) -> None
     if append:
         ov.index = ov.wim.image_count
     blobs = ov.wim.blob_table.blobs
+    if ov.image.tree is not None:       # directories parsed from now on: the new table
+        ov.image.tree.set_blobs(blobs)
     to_delete: list[str] = []
     for ino in live:
         if ino.ino in busy:

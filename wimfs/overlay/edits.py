@@ -69,9 +69,31 @@ class TreeEdits:
         self.image = image
         self.staging = staging
         self.mountpoint = mountpoint
-        self.inodes: dict[int, Inode] = {i.ino: i for i in image.inodes}
-        self.next_ino = max(self.inodes) + 1
-        self.unix_mode = any(i.unix is not None for i in image.inodes)
+        tree = image.tree
+        self._unix_mode: bool | None = None
+        if tree is not None and tree.writable:
+            # A lazily parsed tree: the objects made so far (the tree adds those it
+            # parses); new inodes are numbered above every offset-derived number.
+            self.inodes: dict[int, Inode] = tree.inodes
+            self.next_ino = max(tree.ino_end, max(self.inodes, default=0) + 1)
+        else:
+            self.inodes = {i.ino: i for i in image.inodes}
+            self.next_ino = max(self.inodes) + 1
+            self._unix_mode = any(i.unix is not None for i in image.inodes)
+
+    @property
+    def unix_mode(self) -> bool:
+        """New inodes get UNIX data: the image has some (a lazily parsed tree is asked on
+        first use)."""
+        if self._unix_mode is None:
+            tree = self.image.tree
+            self._unix_mode = tree.any_unix_data() if tree.unparsed else \
+                any(i.unix is not None for i in self.image.walk_inodes())
+        return self._unix_mode
+
+    @unix_mode.setter
+    def unix_mode(self, value: bool) -> None:
+        self._unix_mode = value
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -93,10 +115,9 @@ class TreeEdits:
         return sd.hex() if sd is not None else None
 
     def live_inodes(self) -> list[Inode]:
-        seen: dict[int, Inode] = {}
-        for d in self.image.walk():
-            seen.setdefault(id(d.inode), d.inode)
-        return list(seen.values())
+        """The inodes reachable from the root, as objects (a directory not parsed yet is
+        copied through by the commit: its subtree has none)."""
+        return self.image.walk_inodes()
 
     # -- names -----------------------------------------------------------------------------
 

@@ -80,7 +80,11 @@ class Overlay:
         self.precompressor: Precompressor | None = None
 
     def _load_base(self) -> None:
-        self.image = self.wim.image(self.index)
+        # Directories are parsed on first use; those nobody visits are copied through
+        # by the commit (wimfs.image_tree: `make_writable`).
+        self.image = self.wim.image(self.index, lazy=True)
+        if self.image.tree is not None:
+            self.image.tree.make_writable(self.image)
         self.mark_base()
 
     def mark_base(self) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from wimfs.image import Image, Inode, Stream, count_blob_refs
+from wimfs.format.blobtable import ZERO_HASH
+from wimfs.image import Dentry, Image, Inode, Stream
 from wimfs.overlay.staging import LocalSource, StagedSource, is_staged
 
 
@@ -44,32 +45,49 @@ def content_key(ino: Inode) -> tuple:
 
 
 class BaseState:
-    """The tree as the WIM now holds it: each inode's first path and content key, every
-    path, and the references its dentries make to each blob (what a commit replacing
-    this image takes off the blob table's reference counts: the in-memory tree has been
-    edited since, so it cannot be counted then)."""
+    """The tree as the WIM now holds it, as far as it is parsed into objects: each
+    inode's first path and content key, every path, and the references its dentries make
+    to each blob (what a commit replacing this image takes off the blob table's reference
+    counts: the in-memory tree has been edited since, so it cannot be counted then).
+
+    A lazily parsed tree reports each directory it parses later (`record_children`,
+    before anything in it can change). Directories never parsed are unchanged: `diff`
+    does not enter them and the commit copies them through, their blob references on
+    neither side of the count."""
 
     def __init__(self, image: Image) -> None:
         self.origin: dict[int, tuple[str, tuple]] = {}
         self.paths: set[str] = set()
         self.blob_refs: dict[bytes, int] = {}
+        for d in image.walk_loaded():
+            self._record(d, d.path)
+        if image.tree is not None:
+            image.tree.on_parse = self.record_children
+
+    def record_children(self, parent: Dentry, children: dict[str, Dentry]) -> None:
+        base = parent.path.rstrip("/")
+        for name, d in children.items():
+            self._record(d, f"{base}/{name}")
+
+    def _record(self, d: Dentry, path: str) -> None:
+        self.paths.add(path)
+        ino = d.inode
         refs = self.blob_refs
-        for d in image.walk():
-            path = d.path
-            self.paths.add(path)
-            if d.inode.ino in self.origin:
-                continue
-            count_blob_refs((d.inode,), refs)
-            key = content_key(d.inode)
-            if any(is_staged(x) for x in d.inode.streams()):
-                # Still open for writing (--force commit): it may change after the commit,
-                # so the next commit must not be skipped as a no-op.
-                key = ("uncommitted", key)
-            self.origin[d.inode.ino] = (path, key)
+        for s in ino.streams():         # one reference per dentry per stream
+            if s.hash != ZERO_HASH:
+                refs[s.hash] = refs.get(s.hash, 0) + 1
+        if ino.ino in self.origin:
+            return
+        key = content_key(ino)
+        if any(is_staged(x) for x in ino.streams()):
+            # Still open for writing (--force commit): it may change after the commit,
+            # so the next commit must not be skipped as a no-op.
+            key = ("uncommitted", key)
+        self.origin[ino.ino] = (path, key)
 
     def diff(self, image: Image) -> list[DiffEntry]:
         out: list[DiffEntry] = []
-        now_paths = {d.path: d.inode for d in image.walk()}
+        now_paths = {d.path: d.inode for d in image.walk_loaded()}
         seen_ino: set[int] = set()
         for path, ino in now_paths.items():
             orig = self.origin.get(ino.ino)

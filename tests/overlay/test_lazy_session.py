@@ -1,0 +1,236 @@
+"""Read-write sessions on lazily parsed trees (wimfs.image_tree `make_writable`): a
+session parses the directories it uses, a hard-link group whole, and its commit copies
+every directory nobody parsed through from the old metadata resource.
+
+Oracles: `wimlib-imagex apply` of the committed WIM against the same edits made on a
+copy of wimlib's own apply of the original; `wimlib-imagex dir --detailed` (security
+descriptors, named streams, short names, link counts) before and after; `wimlib-imagex
+optimize`'s recount of the blob reference counts; and a session that parsed its whole
+tree first (the object path every commit took before) writing the same metadata."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import (assert_same_tree, make_ntfs_wim, require_tool, snapshot,
+                           wimlib_apply, wimlib_capture)
+from tests.helpers.overlay import write
+from tests.helpers.trees import layered_tree
+from tests.helpers.wimlib import wimlib_dir_detailed, wimlib_recounted_refs, wimlib_xml
+from wimfs.errors import WimCorruptError
+from wimfs.overlay import Overlay
+from wimfs.wim import Wim
+
+
+@pytest.fixture(scope="module")
+def layered(tmp_path_factory) -> tuple[Path, Path]:
+    """(the layered tree captured by wimlib, wimlib's apply of it)."""
+    require_tool("wimlib-imagex")
+    d = tmp_path_factory.mktemp("lazy_session")
+    layered_tree(d / "src")
+    w = wimlib_capture(d / "src", d / "layered.wim")
+    wimlib_apply(w, 1, d / "applied")
+    return w, d / "applied"
+
+
+@pytest.fixture(scope="module")
+def ntfs_wim(tmp_path_factory) -> Path:
+    """A WIM captured by wimlib from an NTFS volume (security descriptors, named streams,
+    short names, reparse points, hard links)."""
+    return Path(make_ntfs_wim(tmp_path_factory.mktemp("lazy_ntfs")).wim)
+
+
+@pytest.fixture
+def work(tmp_path, layered) -> Path:
+    p = tmp_path / "work.wim"
+    shutil.copyfile(layered[0], p)
+    return p
+
+
+def _expected(tmp_path: Path, applied: Path) -> Path:
+    exp = tmp_path / "expect"
+    subprocess.run(["cp", "-a", str(applied), str(exp)], check=True)   # keeps hard links
+    return exp
+
+
+def _check_against(wim: Path, expect: Path, tmp_path: Path) -> None:
+    got = tmp_path / "got"
+    wimlib_apply(wim, 1, got)
+    assert_same_tree(snapshot(got, xattrs=False), snapshot(expect, xattrs=False),
+                     "commit applied by wimlib", "expected")
+    assert subprocess.run(["wimlib-imagex", "verify", str(wim)],
+                          capture_output=True).returncode == 0
+    have, recounted = wimlib_recounted_refs(wim, tmp_path)
+    assert have == recounted
+
+
+def _parsed(caplog) -> list[str]:
+    return [r.getMessage().split(": parsed directory ", 1)[1].rsplit(" (", 1)[0]
+            for r in caplog.records if ": parsed directory " in r.getMessage()]
+
+
+def _session(wim: Path, tmp_path: Path, name: str = "st") -> Overlay:
+    return Overlay(str(wim), 1, str(tmp_path / name))
+
+
+def test_a_session_parses_only_the_directories_it_edits(work, layered, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="wimfs.image_tree")
+    ov = _session(work, tmp_path)
+    try:
+        assert _parsed(caplog) == []                    # nothing at open
+        write(ov, ov.resolve("a/b/c/d/e/deep.txt").inode, b"DEEP")
+        assert _parsed(caplog) == ["/", "/a", "/a/b", "/a/b/c", "/a/b/c/d", "/a/b/c/d/e"]
+        assert [e.path for e in ov.diff()] == ["/a/b/c/d/e/deep.txt"]
+        ov.commit(final=True)
+    finally:
+        ov.close()
+    exp = _expected(tmp_path, layered[1])
+    (exp / "a/b/c/d/e/deep.txt").write_bytes(b"DEEP\n")     # (written over "deep\n")
+    _check_against(work, exp, tmp_path)
+
+
+def test_using_one_link_of_a_group_parses_the_directories_of_the_others(
+        work, layered, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="wimfs.image_tree")
+    ov = _session(work, tmp_path)
+    try:
+        one = ov.resolve("links/x/one.txt").inode
+        # y and z were parsed with x: the inode has all three of its names
+        assert {"/links/y", "/links/z"} <= set(_parsed(caplog))
+        assert "/wide" not in _parsed(caplog)
+        assert sorted(d.path for d in one.dentries) == [
+            "/links/x/one.txt", "/links/y/two.txt", "/links/z/three.txt"]
+        assert one.nlink == 3
+        write(ov, one, b"LINKED, CHANGED\n")
+        ov.unlink(ov.resolve("links/y"), "two.txt")
+        assert one.nlink == 2
+        ov.commit(final=True)
+    finally:
+        ov.close()
+    exp = _expected(tmp_path, layered[1])
+    (exp / "links/x/one.txt").write_bytes(b"LINKED, CHANGED\n")
+    os.unlink(exp / "links/y/two.txt")
+    _check_against(work, exp, tmp_path)
+    info = wimlib_dir_detailed(work)
+    assert info["links/z/three.txt"]["link_count"] == 2
+    assert info["links/z/three.txt"]["streams"][""] == len(b"LINKED, CHANGED\n")
+
+
+def test_rename_out_of_an_unvisited_directory_then_commit_twice(work, layered, tmp_path):
+    ov = _session(work, tmp_path)
+    try:
+        ov.rename(ov.resolve("move/inner"), "m.txt", ov.image.root, "m.txt")
+        ov.rename(ov.resolve("move/inner"), "deeper", ov.image.root, "deeper2")
+        ov.commit()
+        # after the commit: directories first parsed now, from the old metadata
+        write(ov, ov.resolve("wide/s2/f").inode, b"two, changed\n")
+        ov.rename(ov.resolve("wide"), "s3", ov.resolve("a/b"), "s3")
+        ov.commit(final=True)
+    finally:
+        ov.close()
+    exp = _expected(tmp_path, layered[1])
+    os.rename(exp / "move/inner/m.txt", exp / "m.txt")
+    os.rename(exp / "move/inner/deeper", exp / "deeper2")
+    (exp / "wide/s2/f").write_bytes(b"two, changed\n")
+    os.rename(exp / "wide/s3", exp / "a/b/s3")
+    _check_against(work, exp, tmp_path)
+
+
+FIXED_TIME = 132_000_000_000_000_000      # a FILETIME (2019)
+
+
+def _metadata(wim: Path) -> bytes:
+    with Wim(str(wim)) as w:
+        return bytes(w.reader.read_all(w.blob_table.metadata[0]))
+
+
+def _image_counts(wim: Path) -> list[str]:
+    xml = wimlib_xml(wim).split("<IMAGE", 1)[1]
+    return [xml.split(f"<{t}>", 1)[1].split("<", 1)[0]
+            for t in ("DIRCOUNT", "FILECOUNT", "TOTALBYTES", "HARDLINKBYTES")]
+
+
+@pytest.mark.parametrize("kind", ["generated", "ntfs"])
+def test_a_lazy_commit_writes_what_a_fully_parsed_one_writes(kind, tmp_path, layered, request):
+    """The same edits, once on a session that parsed only what they use, once on one that
+    parsed every directory first: the same metadata resource, byte for byte, and the same
+    image counts in the XML (counted from raw entries for what was not parsed)."""
+    if kind == "ntfs":
+        src = request.getfixturevalue("ntfs_wim")      # SDs, streams, short names
+    else:
+        src = layered[0]
+    results = []
+    for full in (False, True):
+        w = tmp_path / f"{full}.wim"
+        shutil.copyfile(src, w)
+        ov = _session(w, tmp_path, f"st{full}")
+        try:
+            if full:
+                for _ in ov.image.walk():
+                    pass
+            root = ov.image.root
+            ino = ov.create(root, "new.txt", 0o100644, 0, 0)
+            write(ov, ino, b"new file\n")
+            for i in (ino, root.inode):         # the same times in both runs
+                ov.set_times(i, FIXED_TIME, FIXED_TIME, FIXED_TIME)
+            ov.commit(final=True)
+        finally:
+            ov.close()
+        results.append((_metadata(w), _image_counts(w), wimlib_dir_detailed(w)))
+    (lazy_md, lazy_counts, lazy_dir), (full_md, full_counts, full_dir) = results
+    assert lazy_counts == full_counts
+    assert lazy_dir == full_dir
+    assert lazy_md == full_md
+
+
+def test_commit_copies_unvisited_directories_through(ntfs_wim, tmp_path):
+    """Security descriptors, named streams, short names, reparse points and link counts
+    of every directory nobody parsed come out of the commit as they went in."""
+    w = tmp_path / "n.wim"
+    shutil.copyfile(ntfs_wim, w)
+    before = wimlib_dir_detailed(w)
+    ov = _session(w, tmp_path)
+    try:
+        ino = ov.create(ov.image.root, "added.txt", 0o100644, 0, 0)
+        write(ov, ino, b"added\n")
+        parsed = ov.image.tree.dirs
+        assert len(parsed) == 1                         # the root only
+        ov.commit(final=True)
+    finally:
+        ov.close()
+    after = wimlib_dir_detailed(w)
+    assert after.pop("added.txt")["streams"][""] == len(b"added\n")
+    after.pop(".")
+    before.pop(".")
+    assert after == before
+    have, recounted = wimlib_recounted_refs(w, tmp_path)
+    assert have == recounted
+
+
+def test_corrupt_directory_found_late_fails_only_what_needs_it(tmp_path):
+    """A cyclic directory met after the session opened: using it is an error naming it;
+    a commit, which must copy it, fails with one clear error and leaves the WIM as it
+    was."""
+    from tests.mount.test_lazy_tree import _patch_subdir_offset
+
+    require_tool("wimlib-imagex")
+    layered_tree(tmp_path / "src")
+    w = wimlib_capture(tmp_path / "src", tmp_path / "bad.wim", compress="none")
+    _patch_subdir_offset(w, "a/b/c", lambda buf, root_list: root_list)
+    before = w.read_bytes()
+    ov = _session(w, tmp_path)
+    try:
+        write(ov, ov.resolve("wide/w01").inode, b"fine")
+        with pytest.raises(WimCorruptError, match="/a/b/c"):
+            ov.resolve("a/b/c/d")
+        with pytest.raises(WimCorruptError):
+            ov.commit(final=True)
+    finally:
+        ov.close()
+    assert w.read_bytes() == before
