@@ -25,7 +25,7 @@ from wimfs.format import structs as S
 from wimfs.format.header import ResourceHeader, WimHeader
 from wimfs.format.integrity import compute as compute_integrity
 from wimfs.format.metadata import build_metadata
-from wimfs.format.blobtable import ZERO_HASH
+from wimfs.format.blobtable import ZERO_HASH, LazyBlobs
 from wimfs.format.xmlinfo import (encode_xml, filetime_now, image_statistics, set_property,
                                   set_text, set_time)
 from wimfs.fsutil import fsync_dir
@@ -100,6 +100,7 @@ class WimBuilder:
         self.raw_copy = True
         self.stats: dict[str, int] = {}     # the writer's statistics after write()
         self.memo = None                    # a wimfs.chunkmemo.ChunkMemo to take from
+        self._old_rows: LazyBlobs | None = None     # the appended WIM's table, as stored
 
     def add(self, new: NewImage) -> None:
         self.images.append(new)
@@ -176,7 +177,12 @@ class WimBuilder:
             end = os.fstat(fd).st_size
             # Existing blobs and solid resources carry over unchanged.
             old_entries, solid, solid_usizes, rdesc_group = [], [], [], {}
-            for blob in wim.blob_table.blobs.values():
+            blobs = wim.blob_table.blobs
+            # A table of plain blobs whose descriptors were never all made is carried
+            # over as stored (`_write_body`), without an object per blob.
+            self._old_rows = blobs if isinstance(blobs, LazyBlobs) and \
+                not blobs.made_whole else None
+            for blob in (() if self._old_rows is not None else blobs.values()):
                 r = blob.rdesc
                 if r.is_solid:
                     gi = rdesc_group.get(id(r))
@@ -242,7 +248,8 @@ class WimBuilder:
     def _write_body(self, fd: int, offset: int, hdr: WimHeader, xml_root,
                     entries: list[WrittenBlob], solid, solid_usizes,
                     metadata: list[WrittenBlob]) -> None:
-        known: dict[bytes, WrittenBlob] = {e.hash: e for e in entries}
+        old_rows = self._old_rows if self.append_to is not None else None
+        known = _Known({e.hash: e for e in entries}, old_rows)
         progress = Progress(label="writing", callback=self.progress)
         rw = ResourceWriter(fd, offset, self.ctype, self.chunk_size, self.threads, progress,
                             self.level)
@@ -265,6 +272,7 @@ class WimBuilder:
                     counts[h] = counts.get(h, 0) - n
             for e in entries:
                 e.refcnt = max(0, e.refcnt + counts.get(e.hash, 0))
+            carried = old_rows.table_rows(counts)[0] if old_rows is not None else b""
             # Metadata resources.
             for k, ni in enumerate(self.images):
                 raw = build_metadata(ni.image.security, ni.image.root)
@@ -279,7 +287,8 @@ class WimBuilder:
                     metadata.append(wb)
                     xml_root.append(self._xml_image(ni, len(metadata)))
             # Blob table, XML, integrity table, header.
-            table = blob_table_bytes(entries, rw.solid_resources, rw.solid_usizes, metadata)
+            table = carried + blob_table_bytes(entries, rw.solid_resources, rw.solid_usizes,
+                                               metadata)
             hdr.blob_table_reshdr, _ = rw.write_buffer(table, compress=False,
                                                        flags=S.RESHDR_FLAG_METADATA)
             set_text(xml_root, "TOTALBYTES", rw.pos)
@@ -431,6 +440,19 @@ class WimBuilder:
         for k, v in ni.extra_properties.items():
             set_property(el, k, v)
         return el
+
+
+class _Known(dict):
+    """The blobs a write need not store: those written or carried over by hash, and
+    (`rows`) those of a table carried over as stored."""
+
+    def __init__(self, entries: dict[bytes, WrittenBlob], rows: LazyBlobs | None) -> None:
+        super().__init__(entries)
+        self.rows = rows
+
+    def __contains__(self, h) -> bool:
+        return dict.__contains__(self, h) or (self.rows is not None and
+                                             self.rows.size_of(h) is not None)
 
 
 def _umask() -> int:

@@ -261,6 +261,15 @@ class Dentry:
         return c if c.__class__ is Unparsed else None        # type: ignore[return-value]
 
     def lookup(self, name: str, case_insensitive: bool = False) -> Dentry | None:
+        c = self._children
+        if c.__class__ is Unparsed and c.offset:       # type: ignore[union-attr]
+            # Not parsed yet: ask its entries as stored first; a name it does not hold
+            # (a probe) builds nothing.
+            try:
+                if c.tree.lookup(self.inode.ino, name, case_insensitive) is None:  # type: ignore[union-attr]
+                    return None
+            except KeyError:
+                pass
         children = self.children
         if children is None:
             return None

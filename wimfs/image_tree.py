@@ -104,6 +104,7 @@ class LazyTree:
         self.root_off = 0
         self.root_list = 0               # offset of the root directory's entries
         self.unparsed = 0                # object directories not parsed yet
+        self.parses = 0                  # object directories parsed so far
         self.pinned = False              # the compact form is in use: keep the buffer
         # The first number above every offset-derived one (new inodes of a session).
         self.ino_end = ino_start + (len(buf) >> 3) + 1
@@ -205,10 +206,12 @@ class LazyTree:
 
     # -- visiting -----------------------------------------------------------------------------
 
-    def _visit(self, list_off: int, owner: int, path) -> tuple[DirIndex, list[DiskDentry]]:
-        """The directory whose entries are at `list_off` (its own entry at `owner`), and
-        its valid entries if this visit read them (else []). `path()`: its path, for
-        messages. WimCorruptError (logged) if its entries are corrupt."""
+    def _visit(self, list_off: int, owner: int, path, full: bool = False
+               ) -> tuple[DirIndex, list[DiskDentry]]:
+        """The directory whose entries are at `list_off` (its own entry at `owner`), and,
+        with `full`, its valid entries as DiskDentry objects if this visit read them (else
+        []). `path()`: its path, for messages. WimCorruptError (logged) if its entries are
+        corrupt."""
         idx = self.dirs.get(list_off)
         if idx is not None:
             if idx.owner != owner:
@@ -216,23 +219,29 @@ class LazyTree:
                            "reachable twice)")
             return idx, []
         try:
-            entries = self._reader.entries_at(list_off)
+            if full:
+                entries = self._reader.entries_at(list_off)
+                heads = [(c.offset, c.name, c.attributes) for c in entries]
+            else:
+                heads = self._reader.heads_at(list_off)
         except WimCorruptError as exc:
             self._fail(f"directory {path()}: {exc}")
-        valid: list[DiskDentry] = []
+        keep: list[int] = []
         names: set[str] = set()
-        for c in entries:
-            if not name_is_valid(c.name) or c.name in names:
-                self._skip(path(), c.name, " (duplicate)" if c.name in names else "")
+        subdirs = 0
+        for i, (_off, name, attributes) in enumerate(heads):
+            if not name_is_valid(name) or name in names:
+                self._skip(path(), name, " (duplicate)" if name in names else "")
                 continue
-            names.add(c.name)
-            valid.append(c)
-        idx = DirIndex(owner, array(self._typecode, [c.offset >> 3 for c in valid]),
-                       2 + sum(1 for c in valid if c.is_directory))
+            names.add(name)
+            keep.append(i)
+            subdirs += _is_dir(attributes)
+        idx = DirIndex(owner, array(self._typecode, [heads[i][0] >> 3 for i in keep]),
+                       2 + subdirs)
         self.dirs[list_off] = idx
         bisect.insort(self._starts, list_off)
-        log.debug("%s: parsed directory %s (%d entries)", self.what, path(), len(valid))
-        return idx, valid
+        log.debug("%s: parsed directory %s (%d entries)", self.what, path(), len(keep))
+        return idx, [entries[i] for i in keep] if full else []
 
     def _fail(self, msg: str):
         msg = f"{self.what}: {msg}"
@@ -255,8 +264,9 @@ class LazyTree:
             return None
         if not sub:
             return DirIndex(off, array(self._typecode), 2)
-        idx, fresh = self._visit(sub, off, lambda: self.path(ino))
-        if fresh:
+        idx = self.dirs.get(sub)
+        if idx is None or idx.owner != off:
+            idx, _ = self._visit(sub, off, lambda: self.path(ino))
             self._views.pop(ino, None)      # (its link count, counted before the visit)
         return idx
 
@@ -476,7 +486,8 @@ class LazyTree:
         directory built once every group is whole."""
         children: dict[str, Dentry] = {}
         if pending.offset:
-            idx, entries = self._visit(pending.offset, pending.owner, lambda: parent.path)
+            idx, entries = self._visit(pending.offset, pending.owner, lambda: parent.path,
+                                       full=True)
             if not entries and idx.offsets:     # visited before (copied by a commit)
                 entries = [_read_dentry(self.buf, o << 3)[0] for o in idx.offsets]
             gc_was_enabled = gc.isenabled()
@@ -491,6 +502,7 @@ class LazyTree:
         parent._children = children
         parent.inode.nlink = 2 + sum(1 for c in children.values() if c.inode.is_directory)
         self.unparsed -= 1
+        self.parses += 1
         if self.writable:
             self._built.append((parent, children))
             if not self._completing:
@@ -546,30 +558,44 @@ class LazyTree:
                 return
         d.children                      # noqa: B018  (parses it)
 
-    def raw_children(self, list_off: int, owner: int) -> list[RawEntry]:
+    def raw_children(self, list_off: int, owner: int) -> list:
         """The valid entries of the list at `list_off` as stored, for the metadata writer
-        (a directory nobody parsed is copied through): their subdirectory offsets zeroed
-        (the writer sets them) and hard-link group ids made the groups' inode numbers (a
-        group is wholly parsed or wholly copied, and numbers are unique in the tree)."""
+        (a directory nobody parsed is copied through): a directory as a RawEntry, a file
+        as its bytes. Subdirectory offsets are zeroed (the writer sets a directory's) and
+        hard-link group ids made the groups' inode numbers (a group is wholly parsed or
+        wholly copied, and numbers are unique in the tree)."""
         if not list_off:
             return []
         idx, _ = self._visit(list_off, owner, lambda: self._path_at(owner, "?"))
         buf, out = self.buf, []
+        unpack, u64 = _DENTRY.unpack_from, _u64
         for o in idx.offsets:
             off = o << 3
-            raw = bytearray(buf[off:self._entry_end(off)])
-            _length, attributes, sub = _HEAD.unpack_from(raw, 0)
-            is_dir = _is_dir(attributes)
-            _u64.pack_into(raw, 16, 0)
-            if not attributes & _RP:
-                link = _u64.unpack_from(raw, _LINK_ID_AT)[0]
-                number = 0
-                if link and not is_dir:
-                    n, first = self._group(link, attributes, off)
-                    if n > 1:
-                        number = self.ino_start + (first >> 3)
-                _u64.pack_into(raw, _LINK_ID_AT, number)
-            out.append(RawEntry(raw, Unparsed(self, sub, off) if is_dir else None))
+            f = unpack(buf, off)
+            length, attributes, sub, n_extra = f[0], f[1], f[3], f[12]
+            end = off + ((length + 7) & ~7)
+            for _ in range(n_extra):
+                end += (u64.unpack_from(buf, end)[0] + 7) & ~7
+            link = 0 if attributes & _RP else u64.unpack(f[11])[0]
+            if _is_dir(attributes):
+                raw = bytearray(buf[off:end])
+                u64.pack_into(raw, 16, 0)
+                if link:
+                    u64.pack_into(raw, _LINK_ID_AT, 0)
+                out.append(RawEntry(raw, Unparsed(self, sub, off)))
+                continue
+            number = link
+            if link:
+                n, first = self._group(link, attributes, off)
+                number = self.ino_start + (first >> 3) if n > 1 else 0
+            if sub or number != link:
+                raw = bytearray(buf[off:end])
+                u64.pack_into(raw, 16, 0)
+                if not attributes & _RP:
+                    u64.pack_into(raw, _LINK_ID_AT, number)
+                out.append(bytes(raw))
+            else:
+                out.append(bytes(buf[off:end]))
         return out
 
     def _entry_end(self, off: int) -> int:
@@ -589,6 +615,7 @@ class LazyTree:
         dirs = files = total = hard = 0
         buf, blobs, lazy = self.buf, self.blobs, self._lazy_streams
         stack = [(m.offset, m.owner) for m in markers if m.offset]
+        sizes = blobs.sizes() if lazy else {h: b.size for h, b in blobs.items()}
         while stack:
             list_off, owner = stack.pop()
             idx, _ = self._visit(list_off, owner, lambda: self._path_at(owner, "?"))
@@ -602,8 +629,7 @@ class LazyTree:
                 elif main_hash == ZERO_HASH:
                     size = 0
                 else:
-                    size = (blobs.size_of(main_hash) if lazy else
-                            getattr(blobs.get(main_hash), "size", None)) or 0
+                    size = sizes.get(main_hash, 0)
                 total += size
                 if _is_dir(attributes):
                     dirs += 1

@@ -31,9 +31,9 @@ PE_ARCH = {0x014C: 0, 0x01C0: 5, 0x01C4: 5, 0x01C2: 5, 0x0200: 6, 0x8664: 9, 0xA
 
 
 def _child(d: Dentry | None, name: str) -> Dentry | None:
-    if d is None or d.children is None:
+    if d is None or not d.inode.is_directory:
         return None
-    return d.lookup(name, case_insensitive=True)
+    return d.lookup(name, case_insensitive=True)       # (a name not there parses nothing)
 
 
 def find_systemroot(img: Image) -> tuple[Dentry, Dentry | None, Dentry | None,

@@ -129,3 +129,22 @@ def test_reference_counts_follow_the_edit(wims, source, tmp_path):
     got, want = wimlib_recounted_refs(ours, tmp_path)
     assert got == want
     assert want[min(want, key=lambda h: -want[h])] >= 2      # the shared content counts 2+
+
+
+def test_reference_counts_when_reading_the_windows_version_parses_more(tmp_path):
+    """A commit reads the Windows version from System32 (kernel32.dll) after the session's
+    tree was taken for the write: the directories that parses are unchanged, and their
+    files must count on both sides of the reference counts (else a blob only they hold
+    drops to 0). Oracle: `wimlib-imagex optimize`'s recount."""
+    base = tmp_path / "base"
+    (base / "Windows" / "System32").mkdir(parents=True)
+    (base / "Windows" / "System32" / "kernel32.dll").write_bytes(b"not a PE file" * 10)
+    (base / "Windows" / "System32" / "only-here.dll").write_bytes(b"only here" * 300)
+    (base / "readme.txt").write_text("hello")
+    wim = wimlib_capture(base, tmp_path / "w.wim", compress="lzx")
+    (tmp_path / "new.txt").write_text("replaced")
+    r = wimfs("update", f"{wim}:1", "--add", tmp_path / "new.txt", "/readme.txt")
+    assert r.returncode == 0, r.stderr
+    got, want = wimlib_recounted_refs(wim, tmp_path)
+    assert got == want
+    wimlib_verify(wim)

@@ -139,6 +139,8 @@ def _plain_blob(i: int, size_in_wim: int, flags: int, offset: int, usize: int, p
 _ENTRY = S.BLOB_DESCRIPTOR_DISK_SIZE
 _HASH_AT = _ENTRY - 20          # the SHA-1 ends each entry
 _SLOT = struct.Struct("<Q")     # the first 8 bytes of a SHA-1: its slot in the index
+_REFCNT = struct.Struct("<I")   # an entry's reference count ...
+_REFCNT_AT = 7 + 1 + 8 + 8 + 2  # ... after size_in_wim, flags, offset, size, part
 
 
 class LazyBlobs(MutableMapping):
@@ -270,6 +272,46 @@ class LazyBlobs(MutableMapping):
 
     def __delitem__(self, h: bytes) -> None:
         del self.full()[h]
+
+    @property
+    def made_whole(self) -> bool:
+        """Every descriptor is made (`full()`): the map is a plain dict now."""
+        return self._all is not None
+
+    def sizes(self) -> dict[bytes, int]:
+        """{hash: size} of every blob, in one pass over the table (for counting many
+        entries' sizes without a lookup each)."""
+        if self._all is not None:
+            return {h: b.size for h, b in self._all.items()}
+        data, part = self._data, self._hdr.part_number
+        unpack = S.BLOB_DESCRIPTOR_STRUCT.unpack_from
+        out: dict[bytes, int] = {}
+        for off in range(0, len(data), _ENTRY):
+            _c, flags, _o, usize, p, _r, h = unpack(data, off)
+            if h != ZERO_HASH and usize and p == part and not flags & S.RESHDR_FLAG_METADATA:
+                out.setdefault(h, usize)
+        return out
+
+    def table_rows(self, deltas: dict[bytes, int]) -> tuple[bytes, int]:
+        """(the entries of every blob as stored, in table order, with `deltas` added to
+        their reference counts (at least 0), how many) without making descriptors: what
+        `full()` keeps, for a writer carrying the table over (no solid resources)."""
+        data, part = self._data, self._hdr.part_number
+        unpack, pack_into = S.BLOB_DESCRIPTOR_STRUCT.unpack_from, _REFCNT.pack_into
+        out = bytearray()
+        seen: set[bytes] = set()
+        for off in range(0, len(data), _ENTRY):
+            _c, flags, _o, usize, p, refcnt, h = unpack(data, off)
+            if h == ZERO_HASH or usize == 0 or p != part or flags & S.RESHDR_FLAG_METADATA \
+                    or h in seen:
+                continue
+            seen.add(h)
+            at = len(out)
+            out += data[off:off + _ENTRY]
+            d = deltas.get(h)
+            if d:
+                pack_into(out, at + _REFCNT_AT, max(0, refcnt + d))
+        return bytes(out), len(seen)
 
     def total_size(self) -> int:
         """The uncompressed size of every blob (without making descriptors)."""

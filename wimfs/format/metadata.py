@@ -26,6 +26,9 @@ _dentry = S.DENTRY_STRUCT
 _stream = S.EXTRA_STREAM_STRUCT
 _reparse = S.REPARSE_UNION_STRUCT
 _link = S.LINK_UNION_STRUCT
+_HEAD = struct.Struct("<I")         # attributes (at 8)
+_TAIL_AT = 0x60                     # extra streams, short name and name lengths
+_TAIL = struct.Struct("<HHH")
 DIR_ATTRS = S.FILE_ATTRIBUTE_DIRECTORY
 
 
@@ -186,6 +189,45 @@ class DentryTreeReader:
             out.append(child)
 
 
+    def heads_at(self, off: int) -> list[tuple[int, str, int]]:
+        """(offset, name, attributes) of each dentry of the list at `off`, checked as
+        `entries_at` checks them (the same errors) without making DiskDentry objects."""
+        buf, end = self.buf, len(self.buf)
+        head, tail, stream = _HEAD, _TAIL, _stream
+        dsize, ssize = S.DENTRY_DISK_SIZE, S.EXTRA_STREAM_DISK_SIZE
+        out = []
+        while True:
+            if off + 8 > end:
+                raise WimCorruptError(f"dentry at {off} is outside the metadata resource")
+            length = _u64.unpack_from(buf, off)[0]
+            if length == 0:
+                return out
+            if length < dsize or off + length > end:
+                raise WimCorruptError(f"dentry at {off} has invalid length {length}")
+            attributes = head.unpack_from(buf, off + 8)[0]
+            num_extra, short_nbytes, name_nbytes = tail.unpack_from(buf, off + _TAIL_AT)
+            p = off + dsize
+            names_end = p + (name_nbytes + 2 if name_nbytes else 0) + \
+                (short_nbytes + 2 if short_nbytes else 0)
+            if names_end > off + length or name_nbytes & 1 or short_nbytes & 1:
+                raise WimCorruptError(f"dentry at {off}: names do not fit in the entry")
+            name = _utf16(buf[p:p + name_nbytes], off) if name_nbytes else ""
+            nxt = off + align8(length)
+            for _ in range(num_extra):
+                if nxt + ssize > end:
+                    raise WimCorruptError(f"dentry at {off}: stream entries run past the "
+                                          "resource")
+                slen, _res, _shash, snbytes = stream.unpack_from(buf, nxt)
+                if slen < ssize + snbytes or nxt + slen > end or snbytes & 1:
+                    raise WimCorruptError(f"dentry at {off}: invalid stream entry")
+                nxt += align8(slen)
+            self.count += 1
+            if self.count > self.max_entries:
+                raise WimCorruptError("dentry tree does not terminate")
+            out.append((off, name, attributes))
+            off = nxt
+
+
 def parse_dentry_tree(buf: bytes | memoryview, root_offset: int) -> DiskDentry:
     """Parse the whole tree into DiskDentry.children lists. Raises WimCorruptError on
     cycles or out-of-range entries."""
@@ -308,10 +350,11 @@ def _dentry_bytes(d, subdir_offset: int, is_root: bool) -> bytes:
 
 
 class RawEntry:
-    """A dentry copied through as stored (with its extra stream entries): `raw`, its
-    bytes, whose subdirectory offset the writer sets; `pending`, for a directory, what
-    gives its entries (`.raw_children()`, RawEntry objects too), else None. A directory
-    nobody parsed is written this way, without objects for its subtree."""
+    """A directory's dentry copied through as stored (with its extra stream entries):
+    `raw`, its bytes, whose subdirectory offset the writer sets; `pending`, what gives its
+    entries (`.raw_children()`: RawEntry objects for directories, bytes for the others,
+    copied as they are). A directory nobody parsed is written this way, without objects
+    for its subtree."""
 
     __slots__ = ("raw", "pending")
 
@@ -337,27 +380,33 @@ def build_metadata(security: list[bytes], root) -> bytes:
     Subtrees not parsed into objects are copied through from their raw entries."""
     sec = build_security_data(security)
     root_raw = bytearray(_dentry_bytes(root, 0, True))
-    lists: list[tuple[object, list[bytearray], list]] = []
+    raw_of: dict[int, bytearray] = {id(root): root_raw}    # what may be a directory
+    lists: list[tuple[object, list]] = []
     queue = [root]
     while queue:
         nxt = []
         for d in queue:
             kids = _entries(d)
-            if kids is not None:
-                lists.append((d, [c.raw if c.__class__ is RawEntry else
-                                  bytearray(_dentry_bytes(c, 0, False)) for c in kids], kids))
-                nxt.extend(kids)
+            if kids is None:
+                continue
+            raws: list = []
+            for c in kids:
+                cls = c.__class__
+                if cls is bytes:                # a file's entry as stored
+                    raws.append(c)
+                    continue
+                r = c.raw if cls is RawEntry else bytearray(_dentry_bytes(c, 0, False))
+                raws.append(r)
+                raw_of[id(c)] = r
+                nxt.append(c)
+            lists.append((d, raws))
         queue = nxt
     pos = len(sec) + len(root_raw) + 8
-    raw_of: dict[int, bytearray] = {id(root): root_raw}
-    for _d, raws, kids in lists:
-        for c, r in zip(kids, raws):
-            raw_of[id(c)] = r
-    for d, raws, _kids in lists:
+    for d, raws in lists:
         struct.pack_into("<Q", raw_of[id(d)], 16, pos)     # subdir_offset
-        pos += sum(len(r) for r in raws) + 8
+        pos += sum(map(len, raws)) + 8
     out = [sec, root_raw, bytes(8)]
-    for _d, raws, _kids in lists:
+    for _d, raws in lists:
         out.extend(raws)
         out.append(bytes(8))
     data = b"".join(out)

@@ -124,8 +124,18 @@ def _new_image(ov: Overlay, live: list[Inode], *, append: bool = False,
             ino.nlink = len(ino.dentries)
     old_el = ov.wim.xml_root.findall("IMAGE")
     el = old_el[ov.index - 1] if ov.index - 1 < len(old_el) else None
+    tree = ov.image.tree
+    parses = tree.parses if tree is not None else 0
     win, props = windows_xml(img, stream_reader(ov.wim), has_windows=not append and el is not None
                              and el.find("WINDOWS") is not None)
+    if tree is not None and tree.parses != parses:
+        # Reading the Windows version parsed directories (unchanged ones: their base
+        # state is recorded now): the tree to write, and the caller's list, hold them too.
+        live[:] = ov.edits.live_inodes()
+        img.inodes = live
+        for ino in live:
+            if not ino.is_directory:
+                ino.nlink = len(ino.dentries)
     return NewImage(img, name=name, description=description,
                     xml_element=None if append else el, windows=win,
                     extra_properties=props, replaced_refs=None if append else ov.base.blob_refs)
