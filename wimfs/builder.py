@@ -35,6 +35,7 @@ from wimfs.writer import (
     DEFAULT_CHUNK_SIZE,
     SOLID_CHUNK_SIZE,
     BlobSource,
+    BytesSource,
     ResourceWriter,
     WimBlobSource,
     WrittenBlob,
@@ -276,7 +277,14 @@ class WimBuilder:
             # Metadata resources.
             for k, ni in enumerate(self.images):
                 raw = build_metadata(ni.image.security, ni.image.root)
-                rh, digest = rw.write_buffer(raw, compress=True, flags=S.RESHDR_FLAG_METADATA)
+                src = BytesSource(raw)
+                if k < len(self._replace):
+                    # The chunks the edit left as they were are taken from the replaced
+                    # image's metadata resource as stored, not compressed again.
+                    old_md = self.append_to.blob_table.metadata[self._replace[k] - 1]
+                    src.origin = WimBlobSource(self.append_to.reader, old_md)
+                rh, digest = rw.write_blobs([src], compress=True,
+                                            flags=S.RESHDR_FLAG_METADATA)[0]
                 wb = WrittenBlob(digest, len(raw), rh, 1)
                 if k < len(self._replace):
                     pos = self._replace[k] - 1

@@ -65,7 +65,7 @@ class DirIndex:
     own dentry's offset, its link count, and its entries sorted by name (made on the
     first lookup; case-insensitively sorted too if a lookup asks)."""
 
-    __slots__ = ("owner", "offsets", "nlink", "order", "ci_order")
+    __slots__ = ("owner", "offsets", "nlink", "order", "ci_order", "probed")
 
     def __init__(self, owner: int, offsets: array, nlink: int) -> None:
         self.owner = owner
@@ -73,6 +73,7 @@ class DirIndex:
         self.nlink = nlink
         self.order: array | None = None
         self.ci_order: array | None = None
+        self.probed = False         # looked up once (by a scan): the next lookup sorts
 
 
 VIEWS_KEPT = 4096       # the views last made, reused (a lookup or getattr, then an open)
@@ -296,6 +297,9 @@ class LazyTree:
         idx = self._dir(ino)
         if idx is None or not idx.offsets:
             return None
+        if idx.order is None and not idx.probed:
+            idx.probed = True       # one lookup (a probe) scans; a second sorts the names
+            return self._scan(idx, name, case_insensitive)
         if idx.order is None:
             idx.order = self._sorted(idx, str)
         off = self._search(idx, idx.order, name, str)
@@ -304,6 +308,29 @@ class LazyTree:
                 idx.ci_order = self._sorted(idx, upcase)
             off = self._search(idx, idx.ci_order, upcase(name), upcase)
         return off
+
+    def _scan(self, idx: DirIndex, name: str, case_insensitive: bool) -> int | None:
+        """`lookup` by one pass over the entries, the same answer without sorting: an
+        exact match compares the stored bytes; an upper-cased one decodes only names of
+        the same length (the upcase table maps each UTF-16 unit to one unit)."""
+        buf, u16 = self.buf, _u16
+        enc = name.encode("utf-16-le", "surrogatepass")
+        n = len(enc)
+        same_length = []
+        for o in idx.offsets:
+            off = o << 3
+            if u16.unpack_from(buf, off + _NAME_LEN_AT)[0] != n:
+                continue
+            p = off + S.DENTRY_DISK_SIZE
+            if buf[p:p + n] == enc:
+                return off
+            same_length.append(off)
+        if case_insensitive:
+            want = upcase(name)
+            for off in same_length:
+                if upcase(self.name_at(off)) == want:
+                    return off
+        return None
 
     def _sorted(self, idx: DirIndex, key) -> array:
         offs = idx.offsets

@@ -36,22 +36,41 @@ def _child(d: Dentry | None, name: str) -> Dentry | None:
     return d.lookup(name, case_insensitive=True)       # (a name not there parses nothing)
 
 
+def _probe(d: Dentry) -> tuple[int, tuple[Dentry, Dentry | None, Dentry | None,
+                                           Dentry | None]] | None:
+    """(score, (folder, kernel32.dll, SOFTWARE, SYSTEM)) of a system-root candidate:
+    how many of the three files it has; None without a System32 folder."""
+    s32 = _child(d, "System32")
+    if s32 is None:
+        return None
+    k32 = _child(s32, "kernel32.dll")
+    cfg = _child(s32, "config")
+    sw, sy = _child(cfg, "SOFTWARE"), _child(cfg, "SYSTEM")
+    return (k32 is not None) + (sw is not None) + (sy is not None), (d, k32, sw, sy)
+
+
 def find_systemroot(img: Image) -> tuple[Dentry, Dentry | None, Dentry | None,
                                           Dentry | None] | None:
+    """The top-level folder holding System32 with the most of kernel32.dll, SOFTWARE and
+    SYSTEM; on a tie, one named Windows."""
+    # A folder named Windows with all three wins every tie: look there first, so the
+    # usual image parses no other top-level folder (a directory not parsed yet is asked
+    # for System32 without being parsed).
+    first = _child(img.root, "Windows")
+    found = _probe(first) if first is not None and first.inode.is_directory else None
+    if found is not None and found[0] == 3:
+        return found[1]
     best, best_score = None, 0
     for d in (img.root.children or {}).values():
         if not d.inode.is_directory:
             continue
-        s32 = _child(d, "System32")
-        if s32 is None:
+        found = _probe(d)
+        if found is None:
             continue
-        k32 = _child(s32, "kernel32.dll")
-        cfg = _child(s32, "config")
-        sw, sy = _child(cfg, "SOFTWARE"), _child(cfg, "SYSTEM")
-        score = (k32 is not None) + (sw is not None) + (sy is not None)
+        score, what = found
         if score > best_score or (score == best_score and score and
                                   d.name.upper() == "WINDOWS"):
-            best, best_score = (d, k32, sw, sy), score
+            best, best_score = what, score
     return best
 
 

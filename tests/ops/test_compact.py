@@ -341,3 +341,34 @@ async def test_all_images_adapter_serves_each_image_from_its_compact_tree(tmp_pa
         a = await ops.lookup(one.st_ino, b"a", CTX)
         assert a.st_ino >> 32 == 1
         assert (await ops.statfs(CTX)).f_files >= 3
+
+
+def test_a_first_lookup_by_scan_answers_as_the_sorted_lookups_and_the_objects(tmp_path):
+    """A directory's first lookup scans its entries (no sorting); later ones search the
+    sorted names. Both give, for exact and case-insensitive names, what the object model's
+    `Dentry.lookup` gives (its own dictionaries: exact name, else the first entry in
+    on-disk order with the same upper-cased name)."""
+    require_tool("wimlib-imagex")
+    src = tmp_path / "src"
+    names = ["abc", "ABC", "aBc", "Abd", "abcd", "ÄBC", "äbc", "x" * 40, "ß", "SS", "ǅ"]
+    (src / "dir").mkdir(parents=True)
+    for n in names:
+        (src / "dir" / n).write_text(n)
+    w = wimlib_capture(src, tmp_path / "n.wim")
+    queries = names + ["ABc", "abd", "ABCD", "äBC", "X" * 40, "missing", "ss", "ǆ", "Ǆ"]
+    with Wim(str(w)) as wim:
+        objects = wim.image(1)          # parsed whole: Dentry objects
+        want = {}
+        for q in queries:
+            for ci in (False, True):
+                d = objects.lookup_path(f"dir/{q}", case_insensitive=ci)
+                want[q, ci] = None if d is None else d.name
+    for q in queries:
+        for ci in (False, True):
+            with Wim(str(w)) as wim:        # a fresh tree: the first lookup of `dir` scans
+                tree = wim.image(1, lazy=True).tree
+                dir_ino = tree.ino_at(tree.lookup(tree.ino_start, "dir"))
+                for how in ("scan", "sorted"):
+                    off = tree.lookup(dir_ino, q, ci)
+                    got = None if off is None else tree.name_at(off)
+                    assert got == want[q, ci], (q, ci, how)

@@ -234,3 +234,35 @@ def test_corrupt_directory_found_late_fails_only_what_needs_it(tmp_path):
     finally:
         ov.close()
     assert w.read_bytes() == before
+
+
+def test_metadata_chunks_an_edit_left_alone_are_reused_as_stored(tmp_path):
+    """Rewriting one file's content changes one hash in the metadata resource: the
+    commit takes every other chunk of it as stored (compared byte for byte with the old
+    chunk first), and wimlib reads the result."""
+    require_tool("wimlib-imagex")
+    src = tmp_path / "src"
+    (src / "many").mkdir(parents=True)
+    for i in range(3000):
+        (src / "many" / f"file-{i:05d}.txt").write_text(f"{i}\n")
+    w = wimlib_capture(src, tmp_path / "m.wim")
+    for round_ in range(2):             # the first commit rewrites wimlib's layout
+        ov = _session(w, tmp_path, f"st{round_}")
+        try:
+            write(ov, ov.resolve("many/file-01500.txt").inode, f"R{round_}".encode())
+            res = ov.commit(final=True)
+        finally:
+            ov.close()
+    with Wim(str(w)) as wim:
+        md = wim.blob_table.metadata[0]
+        chunks = -(-md.size // wim.header.chunk_size)
+    assert chunks >= 8
+    assert res.reused_chunks >= chunks - 1
+    assert subprocess.run(["wimlib-imagex", "verify", str(w)],
+                          capture_output=True).returncode == 0
+    info = wimlib_dir_detailed(w)
+    assert len([p for p in info if p.startswith("many/")]) == 3000
+    got = tmp_path / "got"
+    wimlib_apply(w, 1, got)
+    assert (got / "many/file-01500.txt").read_bytes() == b"R100\n"    # "1500\n", twice
+    assert (got / "many/file-01499.txt").read_bytes() == b"1499\n"
