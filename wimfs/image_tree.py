@@ -159,24 +159,15 @@ class LazyTree:
         info: dict[tuple[int, int], tuple[int, int]] = {}
         writable = self.writable
         members, owners = self._members, self._list_owner
-        stack = [self.root_list] if self.root_list else []
-        seen: set[int] = set()
-        while stack:
-            list_off = stack.pop()
-            if list_off in seen:
-                continue
-            seen.add(list_off)
-            for off, attrs, sub, link in self._heads(list_off):
-                if _is_dir(attrs):
-                    if sub:
-                        stack.append(sub)
-                        if writable and sub not in owners:
-                            owners[sub] = (off, list_off)
-                elif link:
-                    n, first = info.get((link, attrs), (0, off))
-                    info[(link, attrs)] = (n + 1, min(first, off))
-                    if writable:
-                        members.setdefault((link, attrs), []).append((off, list_off))
+        for list_off, off, attrs, sub, link in self._all_heads():
+            if _is_dir(attrs):
+                if sub and writable and sub not in owners:
+                    owners[sub] = (off, list_off)
+            elif link:
+                n, first = info.get((link, attrs), (0, off))
+                info[(link, attrs)] = (n + 1, min(first, off))
+                if writable:
+                    members.setdefault((link, attrs), []).append((off, list_off))
         if writable:
             for key, (n, _first) in info.items():
                 if n < 2:
@@ -684,21 +675,8 @@ class LazyTree:
             start, end = (names_end + 7) & ~7, off + f[0]
             return start < end and tag in parse_tagged_items(bytes(buf[start:end]))
 
-        if has_unix(self.root_off):
-            return True
-        stack = [self.root_list] if self.root_list else []
-        seen: set[int] = set()
-        while stack:
-            list_off = stack.pop()
-            if list_off in seen:
-                continue
-            seen.add(list_off)
-            for off, attrs, sub, _link in self._heads(list_off):
-                if has_unix(off):
-                    return True
-                if _is_dir(attrs) and sub:
-                    stack.append(sub)
-        return False
+        return has_unix(self.root_off) or any(has_unix(off) for _l, off, *_ in
+                                               self._all_heads())
 
     # -- counting without building ---------------------------------------------------------
 
@@ -722,6 +700,21 @@ class LazyTree:
                 if slen < S.EXTRA_STREAM_DISK_SIZE:
                     return
                 offset += (slen + 7) & ~7
+
+    def _all_heads(self):
+        """(list offset, then `_heads`' fields) of every entry reachable from the root,
+        each list once (headers only, as `_heads`)."""
+        stack = [self.root_list] if self.root_list else []
+        seen: set[int] = set()
+        while stack:
+            list_off = stack.pop()
+            if list_off in seen:
+                continue
+            seen.add(list_off)
+            for off, attrs, sub, link in self._heads(list_off):
+                yield list_off, off, attrs, sub, link
+                if sub and _is_dir(attrs):
+                    stack.append(sub)
 
     def count_nlink(self, offset: int) -> int:
         """The link count of a directory not visited yet: 2 + its subdirectories."""

@@ -6,7 +6,6 @@ import gc
 import json
 import logging
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -85,7 +84,7 @@ def _tell(fd: int, msg: str) -> None:
 
 
 def _new_staging() -> str:
-    d = os.path.join(state_dir(), "staging", secrets.token_hex(8))
+    d = os.path.join(state_dir(), "staging", os.urandom(8).hex())
     os.makedirs(d, mode=0o700)
     return d
 

@@ -17,7 +17,6 @@ import errno
 import io
 import fcntl
 import os
-import secrets
 import shutil
 import stat as _stat
 from collections.abc import Iterator
@@ -100,7 +99,7 @@ class ImageSession:
             return
         parent = staging_dir or os.path.join(state_dir(), "sessions")
         os.makedirs(parent, mode=0o700, exist_ok=True)
-        self.staging = os.path.join(parent, secrets.token_hex(8))
+        self.staging = os.path.join(parent, os.urandom(8).hex())
         os.makedirs(self.staging, mode=0o700)
         self._alive = hold_session_lock(self.staging)
         try:

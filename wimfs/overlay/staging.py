@@ -10,7 +10,6 @@ staged whole (`store`).
 from __future__ import annotations
 
 import os
-import secrets
 
 from wimfs.format.blobtable import ZERO_HASH
 from wimfs.format.xmlinfo import filetime_to_unix_ns, unix_ns_to_filetime
@@ -81,7 +80,7 @@ class Staging:
         return os.path.join(self.data_dir, name)
 
     def new_file(self) -> str:
-        return self.path(secrets.token_hex(8))
+        return self.path(os.urandom(8).hex())
 
     def copy_up(self, reader, stream: Stream, keep: bool = True) -> str:
         """Copy a stream's content (read through `reader`) into a new staging file."""
