@@ -273,7 +273,7 @@ class WimBuilder:
                     counts[h] = counts.get(h, 0) - n
             for e in entries:
                 e.refcnt = max(0, e.refcnt + counts.get(e.hash, 0))
-            carried = old_rows.table_rows(counts)[0] if old_rows is not None else b""
+            carried = old_rows.table_rows(counts) if old_rows is not None else b""
             # Metadata resources.
             for k, ni in enumerate(self.images):
                 raw = build_metadata(ni.image.security, ni.image.root)

@@ -616,16 +616,6 @@ class LazyTree:
                 out.append(bytes(buf[off:end]))
         return out
 
-    def _entry_end(self, off: int) -> int:
-        """The end of the entry at `off` with its extra stream entries (a visited one)."""
-        buf = self.buf
-        length = _u64.unpack_from(buf, off)[0]
-        n_extra = _u16.unpack_from(buf, off + _NUM_EXTRA_AT)[0]
-        end = off + ((length + 7) & ~7)
-        for _ in range(n_extra):
-            end += (_u64.unpack_from(buf, end)[0] + 7) & ~7
-        return end
-
     def raw_statistics(self, markers: list[Unparsed]) -> tuple[int, int, int, int]:
         """(directories, files, bytes, hard-link bytes) of the subtrees of the directories
         `markers` (not parsed), counted from their entries as `image_statistics` counts

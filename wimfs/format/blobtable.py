@@ -292,10 +292,10 @@ class LazyBlobs(MutableMapping):
                 out.setdefault(h, usize)
         return out
 
-    def table_rows(self, deltas: dict[bytes, int]) -> tuple[bytes, int]:
-        """(the entries of every blob as stored, in table order, with `deltas` added to
-        their reference counts (at least 0), how many) without making descriptors: what
-        `full()` keeps, for a writer carrying the table over (no solid resources)."""
+    def table_rows(self, deltas: dict[bytes, int]) -> bytes:
+        """The entries of every blob as stored, in table order, with `deltas` added to
+        their reference counts (at least 0), without making descriptors: what `full()`
+        keeps, for a writer carrying the table over (no solid resources)."""
         data, part = self._data, self._hdr.part_number
         unpack, pack_into = S.BLOB_DESCRIPTOR_STRUCT.unpack_from, _REFCNT.pack_into
         out = bytearray()
@@ -311,7 +311,7 @@ class LazyBlobs(MutableMapping):
             d = deltas.get(h)
             if d:
                 pack_into(out, at + _REFCNT_AT, max(0, refcnt + d))
-        return bytes(out), len(seen)
+        return bytes(out)
 
     def total_size(self) -> int:
         """The uncompressed size of every blob (without making descriptors)."""
