@@ -266,3 +266,110 @@ def test_metadata_chunks_an_edit_left_alone_are_reused_as_stored(tmp_path):
     wimlib_apply(w, 1, got)
     assert (got / "many/file-01500.txt").read_bytes() == b"R100\n"    # "1500\n", twice
     assert (got / "many/file-01499.txt").read_bytes() == b"1499\n"
+
+
+# -- a random session, lazy against fully parsed --------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from wimfs.overlay.edits import Kind  # noqa: E402
+from wimfs.overlay.errors import FsError  # noqa: E402
+
+OPS = ("write", "create", "mkdir", "unlink", "rename", "link", "rmdir")
+
+
+def _paths(ov: Overlay) -> tuple[list[str], list[str]]:
+    """(files, directories) of a fully parsed session, sorted (the root as "")."""
+    files, dirs = [], []
+    for d in ov.image.walk():
+        (dirs if d.inode.is_directory else files).append(d.path.lstrip("/"))
+    return sorted(files), sorted(dirs)
+
+
+def _split(path: str) -> tuple[str, str]:
+    parent, _, name = path.rpartition("/")
+    return parent, name
+
+
+def _apply(ov: Overlay, op: tuple) -> None:
+    kind, a, b, c = op
+    node = (lambda p: ov.resolve(p) if p else ov.image.root)
+    if kind == "write":
+        write(ov, node(a).inode, b)
+    elif kind in ("create", "mkdir"):
+        ov.create(node(a), b, 0o40755 if kind == "mkdir" else 0o100644, 0, 0,
+                  Kind.DIR if kind == "mkdir" else Kind.FILE)
+    elif kind in ("unlink", "rmdir"):
+        parent, name = _split(a)
+        (ov.unlink if kind == "unlink" else ov.rmdir)(node(parent), name)
+    elif kind == "rename":
+        parent, name = _split(a)
+        ov.rename(node(parent), name, node(b), c)
+    elif kind == "link":
+        ov.link(node(a).inode, node(b), c)
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_edits_commit_the_same_lazily_as_fully_parsed(data, layered, tmp_path_factory,
+                                                             monkeypatch):
+    """Random creates, writes, links, renames and removals, applied by path to a session
+    that parses only what they use and to one that parsed its whole tree first: the
+    committed metadata resources and blob tables are the same bytes (every clock the
+    session reads fixed)."""
+    import wimfs.builder
+    import wimfs.overlay.edits
+    import wimfs.overlay.session
+    import wimfs.overlay.staging
+    for mod in (wimfs.overlay.edits, wimfs.overlay.session, wimfs.builder):
+        monkeypatch.setattr(mod, "filetime_now", lambda: FIXED_TIME)
+    monkeypatch.setattr(wimfs.overlay.staging.Staging, "mtime", lambda self, s: FIXED_TIME)
+    tmp = tmp_path_factory.mktemp("random")
+    wims = [tmp / "lazy.wim", tmp / "full.wim"]
+    for w in wims:
+        shutil.copyfile(layered[0], w)
+    lazy, full = (_session(w, tmp, f"st-{w.stem}") for w in wims)
+    try:
+        for _ in full.image.walk():             # the fully parsed one
+            pass
+        for step in range(data.draw(st.integers(1, 8), label="steps")):
+            files, dirs = _paths(full)
+            kind = data.draw(st.sampled_from(OPS), label="op")
+            name = data.draw(st.sampled_from(["n1", "n2", "n3", "other.txt"]), label="name")
+            pick_dir = st.sampled_from(dirs)
+            if kind in ("write", "unlink") and files:
+                op = (kind, data.draw(st.sampled_from(files)),
+                      data.draw(st.binary(min_size=1, max_size=40)), None)
+            elif kind == "link" and files:
+                op = (kind, data.draw(st.sampled_from(files)), data.draw(pick_dir), name)
+            elif kind == "rename":
+                op = (kind, data.draw(st.sampled_from(files + dirs[1:])), data.draw(pick_dir),
+                      name)
+            elif kind == "rmdir" and len(dirs) > 1:
+                op = (kind, data.draw(st.sampled_from(dirs[1:])), None, None)
+            else:
+                op = ("create" if kind != "mkdir" else "mkdir", data.draw(pick_dir), name, None)
+            try:
+                _apply(full, op)
+            except FsError as exc:
+                with pytest.raises(FsError) as again:
+                    _apply(lazy, op)
+                assert again.value.errno == exc.errno, op
+                continue
+            _apply(lazy, op)
+        assert lazy.diff() != [] or full.diff() == []
+        for ov in (lazy, full):
+            ov.commit(final=True)
+    finally:
+        lazy.close()
+        full.close()
+    got = []
+    for w in wims:
+        with Wim(str(w)) as wim:
+            table = wim.reader.pread(wim.header.blob_table_reshdr.size_in_wim,
+                                     wim.header.blob_table_reshdr.offset_in_wim)
+            got.append((_metadata(w), table))
+    assert got[0][0] == got[1][0]
+    assert got[0][1] == got[1][1]
