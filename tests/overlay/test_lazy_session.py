@@ -373,3 +373,35 @@ def test_random_edits_commit_the_same_lazily_as_fully_parsed(data, layered, tmp_
             got.append((_metadata(w), table))
     assert got[0][0] == got[1][0]
     assert got[0][1] == got[1][1]
+
+
+def test_diff_lists_a_moved_directory_once_whatever_was_parsed(work, tmp_path):
+    """Renaming a directory lists that directory, not what moved with it, both when its
+    entries were parsed first and when they were not; a change under it is listed at its
+    new path; a session that parsed everything first lists the same."""
+    from wimfs.overlay.status import Change
+
+    def run(name: str, full: bool) -> list:
+        w = tmp_path / f"{name}.wim"
+        shutil.copyfile(work, w)
+        ov = _session(w, tmp_path, f"st-{name}")
+        try:
+            if full:
+                for _ in ov.image.walk():
+                    pass
+            else:
+                ov.resolve("a/b/c/d/e/deep.txt")            # parse a/... but not move/
+            root = ov.image.root
+            ov.rename(root, "a", root, "a2")
+            ov.rename(ov.resolve("move"), "inner", root, "inner2")
+            write(ov, ov.resolve("a2/b/other.txt").inode, b"OTHER")
+            return [(e.change, e.path, e.old_path) for e in ov.diff()]
+        finally:
+            ov.close()
+
+    lazy, full = run("lazy", False), run("full", True)
+    assert lazy == full
+    assert sorted(lazy) == sorted([
+        (Change.RENAMED, "/a2", "/a"),
+        (Change.RENAMED, "/inner2", "/move/inner"),
+        (Change.MODIFIED, "/a2/b/other.txt", None)])

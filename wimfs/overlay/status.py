@@ -86,24 +86,47 @@ class BaseState:
         self.origin[ino.ino] = (path, key)
 
     def diff(self, image: Image) -> list[DiffEntry]:
+        """What changed, by path. An entry that moved only because a directory above it
+        was renamed or moved is not listed (the directory is), whether or not the
+        session parsed what is under it: the output does not depend on what was
+        visited."""
         out: list[DiffEntry] = []
-        now_paths = {d.path: d.inode for d in image.walk_loaded()}
+        now = {d.path: d for d in image.walk_loaded()}
         seen_ino: set[int] = set()
-        for path, ino in now_paths.items():
+        carried: set[str] = set()           # base paths that moved with a directory above
+        for path, d in now.items():
+            ino = d.inode
             orig = self.origin.get(ino.ino)
             if orig is None:
                 out.append(DiffEntry(Change.ADDED, path, ino.size))
                 continue
             old_path, key = orig
-            if old_path != path and ino.ino not in seen_ino and len(ino.dentries) == 1:
+            was = self._carried_from(d, old_path, path)
+            if was is not None:
+                carried.add(was)
+            elif old_path != path and ino.ino not in seen_ino and len(ino.dentries) == 1:
                 out.append(DiffEntry(Change.RENAMED, path, ino.size, old_path))
             elif old_path != path and path not in self.paths:
                 out.append(DiffEntry(Change.ADDED, path, ino.size))
             if ino.ino not in seen_ino and content_key(ino) != key:
                 out.append(DiffEntry(Change.MODIFIED, ino.dentries[0].path, ino.size))
             seen_ino.add(ino.ino)
-        moved_from = {e.old_path for e in out if e.change == Change.RENAMED}
-        for path in sorted(self.paths - set(now_paths) - moved_from):
+        moved_from = {e.old_path for e in out if e.change == Change.RENAMED} | carried
+        for path in sorted(self.paths - set(now) - moved_from):
             out.append(DiffEntry(Change.DELETED, path))
         out.sort(key=lambda e: (e.path, e.change))
         return out
+
+    def _carried_from(self, d: Dentry, old_path: str, path: str) -> str | None:
+        """The base path of `d` (now at `path`) if it is still the same name in the same
+        directory and only that directory's path changed; else None."""
+        parent = d.parent
+        porig = self.origin.get(parent.inode.ino) if parent is not None else None
+        if porig is None:
+            return None
+        was = f"{porig[0].rstrip('/')}/{d.name}"
+        if was == path or was not in self.paths:
+            return None
+        if was == old_path or len(d.inode.dentries) > 1:
+            return was
+        return None
