@@ -101,7 +101,6 @@ class WimBuilder:
         self.raw_copy = True
         self.stats: dict[str, int] = {}     # the writer's statistics after write()
         self.memo = None                    # a wimfs.chunkmemo.ChunkMemo to take from
-        self._old_rows: LazyBlobs | None = None     # the appended WIM's table, as stored
 
     def add(self, new: NewImage) -> None:
         self.images.append(new)
@@ -181,9 +180,9 @@ class WimBuilder:
             blobs = wim.blob_table.blobs
             # A table of plain blobs whose descriptors were never all made is carried
             # over as stored (`_write_body`), without an object per blob.
-            self._old_rows = blobs if isinstance(blobs, LazyBlobs) and \
-                not blobs.made_whole else None
-            for blob in (() if self._old_rows is not None else blobs.values()):
+            old_rows = blobs if isinstance(blobs, LazyBlobs) and not blobs.made_whole \
+                else None
+            for blob in (() if old_rows is not None else blobs.values()):
                 r = blob.rdesc
                 if r.is_solid:
                     gi = rdesc_group.get(id(r))
@@ -231,7 +230,7 @@ class WimBuilder:
             self.before_header = hook
             try:
                 self._write_body(fd, end, hdr, xml_root, old_entries, solid, solid_usizes,
-                                 old_meta)
+                                 old_meta, old_rows)
             except BaseException:
                 # Nothing points at the appended bytes yet: cut them off again so a
                 # failed append leaves the file as it was.
@@ -248,8 +247,9 @@ class WimBuilder:
 
     def _write_body(self, fd: int, offset: int, hdr: WimHeader, xml_root,
                     entries: list[WrittenBlob], solid, solid_usizes,
-                    metadata: list[WrittenBlob]) -> None:
-        old_rows = self._old_rows if self.append_to is not None else None
+                    metadata: list[WrittenBlob], old_rows: LazyBlobs | None = None) -> None:
+        """`entries`: the blobs carried over as objects; `old_rows`: a table of plain
+        blobs carried over as stored instead (reference counts patched)."""
         known = _Known({e.hash: e for e in entries}, old_rows)
         progress = Progress(label="writing", callback=self.progress)
         rw = ResourceWriter(fd, offset, self.ctype, self.chunk_size, self.threads, progress,

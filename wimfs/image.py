@@ -94,11 +94,15 @@ def count_blob_refs(inodes, refs: dict[bytes, int] | None = None) -> dict[bytes,
     per stream holding it), as the blob table counts them; return *refs*."""
     refs = {} if refs is None else refs
     for ino in inodes:
-        n = len(ino.dentries)
-        for s in ino.streams():
-            if s.hash != ZERO_HASH:
-                refs[s.hash] = refs.get(s.hash, 0) + n
+        add_blob_refs(ino, refs, len(ino.dentries))
     return refs
+
+
+def add_blob_refs(ino: Inode, refs: dict[bytes, int], n: int) -> None:
+    """Add `n` references to each blob a stream of `ino` holds (n: its dentries counted)."""
+    for s in ino.streams():
+        if s.hash != ZERO_HASH:
+            refs[s.hash] = refs.get(s.hash, 0) + n
 
 
 class Inode:

@@ -201,15 +201,16 @@ class LazyTree:
     def _visit(self, list_off: int, owner: int, path, full: bool = False
                ) -> tuple[DirIndex, list[DiskDentry]]:
         """The directory whose entries are at `list_off` (its own entry at `owner`), and,
-        with `full`, its valid entries as DiskDentry objects if this visit read them (else
-        []). `path()`: its path, for messages. WimCorruptError (logged) if its entries are
-        corrupt."""
+        with `full`, its valid entries as DiskDentry objects (else []). `path()`: its
+        path, for messages. WimCorruptError (logged) if its entries are corrupt."""
         idx = self.dirs.get(list_off)
         if idx is not None:
             if idx.owner != owner:
                 self._fail(f"directory {path()} is cyclic (its entries at {list_off} are "
                            "reachable twice)")
-            return idx, []
+            # (visited before, e.g. copied by a commit: its valid entries read again)
+            return idx, [_read_dentry(self.buf, o << 3)[0] for o in idx.offsets] \
+                if full else []
         try:
             if full:
                 entries = self._reader.entries_at(list_off)
@@ -504,10 +505,8 @@ class LazyTree:
         directory built once every group is whole."""
         children: dict[str, Dentry] = {}
         if pending.offset:
-            idx, entries = self._visit(pending.offset, pending.owner, lambda: parent.path,
-                                       full=True)
-            if not entries and idx.offsets:     # visited before (copied by a commit)
-                entries = [_read_dentry(self.buf, o << 3)[0] for o in idx.offsets]
+            _idx, entries = self._visit(pending.offset, pending.owner, lambda: parent.path,
+                                        full=True)
             gc_was_enabled = gc.isenabled()
             gc.disable()        # thousands of new objects: keep the cyclic GC out of it
             try:

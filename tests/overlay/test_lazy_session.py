@@ -79,6 +79,18 @@ def _session(wim: Path, tmp_path: Path, name: str = "st") -> Overlay:
     return Overlay(str(wim), 1, str(tmp_path / name))
 
 
+def _copy_session(src: Path, tmp: Path, name: str, full: bool) -> tuple[Path, Overlay]:
+    """(a copy of `src` named `name`.wim, a session on it); with `full`, the session has
+    parsed every directory first (the path every commit took before lazy sessions)."""
+    w = tmp / f"{name}.wim"
+    shutil.copyfile(src, w)
+    ov = _session(w, tmp, f"st-{name}")
+    if full:
+        for _ in ov.image.walk():
+            pass
+    return w, ov
+
+
 def test_a_session_parses_only_the_directories_it_edits(work, layered, tmp_path, caplog):
     caplog.set_level(logging.DEBUG, logger="wimfs.image_tree")
     ov = _session(work, tmp_path)
@@ -167,13 +179,8 @@ def test_a_lazy_commit_writes_what_a_fully_parsed_one_writes(kind, tmp_path, lay
         src = layered[0]
     results = []
     for full in (False, True):
-        w = tmp_path / f"{full}.wim"
-        shutil.copyfile(src, w)
-        ov = _session(w, tmp_path, f"st{full}")
+        w, ov = _copy_session(src, tmp_path, str(full), full)
         try:
-            if full:
-                for _ in ov.image.walk():
-                    pass
             root = ov.image.root
             ino = ov.create(root, "new.txt", 0o100644, 0, 0)
             write(ov, ino, b"new file\n")
@@ -327,14 +334,11 @@ def test_random_edits_commit_the_same_lazily_as_fully_parsed(data, layered, tmp_
         monkeypatch.setattr(mod, "filetime_now", lambda: FIXED_TIME)
     monkeypatch.setattr(wimfs.overlay.staging.Staging, "mtime", lambda self, s: FIXED_TIME)
     tmp = tmp_path_factory.mktemp("random")
-    wims = [tmp / "lazy.wim", tmp / "full.wim"]
-    for w in wims:
-        shutil.copyfile(layered[0], w)
-    lazy, full = (_session(w, tmp, f"st-{w.stem}") for w in wims)
+    (lazy_wim, lazy), (full_wim, full) = (_copy_session(layered[0], tmp, name, name == "full")
+                                          for name in ("lazy", "full"))
+    wims = [lazy_wim, full_wim]
     try:
-        for _ in full.image.walk():             # the fully parsed one
-            pass
-        for step in range(data.draw(st.integers(1, 8), label="steps")):
+        for _ in range(data.draw(st.integers(1, 8), label="steps")):
             files, dirs = _paths(full)
             kind = data.draw(st.sampled_from(OPS), label="op")
             name = data.draw(st.sampled_from(["n1", "n2", "n3", "other.txt"]), label="name")
@@ -382,14 +386,9 @@ def test_diff_lists_a_moved_directory_once_whatever_was_parsed(work, tmp_path):
     from wimfs.overlay.status import Change
 
     def run(name: str, full: bool) -> list:
-        w = tmp_path / f"{name}.wim"
-        shutil.copyfile(work, w)
-        ov = _session(w, tmp_path, f"st-{name}")
+        _w, ov = _copy_session(work, tmp_path, name, full)
         try:
-            if full:
-                for _ in ov.image.walk():
-                    pass
-            else:
+            if not full:
                 ov.resolve("a/b/c/d/e/deep.txt")            # parse a/... but not move/
             root = ov.image.root
             ov.rename(root, "a", root, "a2")

@@ -170,6 +170,14 @@ class LazyBlobs(MutableMapping):
             return None
         return f
 
+    def _kept(self) -> Iterator[tuple[int, tuple]]:
+        """(offset, fields) of every entry the table's rules keep, in table order
+        (duplicates of a hash included)."""
+        for off in range(0, len(self._data), _ENTRY):
+            f = self._fields(off)
+            if f is not None:
+                yield off, f
+
     def _entry(self, off: int) -> BlobDescriptor | None:
         """The blob of the entry at `off`, None if the table's rules leave it out."""
         f = self._fields(off)
@@ -283,50 +291,33 @@ class LazyBlobs(MutableMapping):
         entries' sizes without a lookup each)."""
         if self._all is not None:
             return {h: b.size for h, b in self._all.items()}
-        data, part = self._data, self._hdr.part_number
-        unpack = S.BLOB_DESCRIPTOR_STRUCT.unpack_from
         out: dict[bytes, int] = {}
-        for off in range(0, len(data), _ENTRY):
-            _c, flags, _o, usize, p, _r, h = unpack(data, off)
-            if h != ZERO_HASH and usize and p == part and not flags & S.RESHDR_FLAG_METADATA:
-                out.setdefault(h, usize)
+        for _off, f in self._kept():
+            out.setdefault(f[6], f[3])
         return out
 
     def table_rows(self, deltas: dict[bytes, int]) -> bytes:
         """The entries of every blob as stored, in table order, with `deltas` added to
         their reference counts (at least 0), without making descriptors: what `full()`
         keeps, for a writer carrying the table over (no solid resources)."""
-        data, part = self._data, self._hdr.part_number
-        unpack, pack_into = S.BLOB_DESCRIPTOR_STRUCT.unpack_from, _REFCNT.pack_into
+        data, pack_into = self._data, _REFCNT.pack_into
         out = bytearray()
         seen: set[bytes] = set()
-        for off in range(0, len(data), _ENTRY):
-            _c, flags, _o, usize, p, refcnt, h = unpack(data, off)
-            if h == ZERO_HASH or usize == 0 or p != part or flags & S.RESHDR_FLAG_METADATA \
-                    or h in seen:
+        for off, f in self._kept():
+            h = f[6]
+            if h in seen:
                 continue
             seen.add(h)
             at = len(out)
             out += data[off:off + _ENTRY]
             d = deltas.get(h)
             if d:
-                pack_into(out, at + _REFCNT_AT, max(0, refcnt + d))
+                pack_into(out, at + _REFCNT_AT, max(0, f[5] + d))
         return bytes(out)
 
     def total_size(self) -> int:
         """The uncompressed size of every blob (without making descriptors)."""
-        if self._all is not None:
-            return sum(b.size for b in self._all.values())
-        seen: set[bytes] = set()
-        total = 0
-        for off in range(0, len(self._data), _ENTRY):
-            _c, flags, _o, usize, part, _r, h = S.BLOB_DESCRIPTOR_STRUCT.unpack_from(self._data,
-                                                                                    off)
-            if h != ZERO_HASH and usize and part == self._hdr.part_number and \
-                    not flags & S.RESHDR_FLAG_METADATA and h not in seen:
-                seen.add(h)
-                total += usize
-        return total
+        return sum(self.sizes().values())
 
 
 def _lazy_table(data: bytes, hdr: WimHeader) -> BlobTable:

@@ -26,9 +26,6 @@ _dentry = S.DENTRY_STRUCT
 _stream = S.EXTRA_STREAM_STRUCT
 _reparse = S.REPARSE_UNION_STRUCT
 _link = S.LINK_UNION_STRUCT
-_HEAD = struct.Struct("<I")         # attributes (at 8)
-_TAIL_AT = 0x60                     # extra streams, short name and name lengths
-_TAIL = struct.Struct("<HHH")
 DIR_ATTRS = S.FILE_ATTRIBUTE_DIRECTORY
 
 
@@ -100,24 +97,51 @@ def _utf16(raw: bytes | memoryview, where: int) -> str:
         return bytes(raw).decode("utf-16-le", "surrogatepass")
 
 
-def _read_dentry(buf: bytes | memoryview, off: int) -> tuple[DiskDentry | None, int]:
-    """Read the dentry at `off`; return it (None at a list end) and the offset after it
-    and its extra stream entries."""
+_NO_STREAMS: tuple[int, ...] = ()
+
+
+def _checked(buf: bytes | memoryview, off: int) -> tuple[tuple | None, int, int, tuple | list]:
+    """(fixed fields, end of the names, offset after the entry and its extra stream
+    entries, offsets of those stream entries) of the dentry at `off`, its lengths checked
+    against the resource (WimCorruptError); fields None at a list end."""
     end_buf = len(buf)
     if off + 8 > end_buf:
         raise WimCorruptError(f"dentry at {off} is outside the metadata resource")
     length = _u64.unpack_from(buf, off)[0]
     if length == 0:
-        return None, off + 8
+        return None, 0, off + 8, _NO_STREAMS
     if length < S.DENTRY_DISK_SIZE or off + length > end_buf:
         raise WimCorruptError(f"dentry at {off} has invalid length {length}")
-    (length, attributes, security_id, subdir_offset, _u1, _u2, ctime, atime, mtime, main_hash,
-     unknown, rp_union, num_extra, short_nbytes, name_nbytes) = _dentry.unpack_from(buf, off)
-    p = off + S.DENTRY_DISK_SIZE
-    names_end = p + (name_nbytes + 2 if name_nbytes else 0) + \
+    f = _dentry.unpack_from(buf, off)
+    num_extra, short_nbytes, name_nbytes = f[12], f[13], f[14]
+    names_end = off + S.DENTRY_DISK_SIZE + (name_nbytes + 2 if name_nbytes else 0) + \
         (short_nbytes + 2 if short_nbytes else 0)
     if names_end > off + length or name_nbytes & 1 or short_nbytes & 1:
         raise WimCorruptError(f"dentry at {off}: names do not fit in the entry")
+    nxt = off + align8(length)
+    if not num_extra:
+        return f, names_end, nxt, _NO_STREAMS
+    streams = []
+    for _ in range(num_extra):
+        if nxt + S.EXTRA_STREAM_DISK_SIZE > end_buf:
+            raise WimCorruptError(f"dentry at {off}: stream entries run past the resource")
+        slen, _res, _shash, snbytes = _stream.unpack_from(buf, nxt)
+        if slen < S.EXTRA_STREAM_DISK_SIZE + snbytes or nxt + slen > end_buf or snbytes & 1:
+            raise WimCorruptError(f"dentry at {off}: invalid stream entry")
+        streams.append(nxt)
+        nxt += align8(slen)
+    return f, names_end, nxt, streams
+
+
+def _read_dentry(buf: bytes | memoryview, off: int) -> tuple[DiskDentry | None, int]:
+    """Read the dentry at `off`; return it (None at a list end) and the offset after it
+    and its extra stream entries."""
+    f, names_end, nxt, stream_at = _checked(buf, off)
+    if f is None:
+        return None, nxt
+    (length, attributes, security_id, subdir_offset, _u1, _u2, ctime, atime, mtime, main_hash,
+     unknown, rp_union, _num_extra, short_nbytes, name_nbytes) = f
+    p = off + S.DENTRY_DISK_SIZE
     name = _utf16(buf[p:p + name_nbytes], off) if name_nbytes else ""
     if name_nbytes:
         p += name_nbytes + 2
@@ -130,17 +154,11 @@ def _read_dentry(buf: bytes | memoryview, off: int) -> tuple[DiskDentry | None, 
     else:
         rp_tag = rp_reserved = rp_flags = 0
         link_id = _link.unpack(rp_union)[0]
-    nxt = off + align8(length)
     streams: list[ExtraStream] = []
-    for _ in range(num_extra):
-        if nxt + S.EXTRA_STREAM_DISK_SIZE > end_buf:
-            raise WimCorruptError(f"dentry at {off}: stream entries run past the resource")
-        slen, _res, shash, snbytes = _stream.unpack_from(buf, nxt)
-        if slen < S.EXTRA_STREAM_DISK_SIZE + snbytes or nxt + slen > end_buf or snbytes & 1:
-            raise WimCorruptError(f"dentry at {off}: invalid stream entry")
-        sp = nxt + S.EXTRA_STREAM_DISK_SIZE
+    for sp in stream_at:
+        _slen, _res, shash, snbytes = _stream.unpack_from(buf, sp)
+        sp += S.EXTRA_STREAM_DISK_SIZE
         streams.append(ExtraStream(_utf16(buf[sp:sp + snbytes], off) if snbytes else "", shash))
-        nxt += align8(slen)
     d = DiskDentry(name, short_name, attributes, security_id, subdir_offset, ctime, atime, mtime,
                    main_hash, unknown, rp_tag, rp_reserved, rp_flags, link_id, tagged, streams,
                    off)
@@ -188,43 +206,20 @@ class DentryTreeReader:
                 raise WimCorruptError("dentry tree does not terminate")
             out.append(child)
 
-
     def heads_at(self, off: int) -> list[tuple[int, str, int]]:
         """(offset, name, attributes) of each dentry of the list at `off`, checked as
         `entries_at` checks them (the same errors) without making DiskDentry objects."""
-        buf, end = self.buf, len(self.buf)
-        head, tail, stream = _HEAD, _TAIL, _stream
-        dsize, ssize = S.DENTRY_DISK_SIZE, S.EXTRA_STREAM_DISK_SIZE
-        out = []
+        buf, out = self.buf, []
         while True:
-            if off + 8 > end:
-                raise WimCorruptError(f"dentry at {off} is outside the metadata resource")
-            length = _u64.unpack_from(buf, off)[0]
-            if length == 0:
+            f, _names_end, nxt, _streams = _checked(buf, off)
+            if f is None:
                 return out
-            if length < dsize or off + length > end:
-                raise WimCorruptError(f"dentry at {off} has invalid length {length}")
-            attributes = head.unpack_from(buf, off + 8)[0]
-            num_extra, short_nbytes, name_nbytes = tail.unpack_from(buf, off + _TAIL_AT)
-            p = off + dsize
-            names_end = p + (name_nbytes + 2 if name_nbytes else 0) + \
-                (short_nbytes + 2 if short_nbytes else 0)
-            if names_end > off + length or name_nbytes & 1 or short_nbytes & 1:
-                raise WimCorruptError(f"dentry at {off}: names do not fit in the entry")
-            name = _utf16(buf[p:p + name_nbytes], off) if name_nbytes else ""
-            nxt = off + align8(length)
-            for _ in range(num_extra):
-                if nxt + ssize > end:
-                    raise WimCorruptError(f"dentry at {off}: stream entries run past the "
-                                          "resource")
-                slen, _res, _shash, snbytes = stream.unpack_from(buf, nxt)
-                if slen < ssize + snbytes or nxt + slen > end or snbytes & 1:
-                    raise WimCorruptError(f"dentry at {off}: invalid stream entry")
-                nxt += align8(slen)
+            n = f[14]
+            p = off + S.DENTRY_DISK_SIZE
             self.count += 1
             if self.count > self.max_entries:
                 raise WimCorruptError("dentry tree does not terminate")
-            out.append((off, name, attributes))
+            out.append((off, _utf16(buf[p:p + n], off) if n else "", f[1]))
             off = nxt
 
 

@@ -118,13 +118,10 @@ def _fix_staged_sizes(live: list[Inode]) -> list[StagedSource]:
 def _new_image(ov: Overlay, live: list[Inode], *, append: bool = False,
               name: str | None = None, description: str | None = None) -> NewImage:
     """The session's tree as an image for the writer (XML kept unless appended)."""
-    img = Image(ov.index, ov.image.security, ov.image.root, live, tree=ov.image.tree)
-    for ino in live:
-        if not ino.is_directory:
-            ino.nlink = len(ino.dentries)
+    tree = ov.image.tree
+    img = Image(ov.index, ov.image.security, ov.image.root, live, tree=tree)
     old_el = ov.wim.xml_root.findall("IMAGE")
     el = old_el[ov.index - 1] if ov.index - 1 < len(old_el) else None
-    tree = ov.image.tree
     parses = tree.parses if tree is not None else 0
     win, props = windows_xml(img, stream_reader(ov.wim), has_windows=not append and el is not None
                              and el.find("WINDOWS") is not None)
@@ -132,10 +129,9 @@ def _new_image(ov: Overlay, live: list[Inode], *, append: bool = False,
         # Reading the Windows version parsed directories (unchanged ones: their base
         # state is recorded now): the tree to write, and the caller's list, hold them too.
         live[:] = ov.edits.live_inodes()
-        img.inodes = live
-        for ino in live:
-            if not ino.is_directory:
-                ino.nlink = len(ino.dentries)
+    for ino in live:
+        if not ino.is_directory:
+            ino.nlink = len(ino.dentries)
     return NewImage(img, name=name, description=description,
                     xml_element=None if append else el, windows=win,
                     extra_properties=props, replaced_refs=None if append else ov.base.blob_refs)

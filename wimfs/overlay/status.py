@@ -6,8 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from wimfs.format.blobtable import ZERO_HASH
-from wimfs.image import Dentry, Image, Inode, Stream
+from wimfs.image import Dentry, Image, Inode, Stream, add_blob_refs
 from wimfs.overlay.staging import LocalSource, StagedSource, is_staged
 
 
@@ -72,10 +71,7 @@ class BaseState:
     def _record(self, d: Dentry, path: str) -> None:
         self.paths.add(path)
         ino = d.inode
-        refs = self.blob_refs
-        for s in ino.streams():         # one reference per dentry per stream
-            if s.hash != ZERO_HASH:
-                refs[s.hash] = refs.get(s.hash, 0) + 1
+        add_blob_refs(ino, self.blob_refs, 1)     # one per dentry (a group's may come later)
         if ino.ino in self.origin:
             return
         key = content_key(ino)
