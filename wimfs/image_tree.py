@@ -433,6 +433,18 @@ class LazyTree:
             Stream("", blob.hash, blob, blob.size)
         return _is_dir(attributes), stream
 
+    def position(self, ino: int) -> tuple[DirIndex, int] | None:
+        """(the visited directory listing inode `ino`'s entry, its place in that list);
+        None for the root or an entry whose directory was not visited."""
+        try:
+            off = self._offset_of(ino)
+        except KeyError:
+            return None
+        idx = self._list_of(off)
+        if idx is None:
+            return None
+        return idx, bisect.bisect_left(idx.offsets, off >> 3)
+
     def parent(self, ino: int) -> int:
         """The number of the directory holding entry `ino` (the root's own for the root)."""
         off = self._offset_of(ino)

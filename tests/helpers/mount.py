@@ -95,13 +95,39 @@ def _force_unmount(mountdir: str, impl: str) -> list[str]:
     return notes
 
 
+def abort_fuse(mountdir) -> bool:
+    """Abort the FUSE connection behind `mountdir` (fusectl), found from
+    /proc/self/mountinfo without touching the mount: a hung mount's processes then get
+    ENOTCONN instead of waiting for good. True if a connection was aborted."""
+    mountdir = os.path.abspath(os.fspath(mountdir))
+    minor = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == mountdir and " - fuse" in line:
+                minor = fields[2].split(":")[1]
+    if minor is None:
+        return False
+    ctl = "/sys/fs/fuse/connections"
+    if not os.listdir(ctl):
+        subprocess.run(["mount", "-t", "fusectl", "none", ctl], capture_output=True)
+    try:
+        with open(os.path.join(ctl, minor, "abort"), "w") as f:
+            f.write("1")
+    except OSError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
-def mounted(image, mountdir, *args, timeout: float = 30, log_path=None, impl: str | None = None):
+def mounted(image, mountdir, *args, timeout: float = 30, log_path=None, impl: str | None = None,
+            debug: bool = False):
     """Mount ``image`` at ``mountdir`` for the duration of the ``with`` block; yields the Popen
     (None for the wimlib implementation, which daemonizes).
 
     Fails early with the log if the mount process exits before the mount appears.
     Always unmounts: fusermount3 -u, then -uz, wait up to 10 s, terminate, kill.
+    `debug`: the daemon runs with --debug (its log, at `log_path`, has the debug lines).
     """
     require_fuse()
     impl = impl or mount_impl()
@@ -116,7 +142,8 @@ def mounted(image, mountdir, *args, timeout: float = 30, log_path=None, impl: st
         if impl == "wimlib":
             cmd = _wimlib_mount_cmd(image, mountdir, args)
         else:
-            cmd = wimfs_cmd("mount", "--foreground", image, mountdir, *args)
+            cmd = wimfs_cmd(*(["--debug"] if debug else []), "mount", "--foreground", image,
+                            mountdir, *args)
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=REPO_ROOT, start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -133,6 +133,53 @@ async def test_spin_stops_when_a_thread_hands_work_to_the_loop(pipe):
     assert time.monotonic() - start < 10 and waiter.stats["slept"] == 1
 
 
+class Work:
+    """Idle work of `steps` steps; a step may make the fd readable (a request arrives)."""
+
+    def __init__(self, steps: int, write_at: int | None = None, w: int | None = None):
+        self.left, self.done, self.write_at, self.w = steps, 0, write_at, w
+
+    @property
+    def pending(self) -> bool:
+        return self.left > 0
+
+    def step(self) -> None:
+        self.left -= 1
+        self.done += 1
+        if self.done == self.write_at:
+            os.write(self.w, b"x")
+
+
+async def test_idle_work_runs_while_no_request_waits(pipe):
+    r, w = pipe
+    work = Work(5)
+    waiter = loop._Waiter(spin_s=0.0, idle=work)
+
+    async def later():
+        await trio.sleep(0.05)
+        os.write(w, b"x")
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as n:
+            n.start_soon(later)
+            await waiter.wait_readable(r)
+    assert work.done == 5 and waiter.stats == {"fast": 0, "slept": 1}
+
+
+async def test_idle_work_stops_for_a_request(pipe):
+    """A request that arrives between two steps is answered before the next step; one
+    already waiting is answered before any."""
+    r, w = pipe
+    work = Work(10, write_at=3, w=w)
+    waiter = loop._Waiter(spin_s=0.0, idle=work)
+    with trio.fail_after(5):
+        await waiter.wait_readable(r)
+    assert work.done == 3 and waiter.stats == {"fast": 1, "slept": 0}
+    with trio.fail_after(5):
+        await waiter.wait_readable(r)       # (still readable: not read)
+    assert work.done == 3
+
+
 def test_enable_gives_pyfuse3_the_shim_and_disable_restores_trio():
     try:
         waiter = loop.enable(spin_s=0.0)

@@ -24,7 +24,9 @@ module that is trio except for two things:
   a worker thread has finished something the loop must pick up (trio's run_sync_soon
   queue), is not done on a one-CPU machine (the client could not run meanwhile), and
   every `YIELD_EVERY` fast waits the task passes a trio checkpoint so that other tasks
-  (the control socket, signals) run while requests keep coming.
+  (the control socket, signals) run while requests keep coming. Before spinning, the
+  wait does the loop's idle work (`idle`: the read-ahead of wimfs.fuse.prefetch) one
+  small step at a time, asking the kernel for a request between two steps.
 
 Concurrency is unchanged: a handler that awaits (a big file's decompression on the
 reader's threads) yields, and a second worker, woken by the release, reads the next
@@ -75,10 +77,11 @@ def _can_spin() -> bool:
 class _Waiter:
     """`wait_readable` with a polling fast path, for the one fd pyfuse3 waits on."""
 
-    def __init__(self, spin_s: float) -> None:
+    def __init__(self, spin_s: float, idle=None) -> None:
         self._polls: dict[int, select.poll] = {}
         self._fast = 0
         self.spin_s = spin_s
+        self.idle = idle        # work for the loop while no request waits (`pending`, `step`)
         self.stats = {"fast": 0, "slept": 0}
 
     def _poll(self, fd: int) -> select.poll:
@@ -104,11 +107,18 @@ class _Waiter:
     def _ready(self, p: select.poll) -> bool:
         if p.poll(0):
             return True
+        stats = trio.lowlevel.current_statistics
+        idle = self.idle
+        while idle is not None and idle.pending:
+            idle.step()                 # (one small unit of work: a request waits ~30 us)
+            if p.poll(0):
+                return True
+            if stats().run_sync_soon_queue_size:
+                return False
         if not self.spin_s:
             return False
         clock = time.perf_counter
         end = clock() + self.spin_s
-        stats = trio.lowlevel.current_statistics
         n = 0
         while clock() < end:
             if p.poll(0):
@@ -138,12 +148,13 @@ def _shim(waiter: _Waiter) -> types.ModuleType:
     return mod
 
 
-def enable(spin_s: float | None = None) -> _Waiter:
+def enable(spin_s: float | None = None, idle=None) -> _Waiter:
     """Make pyfuse3's reader loop use the fast lock and wait (call before
-    `pyfuse3.main`). Returns the waiter (its `stats`: fast and sleeping waits)."""
+    `pyfuse3.main`); `idle` (`pending`, `step()`) is run a step at a time while no
+    request waits. Returns the waiter (its `stats`: fast and sleeping waits)."""
     if spin_s is None:
         spin_s = SPIN_S if _can_spin() else 0.0
-    waiter = _Waiter(spin_s)
+    waiter = _Waiter(spin_s, idle)
     sys.modules["pyfuse3"].trio = _shim(waiter)
     return waiter
 

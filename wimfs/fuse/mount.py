@@ -42,16 +42,22 @@ def serve(ops: WimOperations, mountpoint: str, options: set[str],
     except (AttributeError, ValueError):
         pass
     waiter = None
-    if os.environ.get("WIMFS_FUSE_LOOP", "fast") != "trio":     # (diagnostics: A/B runs)
-        waiter = loop.enable(_spin_from_env())
+    # (diagnostics, for A/B runs: pyfuse3's own loop; no read-ahead across small files)
+    if os.environ.get("WIMFS_READAHEAD", "1") == "0":
+        ops.prefetch.enabled = False
+    if os.environ.get("WIMFS_FUSE_LOOP", "fast") != "trio":
+        waiter = loop.enable(_spin_from_env(), ops.prefetch)
+    else:
+        ops.prefetch.enabled = False    # (it runs in the fast loop's idle time)
     try:
         trio.run(_main, on_ready, control)
     finally:
         # After main() returns the kernel has unmounted (or we were signalled).
         pyfuse3.close(unmount=True)
         loop.disable()
-    log.debug("served %d inodes; reader stats %s; waits %s", ops.total_inodes,
-              ops.reader.stats, waiter.stats if waiter else "-")
+    log.debug("served %d inodes; %d READ requests; reader stats %s; waits %s; "
+              "read-ahead %s", ops.total_inodes, ops.read_requests, ops.reader.stats,
+              waiter.stats if waiter else "-", ops.prefetch.stats)
 
 
 def _spin_from_env() -> float | None:

@@ -28,6 +28,7 @@ from wimfs.format.reparse import link_target
 from wimfs.format.filetime import filetime_to_unix_ns
 from wimfs.image import NAME_MAX, ZERO_HASH, Dentry, Image, Inode, Stream, name_too_long
 from wimfs.fuse.compact import IMAGE_INO_SHIFT, CompactAnswers, DirList
+from wimfs.fuse.prefetch import Prefetcher
 from wimfs.image_tree import LazyTree
 from wimfs.overlay import ntfs_xattrs
 from wimfs.wim import Wim
@@ -140,6 +141,9 @@ class WimOperations(CompactAnswers, GuardedOperations):
         super().__init__()
         self.wim = wim
         self.reader = wim.reader
+        self.open_files: dict[int, int] = {}     # inode number -> open handles
+        self.read_requests = 0
+        self.prefetch = Prefetcher(self.reader, pyfuse3.notify_store, self.open_files)
         self.case_insensitive = case_insensitive
         self.mountpoint = os.path.abspath(mountpoint) if mountpoint else ""
         self.limiter = trio.CapacityLimiter(threads or os.cpu_count() or 2)
@@ -484,9 +488,13 @@ class WimOperations(CompactAnswers, GuardedOperations):
             log.error("%s: data is missing from the WIM (blob %s; a split WIM part not "
                       "given with --ref?)", self._handle_path(h), stream.hash.hex())
             raise pyfuse3.FUSEError(errno.EIO)
+        self.open_files[inode] = self.open_files.get(inode, 0) + 1
+        if plain is not None and stream is not None:
+            self.prefetch.opened(tree, inode)
         return pyfuse3.FileInfo(fh=self._new_fh(h), keep_cache=True)
 
     async def read(self, fh, off, size):
+        self.read_requests += 1
         h = self.handles.get(fh)
         if not isinstance(h, Handle):
             raise pyfuse3.FUSEError(errno.EBADF)
@@ -522,7 +530,13 @@ class WimOperations(CompactAnswers, GuardedOperations):
         return data
 
     async def release(self, fh):
-        self.handles.pop(fh, None)
+        h = self.handles.pop(fh, None)
+        if isinstance(h, Handle):
+            left = self.open_files.get(h.number, 0) - 1
+            if left > 0:
+                self.open_files[h.number] = left
+            else:
+                self.open_files.pop(h.number, None)
 
     async def flush(self, fh):
         # Nothing is buffered here: ENOSYS makes the kernel stop sending FLUSH at all,
