@@ -451,7 +451,10 @@ def _one_line_error(r):
 
 @wimfs_only
 @pytest.mark.parametrize("case,code", [("bad_wim", 3), ("no_index", 4), ("no_name", 4), ("missing_file", None)])
-def test_mount_errors(case, code, images, tmp_path):
+@pytest.mark.parametrize("mode", ["--foreground", "daemon"])
+def test_mount_errors(case, code, mode, images, tmp_path):
+    """The same one line and exit status whether the command serves the mount itself or
+    its daemon finds the error and reports it through the ready pipe."""
     from tests.helpers import run_wimfs
 
     mp = tmp_path / "e"
@@ -461,7 +464,8 @@ def test_mount_errors(case, code, images, tmp_path):
     args = {"bad_wim": [bogus], "no_index": [images["multi"], "--index", "9"],
             "no_name": [images["multi"], "--name", "nope"],
             "missing_file": [tmp_path / "nope.wim"]}[case]
-    r = run_wimfs("mount", "--foreground", args[0], mp, *args[1:], timeout=30)
+    r = run_wimfs("mount", *([mode] if mode != "daemon" else []), args[0], mp, *args[1:],
+                  timeout=30)
     try:
         assert r.returncode != 0 and not os.path.ismount(mp)
         if code is not None:

@@ -59,12 +59,9 @@ def run(args) -> int:
     mountdir = _check_mountdir(args.mountdir)
     if not os.path.isfile(spec.path):
         raise MountError(f"{spec.path} is not a regular file")
-    if not args.foreground:       # a bad selector fails here, not in the daemon
-        from wimfs.wim import Wim
-
-        with Wim(spec.path) as wim:
-            spec.resolve(wim, allow_all=not args.rw)
     if not args.foreground:
+        # (a bad selector or a bad WIM is found by the daemon, which reports it through
+        # the ready pipe: the same one line and exit status, and one WIM open less)
         return _daemonize(args)
     ready_fd = int(os.environ.pop(READY_ENV, "-1"))
     try:
@@ -93,25 +90,21 @@ def _serve(args, spec: ImageSpec, mountdir: str, options: set[str], ready_fd: in
     if not os.path.exists("/dev/fuse"):
         raise MountError("/dev/fuse is missing: load the fuse module or run with --device "
                          "/dev/fuse")
+    # A read-only mount opens its image on a thread while this one imports pyfuse3 and
+    # trio: reading and decompressing the metadata resource (libwim releases the GIL)
+    # overlaps the imports, most of a cold mount's time.
+    loader = None if args.rw else _ImageLoader(args, spec)
     try:
         from wimfs.fuse.mount import fuse_options, serve
         from wimfs.fuse.ops import WimOperations
     except ImportError as exc:
+        if loader is not None:
+            loader.close()
         raise MountError(f"FUSE support is not installed ({exc}); run scripts/setup") from None
     if args.rw:
         return _serve_rw(args, spec, mountdir, options, ready_fd)
-    from wimfs.wim import Wim
-
-    wim = Wim(spec.path, cache_size=None if args.cache_size is None else
-              args.cache_size << 20, threads=args.threads)
+    wim, all_images, indexes, images = loader.result()
     try:
-        if args.ref:
-            wim.add_ref_parts(args.ref)
-        all_images = spec.selector == "all" and not spec.by_name
-        indexes = spec.resolve(wim, allow_all=True)
-        # Lazily loaded: directories are parsed when first used; with 'all', an image
-        # is opened when its folder is entered.
-        images = [] if all_images else [wim.image(indexes[0], ino_start=1, lazy=True)]
         gc.freeze()   # what is loaded lives as long as the mount: keep it out of GC passes
         ops = WimOperations(wim, images, all_images=all_images,
                             case_insensitive="case_insensitive" in options,
@@ -210,6 +203,55 @@ def _serve_rw(args, spec: ImageSpec, mountdir: str, options: set[str], ready_fd:
     return 0
 
 
+class _ImageLoader:
+    """Opens the WIM and (lazily) the image a read-only mount serves, on a thread."""
+
+    def __init__(self, args, spec: ImageSpec) -> None:
+        # (imported here, not on the thread: two threads importing the same modules
+        # could see each other's half-initialised ones)
+        import wimfs.image_tree  # noqa: F401
+        import wimfs.wim  # noqa: F401
+
+        self._out: tuple | None = None
+        self._exc: BaseException | None = None
+        self._thread = threading.Thread(target=self._load, args=(args, spec),
+                                        name="wimfs-open", daemon=True)
+        self._thread.start()
+
+    def _load(self, args, spec: ImageSpec) -> None:
+        from wimfs.wim import Wim
+
+        wim = None
+        try:
+            wim = Wim(spec.path, cache_size=None if args.cache_size is None else
+                      args.cache_size << 20, threads=args.threads)
+            if args.ref:
+                wim.add_ref_parts(args.ref)
+            all_images = spec.selector == "all" and not spec.by_name
+            indexes = spec.resolve(wim, allow_all=True)
+            # Lazily loaded: directories are parsed when first used; with 'all', an
+            # image is opened when its folder is entered.
+            images = [] if all_images else [wim.image(indexes[0], ino_start=1, lazy=True)]
+            self._out = (wim, all_images, indexes, images)
+        except BaseException as exc:    # (raised again in the caller's thread)
+            self._exc = exc
+            if wim is not None:
+                wim.close()
+
+    def result(self) -> tuple:
+        """(wim, all_images, indexes, images), or what opening them raised."""
+        self._thread.join()
+        if self._exc is not None:
+            raise self._exc
+        return self._out    # type: ignore[return-value]
+
+    def close(self) -> None:
+        try:
+            self.result()[0].close()
+        except BaseException:       # noqa: BLE001 - an error is already on its way
+            pass
+
+
 def _daemonize(args) -> int:
     argv = [sys.executable, "-m", "wimfs"]
     if args.debug:
@@ -240,7 +282,8 @@ def _daemonize(args) -> int:
     logpath = os.path.join(logdir, "mount.log")
     r, w = os.pipe()
     from wimfs import cli
-    if cli.RUN_AS_PROGRAM and threading.active_count() == 1:
+    forked = cli.RUN_AS_PROGRAM and threading.active_count() == 1
+    if forked:
         # The wimfs program (one thread): the daemon is this process forked, so it
         # starts with the interpreter and modules already loaded, not a second Python.
         pid = _fork_daemon(args, logpath, r, w)
@@ -258,6 +301,12 @@ def _daemonize(args) -> int:
     with os.fdopen(r, "rb") as pipe:
         msg = pipe.readline().decode("utf-8", "replace").strip()
     if msg == "READY":
+        if forked:
+            # Nothing is left to do: skip the interpreter's teardown (~10 ms of the
+            # time until the mount is ready, for a script waiting on this command).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         return 0
     if msg.startswith("ERROR "):
         _, code, text = msg.split(" ", 2)
