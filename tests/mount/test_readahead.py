@@ -44,8 +44,11 @@ def _digests(top) -> dict[str, str]:
             for e in os.scandir(top) if e.is_file(follow_symlinks=False)}
 
 
-def _read_all(mp, orders: list[str], timeout: float = 120) -> list[dict[str, str]]:
-    procs = [subprocess.Popen([sys.executable, "-c", READER, str(mp / "many"), order],
+def _read_all(mp, orders: list[str], sub: str = "", timeout: float = 120
+              ) -> list[dict[str, str]]:
+    """Read the files of mp/sub/many in each order at once, a child process per order."""
+    top = mp / sub / "many" if sub else mp / "many"
+    procs = [subprocess.Popen([sys.executable, "-c", READER, str(top), order],
                               stdout=subprocess.PIPE, text=True) for order in orders]
     outs = []
     try:
@@ -75,11 +78,14 @@ def _log_counts(log: str) -> tuple[int, dict]:
     return int(m.group(1)), eval(m.group(2), {})     # (a dict's repr, from our own log)
 
 
-def test_files_read_in_listing_order_need_few_reads(images, tmp_path):
+@pytest.mark.parametrize("selector", ["", ":all"])
+def test_files_read_in_listing_order_need_few_reads(images, tmp_path, selector):
+    """One image, and the same image as folder 1 of an `all` mount (its own inode
+    numbers, N << 32 + ...)."""
     _base, wim, want = images
     mp, log = tmp_path / "m", tmp_path / "m.log"
-    with mounted(wim, mp, debug=True, log_path=log):
-        (got,) = _read_all(mp, ["listing"])
+    with mounted(f"{wim}{selector}", mp, debug=True, log_path=log):
+        (got,) = _read_all(mp, ["listing"], sub="1" if selector else "")
     assert got == want
     reads, stats = _log_counts(log.read_text())
     files = sum(1 for d in want.values() if d != hashlib.sha256(b"").hexdigest())
