@@ -83,10 +83,8 @@ async def test_ready_fd_returns_at_once_and_checkpoints_every_few(pipe):
         assert ran == [1]
 
 
-async def test_idle_fd_sleeps_in_trio_until_readable(pipe):
-    r, w = pipe
-    waiter = loop._Waiter(spin_s=0.0)
-
+async def _wait_for_a_late_request(waiter: loop._Waiter, r: int, w: int) -> None:
+    """`waiter` waits on `r` while a task writes to `w` 50 ms later."""
     async def later():
         await trio.sleep(0.05)
         os.write(w, b"x")
@@ -95,6 +93,12 @@ async def test_idle_fd_sleeps_in_trio_until_readable(pipe):
         async with trio.open_nursery() as n:
             n.start_soon(later)
             await waiter.wait_readable(r)
+
+
+async def test_idle_fd_sleeps_in_trio_until_readable(pipe):
+    r, w = pipe
+    waiter = loop._Waiter(spin_s=0.0)
+    await _wait_for_a_late_request(waiter, r, w)
     assert waiter.stats == {"fast": 0, "slept": 1}
 
 
@@ -154,15 +158,7 @@ async def test_idle_work_runs_while_no_request_waits(pipe):
     r, w = pipe
     work = Work(5)
     waiter = loop._Waiter(spin_s=0.0, idle=work)
-
-    async def later():
-        await trio.sleep(0.05)
-        os.write(w, b"x")
-
-    with trio.fail_after(5):
-        async with trio.open_nursery() as n:
-            n.start_soon(later)
-            await waiter.wait_readable(r)
+    await _wait_for_a_late_request(waiter, r, w)
     assert work.done == 5 and waiter.stats == {"fast": 0, "slept": 1}
 
 
