@@ -109,14 +109,15 @@ class LazyTree:
         self.pinned = False              # the compact form is in use: keep the buffer
         # The first number above every offset-derived one (new inodes of a session).
         self.ino_end = ino_start + (len(buf) >> 3) + 1
-        # A read-write session's tree (`make_writable`): objects only, hard-link groups
-        # parsed whole, parses reported to `on_parse`.
+        # A read-write session's tree (`make_writable`): objects only, parses reported to
+        # `on_parse`; a hard-link group may be parsed in part (`on_disk`, `complete`).
         self.writable = False
         self.on_parse = None             # called with (parent, children) of each parse
         self._pending: dict[int, Dentry] = {}       # entry list offset -> its directory
         self._members: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self._list_owner: dict[int, tuple[int, int]] = {}
-        self._incomplete: list[tuple[int, int]] = []
+        # Hard-link groups parsed in part: inode number -> (group key, entries not parsed)
+        self._partial: dict[int, tuple[tuple[int, int], int]] = {}
         self._built: list[tuple[Dentry, dict]] = []
         self._completing = False
 
@@ -486,7 +487,13 @@ class LazyTree:
                 ino = self._groups[key] = self._new_inode(number, d)
                 ino.nlink = self._group(gid, d.attributes, d.offset)[0]
                 if self.writable and ino.nlink > 1:
-                    self._incomplete.append(key)
+                    self._partial[number] = (key, ino.nlink - 1)
+            elif number in self._partial:       # one more of its entries parsed
+                key, left = self._partial[number]
+                if left > 1:
+                    self._partial[number] = (key, left - 1)
+                else:
+                    del self._partial[number]
             return ino
         ino = self._new_inode(number, d)
         ino.nlink = 1
@@ -512,9 +519,7 @@ class LazyTree:
 
     def parse_directory(self, parent: Dentry, pending: Unparsed) -> dict[str, Dentry]:
         """Build `parent`'s children (the first use of its `children`). In a writable
-        tree, the directories holding the other entries of every hard-link group met are
-        built too (an inode has all its dentries), and `on_parse` hears of each
-        directory built once every group is whole."""
+        tree `on_parse` hears of it (of each directory built, once `complete` is done)."""
         children: dict[str, Dentry] = {}
         if pending.offset:
             _idx, entries = self._visit(pending.offset, pending.owner, lambda: parent.path,
@@ -535,7 +540,7 @@ class LazyTree:
         if self.writable:
             self._built.append((parent, children))
             if not self._completing:
-                self._complete_groups()
+                self._report_built()
         if not self.unparsed and not self.pinned:
             self.buf = self._reader.buf = b""   # every directory is built: not needed again
         return children
@@ -557,18 +562,37 @@ class LazyTree:
         self.blobs = blobs
         self._lazy_streams = hasattr(blobs, "size_of")
 
-    def _complete_groups(self) -> None:
-        """Build the directories holding the other entries of the hard-link groups met
-        (that may meet more), then report every directory built to `on_parse`."""
+    def on_disk(self, ino: int) -> int:
+        """How many entries of inode `ino`'s hard-link group are not parsed yet (0 for
+        any inode whose entries are all objects). Its link count is the entries parsed
+        (`dentries`) plus these."""
+        part = self._partial.get(ino)
+        return part[1] if part is not None else 0
+
+    def partial(self) -> list[int]:
+        """The inodes whose hard-link groups are parsed in part."""
+        return list(self._partial)
+
+    def complete(self, inos) -> None:
+        """Build the directories holding the entries of inodes `inos`' hard-link groups
+        not parsed yet (their parents first), then report each directory built to
+        `on_parse`. A group is parsed in part until its inode is about to be written
+        changed (the commit asks): the entries still on disk are copied through as they
+        are, which is right only while the inode is unchanged."""
         self._completing = True
         try:
-            while self._incomplete:
-                key = self._incomplete.pop()
-                for _off, list_off in self._members.get(key, ()):
+            for ino in inos:
+                part = self._partial.get(ino)
+                if part is None:
+                    continue
+                for _off, list_off in self._members.get(part[0], ()):
                     self._build_list(list_off)
-            built, self._built = self._built, []
         finally:
             self._completing = False
+        self._report_built()
+
+    def _report_built(self) -> None:
+        built, self._built = self._built, []
         if self.on_parse is not None:
             for parent, children in built:
                 self.on_parse(parent, children)
@@ -658,8 +682,12 @@ class LazyTree:
                 files += 1
                 link = 0 if attributes & _RP else _u64.unpack(f[11])[0]
                 if link:
+                    # Hard-link bytes: every entry of a group but its first (by offset).
+                    # A group parsed in part counts its parsed entries with the objects
+                    # (all but one of them), so here all of its entries count.
                     n, first = self._group(link, attributes, off)
-                    if n > 1 and first != off:
+                    if n > 1 and (first != off or
+                                  self.ino_start + (first >> 3) in self._partial):
                         hard += size
         return dirs, files, total, hard
 

@@ -24,6 +24,7 @@ from tests.helpers.overlay import write
 from tests.helpers.trees import layered_tree
 from tests.helpers.wimlib import wimlib_dir_detailed, wimlib_recounted_refs, wimlib_xml
 from wimfs.errors import WimCorruptError
+from wimfs.image import Unparsed
 from wimfs.overlay import Overlay
 from wimfs.wim import Wim
 
@@ -107,22 +108,26 @@ def test_a_session_parses_only_the_directories_it_edits(work, layered, tmp_path,
     _check_against(work, exp, tmp_path)
 
 
-def test_using_one_link_of_a_group_parses_the_directories_of_the_others(
+def test_a_hard_link_group_is_parsed_whole_only_once_its_inode_changed(
         work, layered, tmp_path, caplog):
+    """Meeting one name of a group parses nothing more; the inode counts the names
+    still on disk. Changing it makes the commit parse the rest of the group, so that
+    every name is written from the changed inode."""
     caplog.set_level(logging.DEBUG, logger="wimfs.image_tree")
     ov = _session(work, tmp_path)
     try:
         one = ov.resolve("links/x/one.txt").inode
-        # y and z were parsed with x: the inode has all three of its names
-        assert {"/links/y", "/links/z"} <= set(_parsed(caplog))
-        assert "/wide" not in _parsed(caplog)
-        assert sorted(d.path for d in one.dentries) == [
-            "/links/x/one.txt", "/links/y/two.txt", "/links/z/three.txt"]
+        assert not {"/links/y", "/links/z", "/wide"} & set(_parsed(caplog))
+        assert [d.path for d in one.dentries] == ["/links/x/one.txt"]
         assert one.nlink == 3
         write(ov, one, b"LINKED, CHANGED\n")
         ov.unlink(ov.resolve("links/y"), "two.txt")
         assert one.nlink == 2
+        assert "/links/z" not in _parsed(caplog)
+        links = ov.image.root.children["links"].children
+        assert isinstance(links["z"]._children, Unparsed)
         ov.commit(final=True)
+        assert isinstance(links["z"]._children, dict)   # the rest of the changed group
     finally:
         ov.close()
     exp = _expected(tmp_path, layered[1])
@@ -132,6 +137,32 @@ def test_using_one_link_of_a_group_parses_the_directories_of_the_others(
     info = wimlib_dir_detailed(work)
     assert info["links/z/three.txt"]["link_count"] == 2
     assert info["links/z/three.txt"]["streams"][""] == len(b"LINKED, CHANGED\n")
+
+
+def test_an_unchanged_group_met_in_part_is_copied_through(work, layered, tmp_path, caplog):
+    """One name of a group parsed (its directory edited), the others never: the commit
+    copies them as stored, and the group stays one inode with its link count."""
+    caplog.set_level(logging.DEBUG, logger="wimfs.image_tree")
+    before = wimlib_dir_detailed(work)
+    ov = _session(work, tmp_path)
+    try:
+        one = ov.resolve("links/x/one.txt").inode
+        assert one.nlink == 3
+        new = ov.create(ov.resolve("links/x"), "new.txt", 0o644, 0, 0)
+        write(ov, new, b"beside a link\n")
+        ov.commit(final=True)
+        links = ov.image.root.children["links"].children
+        # (the commit's copy-through visits them; none was parsed into objects)
+        assert all(isinstance(links[n]._children, Unparsed) for n in ("y", "z"))
+    finally:
+        ov.close()
+    exp = _expected(tmp_path, layered[1])
+    (exp / "links/x/new.txt").write_bytes(b"beside a link\n")
+    _check_against(work, exp, tmp_path)
+    after = wimlib_dir_detailed(work)
+    for p in ("links/x/one.txt", "links/y/two.txt", "links/z/three.txt"):
+        assert after[p]["link_count"] == 3
+        assert after[p]["streams"] == before[p]["streams"]
 
 
 def test_rename_out_of_an_unvisited_directory_then_commit_twice(work, layered, tmp_path):
@@ -323,9 +354,10 @@ def _apply(ov: Overlay, op: tuple) -> None:
 def test_random_edits_commit_the_same_lazily_as_fully_parsed(data, layered, tmp_path_factory,
                                                              monkeypatch):
     """Random creates, writes, links, renames and removals, applied by path to a session
-    that parses only what they use and to one that parsed its whole tree first: the
-    committed metadata resources and blob tables are the same bytes (every clock the
-    session reads fixed)."""
+    that parses only what they use and to one that parsed its whole tree first: both list
+    the same changes, and the committed metadata resources and blob tables are the same
+    bytes, with the same XML counts (every clock the session reads fixed). Hard-link
+    groups met in part, changed or not, are in the layered tree (links/x, y, z)."""
     import wimfs.builder
     import wimfs.overlay.edits
     import wimfs.overlay.session
@@ -363,7 +395,15 @@ def test_random_edits_commit_the_same_lazily_as_fully_parsed(data, layered, tmp_
                 assert again.value.errno == exc.errno, op
                 continue
             _apply(lazy, op)
-        assert lazy.diff() != [] or full.diff() == []
+        def listed(ov):
+            """The changes; a modified file by its inode number (which of a hard-linked
+            file's names is shown depends on the order its names were parsed)."""
+            out = []
+            for e in ov.diff():
+                out.append((e.change, ov.resolve(e.path.lstrip("/")).inode.ino, None)
+                           if e.change == "modified" else (e.change, e.path, e.old_path))
+            return sorted(out, key=repr)
+        assert listed(lazy) == listed(full)
         for ov in (lazy, full):
             ov.commit(final=True)
     finally:
@@ -374,9 +414,12 @@ def test_random_edits_commit_the_same_lazily_as_fully_parsed(data, layered, tmp_
         with Wim(str(w)) as wim:
             table = wim.reader.pread(wim.header.blob_table_reshdr.size_in_wim,
                                      wim.header.blob_table_reshdr.offset_in_wim)
-            got.append((_metadata(w), table))
+            counts = {k: wim.xml_root.find("IMAGE").findtext(k)
+                      for k in ("DIRCOUNT", "FILECOUNT", "TOTALBYTES", "HARDLINKBYTES")}
+            got.append((_metadata(w), table, counts))
     assert got[0][0] == got[1][0]
     assert got[0][1] == got[1][1]
+    assert got[0][2] == got[1][2]
 
 
 def test_diff_lists_a_moved_directory_once_whatever_was_parsed(work, tmp_path):
@@ -404,3 +447,23 @@ def test_diff_lists_a_moved_directory_once_whatever_was_parsed(work, tmp_path):
         (Change.RENAMED, "/a2", "/a"),
         (Change.RENAMED, "/inner2", "/move/inner"),
         (Change.MODIFIED, "/a2/b/other.txt", None)])
+
+
+def test_diff_of_a_hard_link_renamed_whatever_was_parsed(work, tmp_path):
+    """Renaming one name of a hard-link group whose other names are still on disk lists
+    what a session that parsed every name lists: a name added and one deleted (a file
+    with more than one name is not "renamed"); its link count counts the names on disk."""
+    def run(name: str, full: bool) -> list:
+        _w, ov = _copy_session(work, tmp_path, name, full)
+        try:
+            x = ov.resolve("links/x")
+            assert x.children["one.txt"].inode.nlink == 3
+            ov.rename(x, "one.txt", x, "uno.txt")
+            return [(e.change, e.path, e.old_path) for e in ov.diff()]
+        finally:
+            ov.close()
+
+    lazy, full = run("lazy", False), run("full", True)
+    assert lazy == full
+    assert sorted(lazy) == [("added", "/links/x/uno.txt", None),
+                            ("deleted", "/links/x/one.txt", None)]

@@ -52,6 +52,7 @@ def commit(ov: Overlay, *, append: bool = False, name: str | None = None,
     size_before = os.path.getsize(ov.wim_path)
     if not append and not ov.diff():
         return CommitResult(ov.index, 0, 0.0)     # nothing to write
+    ov.complete_changed_groups()
     live = ov.edits.live_inodes()
     stats = _write(ov, live, append, name, description, check, progress)
     if not final:
@@ -131,7 +132,7 @@ def _new_image(ov: Overlay, live: list[Inode], *, append: bool = False,
         live[:] = ov.edits.live_inodes()
     for ino in live:
         if not ino.is_directory:
-            ino.nlink = len(ino.dentries)
+            ino.nlink = ov.edits.file_links(ino)
     return NewImage(img, name=name, description=description,
                     xml_element=None if append else el, windows=win,
                     extra_properties=props, replaced_refs=None if append else ov.base.blob_refs)

@@ -119,6 +119,12 @@ class TreeEdits:
         copied through by the commit: its subtree has none)."""
         return self.image.walk_inodes()
 
+    def file_links(self, ino: Inode) -> int:
+        """A file's link count: its names parsed into objects, plus those of its hard-link
+        group still on disk in directories not parsed yet (wimfs.image_tree.on_disk)."""
+        tree = self.image.tree
+        return len(ino.dentries) + (tree.on_disk(ino.ino) if tree is not None else 0)
+
     # -- names -----------------------------------------------------------------------------
 
     def _attach(self, parent: Dentry, name: str, ino: Inode, now: int | None,
@@ -129,7 +135,7 @@ class TreeEdits:
         if ino.is_directory:
             parent.inode.nlink += 1
         else:
-            ino.nlink = len(ino.dentries)
+            ino.nlink = self.file_links(ino)
         if now is not None:
             parent.inode.last_write_time = parent.inode.change_time = now
             ino.change_time = now
@@ -143,7 +149,7 @@ class TreeEdits:
         if d.inode.is_directory:
             parent.inode.nlink -= 1
         else:
-            d.inode.nlink = len(d.inode.dentries)
+            d.inode.nlink = self.file_links(d.inode)
         if now is not None:
             parent.inode.last_write_time = parent.inode.change_time = now
             d.inode.change_time = now

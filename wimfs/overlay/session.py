@@ -133,7 +133,22 @@ class Overlay:
         return commit(self, **kw)
 
     def diff(self) -> list[DiffEntry]:
+        self.complete_changed_groups()
         return self.base.diff(self.image)
+
+    def complete_changed_groups(self) -> None:
+        """Parse the rest of every hard-link group parsed in part whose inode changed
+        (data, streams, attributes, link count: wimfs.overlay.status.content_key), so
+        that `diff` sees all its names and the writer writes them all from the inode.
+        An unchanged group's names still on disk are copied through as stored, which is
+        what they hold; names parsed after a change are recorded in the base state as
+        the WIM holds them (`BaseState` keeps a group's references from its first)."""
+        tree = self.image.tree
+        if tree is None or not tree.writable:
+            return
+        changed = [n for n in tree.partial() if self.base.changed(tree.inodes[n])]
+        if changed:
+            tree.complete(changed)
 
     def staged_bytes(self) -> int:
         return self.staging_area.staged_bytes()
@@ -320,7 +335,7 @@ class Overlay:
         self._check_freeze()
         change = nx.decode(name, value)
         if isinstance(change, nx.SetReparse):
-            if len(ino.dentries) > 1:
+            if ino.nlink > 1:       # (names still on disk count too)
                 raise FsError(errno.EMLINK)
             path = self.staging_area.store(change.data)
             self.edits.set_reparse(ino, change.tag, change.reserved, path)

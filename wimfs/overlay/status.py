@@ -26,7 +26,9 @@ class DiffEntry:
 
 
 def content_key(ino: Inode) -> tuple:
-    """What a modification changes: data, streams, attributes, times, security, links."""
+    """What a modification changes: data, streams, attributes, times, security, a file's
+    link count (the same whatever the session parsed of its hard-link group). Short
+    names belong to names: `BaseState` keeps them per dentry."""
     def sk(s: Stream | None):
         if s is None:
             return None
@@ -36,11 +38,17 @@ def content_key(ino: Inode) -> tuple:
     # A directory's own write time changes with every entry added or removed below it;
     # those entries are reported themselves, so it does not make the directory "modified".
     mtime = None if ino.is_directory else ino.last_write_time
-    shorts = tuple(d.short_name for d in ino.dentries)
+    links = None if ino.is_directory else ino.nlink
     return (sk(ino.data), sk(ino.reparse),
             tuple(sorted((n, sk(s)) for n, s in ino.named_streams.items())),
-            ino.attributes, ino.security_id, mtime, ino.creation_time, shorts,
+            ino.attributes, ino.security_id, mtime, ino.creation_time, links,
             (ino.unix.uid, ino.unix.gid, ino.unix.mode) if ino.unix else None)
+
+
+def _names(ino: Inode) -> int:
+    """How many names an inode has, counting those of a hard-link group still on disk
+    (a file's link count): the same whatever the session parsed."""
+    return 1 if ino.is_directory else ino.nlink
 
 
 class BaseState:
@@ -56,22 +64,41 @@ class BaseState:
 
     def __init__(self, image: Image) -> None:
         self.origin: dict[int, tuple[str, tuple]] = {}
-        self.paths: set[str] = set()
+        self.paths: dict[str, int] = {}     # every path -> the inode it named
         self.blob_refs: dict[bytes, int] = {}
+        # A hard-link group's blob references per name, as recorded with its first name:
+        # its other names may be parsed after the inode changed (wimfs.image_tree.complete)
+        self._group_refs: dict[int, dict[bytes, int]] = {}
+        self.shorts: dict[Dentry, str] = {}     # each name's short name, as stored
         for d in image.walk_loaded():
             self._record(d, d.path)
         if image.tree is not None:
             image.tree.on_parse = self.record_children
 
     def record_children(self, parent: Dentry, children: dict[str, Dentry]) -> None:
-        base = parent.path.rstrip("/")
+        # Where the WIM has them: under the directory's path as recorded (it may have
+        # been renamed or moved since, before its entries were parsed).
+        orig = self.origin.get(parent.inode.ino)
+        base = (orig[0] if orig is not None else parent.path).rstrip("/")
         for name, d in children.items():
             self._record(d, f"{base}/{name}")
 
     def _record(self, d: Dentry, path: str) -> None:
-        self.paths.add(path)
+        self.paths[path] = d.inode.ino
+        self.shorts[d] = d.short_name
         ino = d.inode
-        add_blob_refs(ino, self.blob_refs, 1)     # one per dentry (a group's may come later)
+        refs = self._group_refs.get(ino.ino)
+        if refs is not None:            # a later name of a hard-link group
+            for h, n in refs.items():
+                self.blob_refs[h] = self.blob_refs.get(h, 0) + n
+            return
+        if ino.nlink > 1 and not ino.is_directory:
+            refs = self._group_refs[ino.ino] = {}
+            add_blob_refs(ino, refs, 1)
+            for h, n in refs.items():
+                self.blob_refs[h] = self.blob_refs.get(h, 0) + n
+        else:
+            add_blob_refs(ino, self.blob_refs, 1)     # one per dentry
         if ino.ino in self.origin:
             return
         key = content_key(ino)
@@ -80,6 +107,15 @@ class BaseState:
             # so the next commit must not be skipped as a no-op.
             key = ("uncommitted", key)
         self.origin[ino.ino] = (path, key)
+
+    def changed(self, ino: Inode) -> bool:
+        """Whether `ino` differs from what the WIM holds (or was not recorded)."""
+        orig = self.origin.get(ino.ino)
+        return orig is None or content_key(ino) != orig[1]
+
+    def _short_changed(self, ino: Inode) -> bool:
+        shorts = self.shorts
+        return any(shorts.get(d, d.short_name) != d.short_name for d in ino.dentries)
 
     def diff(self, image: Image) -> list[DiffEntry]:
         """What changed, by path. An entry that moved only because a directory above it
@@ -100,15 +136,17 @@ class BaseState:
             was = self._carried_from(d, old_path, path)
             if was is not None:
                 carried.add(was)
-            elif old_path != path and ino.ino not in seen_ino and len(ino.dentries) == 1:
+            elif old_path != path and ino.ino not in seen_ino and _names(ino) == 1 and \
+                    self.paths.get(path) != ino.ino:
                 out.append(DiffEntry(Change.RENAMED, path, ino.size, old_path))
             elif old_path != path and path not in self.paths:
                 out.append(DiffEntry(Change.ADDED, path, ino.size))
-            if ino.ino not in seen_ino and content_key(ino) != key:
+            if ino.ino not in seen_ino and (content_key(ino) != key or
+                                            self._short_changed(ino)):
                 out.append(DiffEntry(Change.MODIFIED, ino.dentries[0].path, ino.size))
             seen_ino.add(ino.ino)
         moved_from = {e.old_path for e in out if e.change == Change.RENAMED} | carried
-        for path in sorted(self.paths - set(now) - moved_from):
+        for path in sorted(self.paths.keys() - set(now) - moved_from):
             out.append(DiffEntry(Change.DELETED, path))
         out.sort(key=lambda e: (e.path, e.change))
         return out
@@ -123,6 +161,6 @@ class BaseState:
         was = f"{porig[0].rstrip('/')}/{d.name}"
         if was == path or was not in self.paths:
             return None
-        if was == old_path or len(d.inode.dentries) > 1:
+        if was == old_path or _names(d.inode) > 1:
             return was
         return None
