@@ -569,11 +569,11 @@ class LazyTree:
         part = self._partial.get(ino)
         return part[1] if part is not None else 0
 
-    def partial(self) -> list[int]:
+    def partial(self) -> list[Inode]:
         """The inodes whose hard-link groups are parsed in part."""
-        return list(self._partial)
+        return [self._groups[key] for key, _left in self._partial.values()]
 
-    def complete(self, inos) -> None:
+    def complete(self, inos: list[Inode]) -> None:
         """Build the directories holding the entries of inodes `inos`' hard-link groups
         not parsed yet (their parents first), then report each directory built to
         `on_parse`. A group is parsed in part until its inode is about to be written
@@ -582,7 +582,7 @@ class LazyTree:
         self._completing = True
         try:
             for ino in inos:
-                part = self._partial.get(ino)
+                part = self._partial.get(ino.ino)
                 if part is None:
                     continue
                 for _off, list_off in self._members.get(part[0], ()):

@@ -139,6 +139,29 @@ def test_a_hard_link_group_is_parsed_whole_only_once_its_inode_changed(
     assert info["links/z/three.txt"]["streams"][""] == len(b"LINKED, CHANGED\n")
 
 
+def test_a_changed_group_whose_parsed_names_are_gone_keeps_its_data(work, layered, tmp_path):
+    """Written, then its only parsed name unlinked and the inode forgotten (what the FUSE
+    layer does once no one holds it): the names still on disk keep it alive, and the
+    commit writes them with the new data."""
+    ov = _session(work, tmp_path)
+    try:
+        one = ov.resolve("links/x/one.txt").inode
+        write(ov, one, b"WRITTEN, THEN UNLINKED\n")
+        ov.unlink(ov.resolve("links/x"), "one.txt")
+        assert one.nlink == 2 and not one.dentries
+        ov.forget_inode(one)
+        ov.commit(final=True)
+    finally:
+        ov.close()
+    exp = _expected(tmp_path, layered[1])
+    os.unlink(exp / "links/x/one.txt")
+    for p in ("links/y/two.txt", "links/z/three.txt"):
+        (exp / p).write_bytes(b"WRITTEN, THEN UNLINKED\n")
+    _check_against(work, exp, tmp_path)
+    info = wimlib_dir_detailed(work)
+    assert info["links/y/two.txt"]["link_count"] == 2
+
+
 def test_an_unchanged_group_met_in_part_is_copied_through(work, layered, tmp_path, caplog):
     """One name of a group parsed (its directory edited), the others never: the commit
     copies them as stored, and the group stays one inode with its link count."""

@@ -146,7 +146,7 @@ class Overlay:
         tree = self.image.tree
         if tree is None or not tree.writable:
             return
-        changed = [n for n in tree.partial() if self.base.changed(tree.inodes[n])]
+        changed = [ino for ino in tree.partial() if self.base.changed(ino)]
         if changed:
             tree.complete(changed)
 
@@ -252,8 +252,9 @@ class Overlay:
         ino.change_time = ino.last_write_time
 
     def forget_inode(self, ino: Inode) -> None:
-        """An unlinked inode is no longer open or looked up: free it and its staging."""
-        if not ino.dentries:
+        """An unlinked inode is no longer open or looked up: free it and its staging
+        (not while names of its hard-link group are still on disk: they hold it)."""
+        if not ino.dentries and not (ino.nlink and not ino.is_directory):
             self.inodes.pop(ino.ino, None)
             self.staging_area.release(ino)
 
