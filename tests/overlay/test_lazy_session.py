@@ -140,15 +140,18 @@ def test_a_hard_link_group_is_parsed_whole_only_once_its_inode_changed(
 
 
 def test_a_changed_group_whose_parsed_names_are_gone_keeps_its_data(work, layered, tmp_path):
-    """Written, then its only parsed name unlinked and the inode forgotten (what the FUSE
-    layer does once no one holds it): the names still on disk keep it alive, and the
-    commit writes them with the new data."""
+    """Written, then its only parsed name unlinked: the unlink parses the group's other
+    names first (an inode with names keeps one in objects: journal paths, lookups by
+    inode), the inode is not freed when forgotten (what the FUSE layer does once no one
+    holds it), and the commit writes the other names with the new data."""
     ov = _session(work, tmp_path)
     try:
         one = ov.resolve("links/x/one.txt").inode
         write(ov, one, b"WRITTEN, THEN UNLINKED\n")
         ov.unlink(ov.resolve("links/x"), "one.txt")
-        assert one.nlink == 2 and not one.dentries
+        assert one.nlink == 2
+        assert sorted(d.path for d in one.dentries) == ["/links/y/two.txt",
+                                                        "/links/z/three.txt"]
         ov.forget_inode(one)
         ov.commit(final=True)
     finally:

@@ -144,6 +144,12 @@ class TreeEdits:
     def _detach(self, d: Dentry, now: int | None) -> None:
         parent = d.parent
         assert parent is not None
+        tree = self.image.tree
+        if len(d.inode.dentries) == 1 and tree is not None and tree.on_disk(d.inode.ino):
+            # The last name parsed of a hard-link group with names still on disk: parse
+            # them first, so that an inode with names always has one to be found by
+            # (paths for the journal, the FUSE layer's lookups by inode).
+            tree.complete([d.inode])
         parent.remove_child(d.name)
         d.inode.dentries.remove(d)
         if d.inode.is_directory:
