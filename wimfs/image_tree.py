@@ -189,13 +189,19 @@ class LazyTree:
 
     def _list_of(self, off: int) -> DirIndex | None:
         """The visited directory whose entries include the one at `off`."""
+        where = self._where(off)
+        return where[0] if where is not None else None
+
+    def _where(self, off: int) -> tuple[DirIndex, int] | None:
+        """(the visited directory whose entries include the one at `off`, its place in
+        that directory's list)."""
         i = bisect.bisect_right(self._starts, off) - 1
         if i < 0:
             return None
         idx = self.dirs[self._starts[i]]
         offs, key = idx.offsets, off >> 3
         j = bisect.bisect_left(offs, key)
-        return idx if j < len(offs) and offs[j] == key else None
+        return (idx, j) if j < len(offs) and offs[j] == key else None
 
     # -- visiting -----------------------------------------------------------------------------
 
@@ -437,14 +443,8 @@ class LazyTree:
     def position(self, ino: int) -> tuple[DirIndex, int] | None:
         """(the visited directory listing inode `ino`'s entry, its place in that list);
         None for the root or an entry whose directory was not visited."""
-        try:
-            off = self._offset_of(ino)
-        except KeyError:
-            return None
-        idx = self._list_of(off)
-        if idx is None:
-            return None
-        return idx, bisect.bisect_left(idx.offsets, off >> 3)
+        off = (ino - self.ino_start) << 3
+        return self._where(off) if off > 0 else None
 
     def parent(self, ino: int) -> int:
         """The number of the directory holding entry `ino` (the root's own for the root)."""

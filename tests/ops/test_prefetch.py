@@ -117,7 +117,7 @@ async def test_opening_files_in_order_pushes_the_small_files_after_them(wim):
     # every small file after the first one opened was pushed before its own open
     assert set(rec.stored) == small - {entries[0][1]}
     assert ops.prefetch.stats["skipped"] >= 3         # the empty, the big, the directory
-    assert not ops.open_files                         # every handle released
+    assert not ops.open_counts                        # every handle released
 
 
 async def test_an_open_file_is_never_pushed(wim):

@@ -141,9 +141,9 @@ class WimOperations(CompactAnswers, GuardedOperations):
         super().__init__()
         self.wim = wim
         self.reader = wim.reader
-        self.open_files: dict[int, int] = {}     # inode number -> open handles
+        self.open_counts: dict[int, int] = {}    # inode number -> open handles
         self.read_requests = 0
-        self.prefetch = Prefetcher(self.reader, pyfuse3.notify_store, self.open_files)
+        self.prefetch = Prefetcher(self.reader, pyfuse3.notify_store, self.open_counts)
         self.case_insensitive = case_insensitive
         self.mountpoint = os.path.abspath(mountpoint) if mountpoint else ""
         self.limiter = trio.CapacityLimiter(threads or os.cpu_count() or 2)
@@ -488,7 +488,7 @@ class WimOperations(CompactAnswers, GuardedOperations):
             log.error("%s: data is missing from the WIM (blob %s; a split WIM part not "
                       "given with --ref?)", self._handle_path(h), stream.hash.hex())
             raise pyfuse3.FUSEError(errno.EIO)
-        self.open_files[inode] = self.open_files.get(inode, 0) + 1
+        self._count_open(inode, 1)
         if plain is not None and stream is not None:
             self.prefetch.opened(tree, inode)
         return pyfuse3.FileInfo(fh=self._new_fh(h), keep_cache=True)
@@ -532,11 +532,15 @@ class WimOperations(CompactAnswers, GuardedOperations):
     async def release(self, fh):
         h = self.handles.pop(fh, None)
         if isinstance(h, Handle):
-            left = self.open_files.get(h.number, 0) - 1
-            if left > 0:
-                self.open_files[h.number] = left
-            else:
-                self.open_files.pop(h.number, None)
+            self._count_open(h.number, -1)
+
+    def _count_open(self, ino: int, delta: int) -> None:
+        """One handle of inode `ino` more (1) or less (-1) in `open_counts`."""
+        n = self.open_counts.get(ino, 0) + delta
+        if n > 0:
+            self.open_counts[ino] = n
+        else:
+            self.open_counts.pop(ino, None)
 
     async def flush(self, fh):
         # Nothing is buffered here: ENOSYS makes the kernel stop sending FLUSH at all,

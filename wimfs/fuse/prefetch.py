@@ -45,10 +45,10 @@ class Prefetcher:
     (pyfuse3.notify_store)."""
 
     def __init__(self, reader: ResourceReader, store: Callable[[int, int, bytes], None],
-                 open_files: Container[int]) -> None:
+                 open_counts: Container[int]) -> None:
         self.reader = reader
         self.store = store
-        self.open_files = open_files
+        self.open_counts = open_counts
         self.queue: deque[tuple[LazyTree, int]] = deque()   # (tree, entry offset)
         self._dir: DirIndex | None = None   # the directory of the current run
         self._next = 0                      # its first entry not queued yet
@@ -97,7 +97,7 @@ class Prefetcher:
             ino = tree.ino_at(off)
             # Never into an open file: a READ of it may hold the page the store would
             # wait for, and only this loop can answer that READ (a deadlock).
-            plain = None if ino in self.open_files else tree.plain_data(ino)
+            plain = None if ino in self.open_counts else tree.plain_data(ino)
         except (KeyError, WimfsError):
             plain = None
         stream = plain[1] if plain is not None and not plain[0] else None

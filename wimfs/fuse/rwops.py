@@ -31,7 +31,6 @@ class RwOperations(WimOperations):
                          threads=threads, mountpoint=mountpoint)
         self.overlay = overlay
         self.inodes = overlay.inodes           # shared: the overlay adds and drops inodes
-        self.open_counts: dict[int, int] = {}  # ino -> open handles
         self.write_counts: dict[int, int] = {}
         self._copy_locks: dict[int, trio.Lock] = {}
         self._idle = trio.Event()
@@ -231,7 +230,7 @@ class RwOperations(WimOperations):
     def _open_handle(self, ino: Inode, stream: Stream | None, flags: int) -> int:
         writable = bool(flags & (os.O_WRONLY | os.O_RDWR))
         fh = self._new_fh(Handle(ino, stream, self._path(ino), writable))
-        self.open_counts[ino.ino] = self.open_counts.get(ino.ino, 0) + 1
+        self._count_open(ino.ino, 1)
         if writable:
             self.write_counts[ino.ino] = self.write_counts.get(ino.ino, 0) + 1
         return fh
@@ -273,11 +272,7 @@ class RwOperations(WimOperations):
     async def release(self, fh):
         h = self.handles.pop(fh, None)
         if isinstance(h, Handle):
-            n = self.open_counts.get(h.inode.ino, 1) - 1
-            if n > 0:
-                self.open_counts[h.inode.ino] = n
-            else:
-                self.open_counts.pop(h.inode.ino, None)
+            self._count_open(h.inode.ino, -1)
             if h.writable:
                 w = self.write_counts.get(h.inode.ino, 1) - 1
                 if w > 0:

@@ -50,9 +50,10 @@ def commit(ov: Overlay, *, append: bool = False, name: str | None = None,
         raise WimfsError("--append needs --name for the new image")
     t0 = time.monotonic()
     size_before = os.path.getsize(ov.wim_path)
-    if not append and not ov.diff():
+    if append:
+        ov.complete_changed_groups()    # (`diff` does it when it is asked)
+    elif not ov.diff():
         return CommitResult(ov.index, 0, 0.0)     # nothing to write
-    ov.complete_changed_groups()
     live = ov.edits.live_inodes()
     stats = _write(ov, live, append, name, description, check, progress)
     if not final:

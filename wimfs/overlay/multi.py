@@ -112,8 +112,8 @@ class ImageSet:
 
 def _write_all(overlays: list[Overlay], check: bool,
                progress: ProgressCallback | None) -> None:
-    for ov in overlays:
-        ov.complete_changed_groups()
+    """Commit `overlays`, each of which found changes by its `diff` (which parsed whole
+    the hard-link groups whose inodes changed)."""
     lives = [ov.edits.live_inodes() for ov in overlays]
     _prehash(lives)
     write_images(overlays, lives, check=check, progress=progress)

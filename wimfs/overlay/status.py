@@ -88,17 +88,14 @@ class BaseState:
         self.shorts[d] = d.short_name
         ino = d.inode
         refs = self._group_refs.get(ino.ino)
-        if refs is not None:            # a later name of a hard-link group
-            for h, n in refs.items():
-                self.blob_refs[h] = self.blob_refs.get(h, 0) + n
-            return
-        if ino.nlink > 1 and not ino.is_directory:
-            refs = self._group_refs[ino.ino] = {}
+        if refs is None and ino.nlink > 1 and not ino.is_directory:
+            refs = self._group_refs[ino.ino] = {}       # (its first name)
             add_blob_refs(ino, refs, 1)
+        if refs is None:
+            add_blob_refs(ino, self.blob_refs, 1)     # one per dentry
+        else:                   # a hard-link group's name: the references of its first
             for h, n in refs.items():
                 self.blob_refs[h] = self.blob_refs.get(h, 0) + n
-        else:
-            add_blob_refs(ino, self.blob_refs, 1)     # one per dentry
         if ino.ino in self.origin:
             return
         key = content_key(ino)
