@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,6 +102,7 @@ class WimBuilder:
         self.raw_copy = True
         self.stats: dict[str, int] = {}     # the writer's statistics after write()
         self.memo = None                    # a wimfs.chunkmemo.ChunkMemo to take from
+        self.ahead = None                   # a wimfs.ahead.CompressAhead to take from
 
     def add(self, new: NewImage) -> None:
         self.images.append(new)
@@ -251,9 +253,10 @@ class WimBuilder:
         """`entries`: the blobs carried over as objects; `old_rows`: a table of plain
         blobs carried over as stored instead (reference counts patched)."""
         known = _Known({e.hash: e for e in entries}, old_rows)
+        flushing: _EarlySync | None = None
         progress = Progress(label="writing", callback=self.progress)
         rw = ResourceWriter(fd, offset, self.ctype, self.chunk_size, self.threads, progress,
-                            self.level)
+                            self.level, ahead=self.ahead)
         rw.memo = self.memo
         rw.solid_resources = list(solid)
         rw.solid_usizes = list(solid_usizes)
@@ -262,6 +265,9 @@ class WimBuilder:
             progress.total = sum(_source(s).size for s in streams
                                  if _source(s) is not None and s.hash not in known)
             new_entries = self._write_blobs(rw, streams, known)
+            # The blobs start on their way to the disk while the metadata is built: the
+            # fsync before the header then has little left to wait for.
+            flushing = _EarlySync(fd)
             entries = entries + new_entries
             # Reference counts: one per dentry referencing the blob in the new images,
             # added to what the kept entries already count.
@@ -316,6 +322,8 @@ class WimBuilder:
                 rw._write(table)
             else:
                 hdr.integrity_table_reshdr = ResourceHeader()
+            flushing.wait()         # (raises what it met: a later fsync may not)
+            flushing = None
             os.ftruncate(fd, rw.pos)
             os.fsync(fd)
             if self.before_header is not None:
@@ -324,6 +332,8 @@ class WimBuilder:
             os.fsync(fd)
             progress.finish()
         finally:
+            if flushing is not None:
+                flushing.thread.join()
             rw.close()
             self.stats = dict(rw.stats)
 
@@ -471,6 +481,27 @@ def _umask() -> int:
 
 def _source(s: Stream) -> BlobSource | None:
     return s.source
+
+
+class _EarlySync:
+    """fdatasync on a thread of its own. Its error is raised by `wait`: after a failed
+    fsync, Linux may not report the same lost write to the next one."""
+
+    def __init__(self, fd: int) -> None:
+        self.error: OSError | None = None
+        self.thread = threading.Thread(target=self._run, args=(fd,), name="wimfs-fdatasync")
+        self.thread.start()
+
+    def _run(self, fd: int) -> None:
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            self.error = exc
+
+    def wait(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _all_streams(img: Image):

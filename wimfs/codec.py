@@ -27,9 +27,13 @@ def libwim() -> ctypes.CDLL:
     with _lib_lock:
         if _lib is None:
             lib = None
-            for name in (*LIBWIM_NAMES, ctypes.util.find_library("wim")):
-                if not name:
-                    continue
+            # find_library runs `ldconfig -p` (a fork and an exec): only when the
+            # usual names are not found.
+            for name in (*LIBWIM_NAMES, None):
+                if name is None:
+                    name = ctypes.util.find_library("wim")
+                    if not name:
+                        break
                 try:
                     lib = ctypes.CDLL(name)
                     break
@@ -108,12 +112,28 @@ class Compressor:
         if avail <= 0:
             return None
         n = self.lib.wimlib_compress(data, len(data), self._out, avail, self._h)
-        return self._out.raw[:n] if n else None
+        return ctypes.string_at(self._out, n) if n else None    # (one copy, of n bytes)
 
     def __del__(self):
         h, self._h = getattr(self, "_h", None), None
         if h:
             self.lib.wimlib_free_compressor(h)
+
+
+_compressors = threading.local()
+
+
+def thread_compressor(ctype: int, chunk_size: int, level: int = 0) -> Compressor:
+    """This thread's compressor for (type, chunk size, level), made once per thread (a
+    compression thread serves every writer and `wimfs.ahead` that share its pool)."""
+    cache = getattr(_compressors, "c", None)
+    if cache is None:
+        cache = _compressors.c = {}
+    key = (ctype, chunk_size, level)
+    c = cache.get(key)
+    if c is None:
+        c = cache[key] = Compressor(ctype, chunk_size, level)
+    return c
 
 
 class Codecs:

@@ -20,8 +20,10 @@ def add_parsers(sub) -> None:
     from servicing.editions import wrap_parsers
 
     before = set(sub.choices)
+    wanted = getattr(sub, "wanted", None)      # one command only (wimfs.cli.build_parser)
     for name in MODULES:
-        import_module(f"servicing.commands.{name}").add_parser(sub)
+        if wanted is None or wanted == name.replace("_", "-"):
+            import_module(f"servicing.commands.{name}").add_parser(sub)
     # Every servicing command takes IMAGE.wim:all and IMAGE.wim:1,3,5 (servicing.editions).
     for name in set(sub.choices) - before:
         wrap_parsers(sub.choices[name])

@@ -66,3 +66,32 @@ def test_info_json_agrees_with_wimlib(mixed_wims):
         assert img["file_count"] == int(theirs["File Count"])
         assert img["total_bytes"] == int(theirs["Total Bytes"])
         assert img["hard_link_bytes"] == int(theirs["Hard Link Bytes"])
+
+
+def test_one_command_parser_is_the_full_parsers_command():
+    """build_parser(argv) registers only the command argv names (start-up time); the
+    oracle is the full parser: each command's parser gives the same help and parses
+    the same namespace."""
+    import argparse
+
+    from wimfs.cli import build_parser
+
+    def commands(p):
+        [sub] = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        return sub.choices
+
+    full = commands(build_parser())
+    assert len(full) > 25
+    for name, parser in full.items():
+        one = build_parser([name, "x"])
+        mine = commands(one)
+        assert name in mine and len(mine) <= 2, name      # (itself and an alias)
+        assert mine[name].format_help() == parser.format_help(), name
+    args = ["update", "x.wim:1", "--add", "a", "/b", "--delete", "/c", "--recursive"]
+    def parsed(p):
+        ns = vars(p.parse_args(args))
+        return {k: v for k, v in ns.items() if k != "func"}, ns["func"].__qualname__
+
+    assert parsed(build_parser(args)) == parsed(build_parser())
+    # Not a command: the full parser, whose error lists every command.
+    assert len(commands(build_parser(["no-such-command"]))) == len(full)

@@ -68,3 +68,37 @@ def test_header_roundtrip():
     assert len(raw) == 208
     assert WimHeader.parse(raw) == h
     assert struct.unpack_from("<I", raw, 12)[0] == S.WIM_VERSION_DEFAULT
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=208, max_size=208))
+def test_header_fields_match(raw):
+    c = S.HeaderDisk.parse(raw)
+    t = S.HEADER_STRUCT.unpack(raw)
+    reshdrs = [S.ResourceHeaderDisk.build(r) for r in (
+        c.blob_table_reshdr, c.xml_data_reshdr, c.boot_metadata_reshdr)]
+    assert t == (c.magic, c.hdr_size, c.wim_version, c.flags, c.chunk_size, c.guid,
+                 c.part_number, c.total_parts, c.image_count, *reshdrs, c.boot_idx,
+                 S.ResourceHeaderDisk.build(c.integrity_table_reshdr), c.unused)
+    # The resource headers inside it, field by field.
+    for packed, r in zip(reshdrs, (c.blob_table_reshdr, c.xml_data_reshdr,
+                                    c.boot_metadata_reshdr)):
+        assert S.RESHDR_STRUCT.unpack(packed) == (r.size_in_wim, r.flags, r.offset_in_wim,
+                                                  r.uncompressed_size)
+
+
+def test_header_builds_as_declared():
+    """The precompiled build and the construct build of the same header are equal."""
+    h = WimHeader(flags=S.HDR_FLAG_COMPRESSION | S.HDR_FLAG_COMPRESS_XPRESS, image_count=3,
+                  part_number=2, total_parts=3, chunk_size=1 << 15,
+                  blob_table_reshdr=ResourceHeader(0x123456789ABC, 6, 0x1122334455, 77),
+                  xml_data_reshdr=ResourceHeader(5, 2, 6, 7), boot_idx=2,
+                  integrity_table_reshdr=ResourceHeader(9, 0, 10, 9))
+    rh = lambda r: dict(size_in_wim=r.size_in_wim.to_bytes(7, "little"), flags=r.flags,  # noqa: E731
+                        offset_in_wim=r.offset_in_wim, uncompressed_size=r.uncompressed_size)
+    assert h.build() == S.HeaderDisk.build(dict(
+        magic=S.WIM_MAGIC, hdr_size=208, wim_version=h.wim_version, flags=h.flags,
+        chunk_size=h.chunk_size, guid=h.guid, part_number=2, total_parts=3, image_count=3,
+        blob_table_reshdr=rh(h.blob_table_reshdr), xml_data_reshdr=rh(h.xml_data_reshdr),
+        boot_metadata_reshdr=rh(h.boot_metadata_reshdr), boot_idx=2,
+        integrity_table_reshdr=rh(h.integrity_table_reshdr), unused=bytes(60)))

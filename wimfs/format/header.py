@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from construct import ConstructError
-
 from wimfs.errors import NotAWimError, UnsupportedWimError, WimCorruptError
 from wimfs.format import structs as S
 
@@ -30,12 +28,9 @@ class ResourceHeader:
         return cls(int.from_bytes(c.size_in_wim, "little"), c.flags, c.offset_in_wim,
                    c.uncompressed_size)
 
-    def to_construct(self) -> dict:
-        return dict(size_in_wim=self.size_in_wim.to_bytes(7, "little"), flags=self.flags,
-                    offset_in_wim=self.offset_in_wim, uncompressed_size=self.uncompressed_size)
-
     def build(self) -> bytes:
-        return S.ResourceHeaderDisk.build(self.to_construct())
+        return S.RESHDR_STRUCT.pack(self.size_in_wim.to_bytes(7, "little"), self.flags,
+                                    self.offset_in_wim, self.uncompressed_size)
 
     @property
     def is_compressed(self) -> bool:
@@ -74,26 +69,25 @@ class WimHeader:
             raise NotAWimError("not a WIM file (no MSWIM header)")
         if len(data) < S.WIM_HEADER_DISK_SIZE:
             raise WimCorruptError("truncated WIM header")
-        try:
-            c = S.HeaderDisk.parse(data[: S.WIM_HEADER_DISK_SIZE])
-        except ConstructError as exc:  # pragma: no cover - sizes checked above
-            raise WimCorruptError(f"bad WIM header: {exc}") from exc
-        if c.hdr_size != S.WIM_HEADER_DISK_SIZE:
-            raise WimCorruptError(f"bad WIM header size {c.hdr_size}")
-        if c.wim_version not in (S.WIM_VERSION_DEFAULT, S.WIM_VERSION_SOLID):
-            if c.wim_version == 0x10E00:
+        (magic, hdr_size, wim_version, flags, chunk_size, guid, part_number, total_parts,
+         image_count, blob_table, xml_data, boot_metadata, boot_idx, integrity,
+         _unused) = S.HEADER_STRUCT.unpack_from(data)
+        if hdr_size != S.WIM_HEADER_DISK_SIZE:
+            raise WimCorruptError(f"bad WIM header size {hdr_size}")
+        if wim_version not in (S.WIM_VERSION_DEFAULT, S.WIM_VERSION_SOLID):
+            if wim_version == 0x10E00:
                 raise UnsupportedWimError("encrypted ESD files are not supported "
                                           "(decrypt it first)")
-            raise UnsupportedWimError(f"unsupported WIM version {c.wim_version:#x}")
+            raise UnsupportedWimError(f"unsupported WIM version {wim_version:#x}")
         hdr = cls(
-            wim_version=c.wim_version, flags=c.flags, chunk_size=c.chunk_size, guid=c.guid,
-            part_number=c.part_number, total_parts=c.total_parts, image_count=c.image_count,
-            blob_table_reshdr=ResourceHeader.from_construct(c.blob_table_reshdr),
-            xml_data_reshdr=ResourceHeader.from_construct(c.xml_data_reshdr),
-            boot_metadata_reshdr=ResourceHeader.from_construct(c.boot_metadata_reshdr),
-            boot_idx=c.boot_idx,
-            integrity_table_reshdr=ResourceHeader.from_construct(c.integrity_table_reshdr),
-            pipable=c.magic == S.PWM_MAGIC,
+            wim_version=wim_version, flags=flags, chunk_size=chunk_size, guid=guid,
+            part_number=part_number, total_parts=total_parts, image_count=image_count,
+            blob_table_reshdr=ResourceHeader.parse(blob_table),
+            xml_data_reshdr=ResourceHeader.parse(xml_data),
+            boot_metadata_reshdr=ResourceHeader.parse(boot_metadata),
+            boot_idx=boot_idx,
+            integrity_table_reshdr=ResourceHeader.parse(integrity),
+            pipable=magic == S.PWM_MAGIC,
         )
         hdr.validate(file_size)
         return hdr
@@ -133,15 +127,9 @@ class WimHeader:
         return [n for bit, n in S.HDR_FLAG_NAMES.items() if self.flags & bit]
 
     def build(self) -> bytes:
-        return S.HeaderDisk.build(dict(
-            magic=S.PWM_MAGIC if self.pipable else S.WIM_MAGIC,
-            hdr_size=S.WIM_HEADER_DISK_SIZE, wim_version=self.wim_version, flags=self.flags,
-            chunk_size=self.chunk_size, guid=self.guid, part_number=self.part_number,
-            total_parts=self.total_parts, image_count=self.image_count,
-            blob_table_reshdr=self.blob_table_reshdr.to_construct(),
-            xml_data_reshdr=self.xml_data_reshdr.to_construct(),
-            boot_metadata_reshdr=self.boot_metadata_reshdr.to_construct(),
-            boot_idx=self.boot_idx,
-            integrity_table_reshdr=self.integrity_table_reshdr.to_construct(),
-            unused=bytes(60),
-        ))
+        return S.HEADER_STRUCT.pack(
+            S.PWM_MAGIC if self.pipable else S.WIM_MAGIC, S.WIM_HEADER_DISK_SIZE,
+            self.wim_version, self.flags, self.chunk_size, self.guid, self.part_number,
+            self.total_parts, self.image_count, self.blob_table_reshdr.build(),
+            self.xml_data_reshdr.build(), self.boot_metadata_reshdr.build(), self.boot_idx,
+            self.integrity_table_reshdr.build(), bytes(60))
