@@ -94,8 +94,8 @@ class CompressAhead:
     def serves(self, ctype: int, chunk_size: int, level: int) -> bool:
         """True if chunks made here are what a writer with these settings would make."""
         self._decided.wait()
-        return self.pool is not None and (ctype, chunk_size, level) == \
-            (self.ctype, self.chunk_size, self.level)
+        return self.pool is not None and not self._closed and \
+            (ctype, chunk_size, level) == (self.ctype, self.chunk_size, self.level)
 
     def take(self, path: str, size: int) -> list | None:
         """The (raw chunk, handle) pairs of `path` if it was read here whole with `size`

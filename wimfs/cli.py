@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 
@@ -222,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(debug)
         mod_name, func_name = DELEGATED[rest[0]].split(":")
         fn = getattr(__import__(mod_name, fromlist=[func_name]), func_name)
-        return fn(rest[1:], debug=debug)
+        return leave(fn(rest[1:], debug=debug))
 
     def parse_and_run() -> int | None:
         parser = build_parser(argv)
@@ -233,7 +234,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         return args.func(args)
 
-    return run_guarded(parse_and_run, debug="--debug" in argv[:1])
+    return leave(run_guarded(parse_and_run, debug="--debug" in argv[:1]))
+
+
+def leave(rc: int) -> int:
+    """End the program now, as the interpreter's own exit would, less its teardown.
+    Freeing every object of a large image (its tree, its blob table) one by one took
+    ~30 ms after `wimfs update`, paid by each command. Only when run as the program with
+    no other thread left: output is flushed, logging shut down, and the atexit handlers
+    run (temporary files' finalizers among them) before os._exit. Otherwise returns `rc`
+    for the usual exit."""
+    if not RUN_AS_PROGRAM or threading.active_count() != 1:
+        return rc
+    import atexit
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):       # a closed pipe: nothing more can be said
+            pass
+    logging.shutdown()
+    atexit._run_exitfuncs()
+    os._exit(rc)
 
 
 def run_guarded(fn: Callable[[], int | None], *, debug: bool, prog: str = "wimfs",

@@ -145,11 +145,14 @@ def run(args) -> int:
 def _compress_ahead(spec: str, commands: list[UpdateCommand], config):
     """Start reading and compressing the files to add while the image is opened
     (wimfs.ahead); None when there is nothing to add or no WIM file to read."""
+    from servicing.editions import ACTIVE
     from wimfs.imagespec import parse_image_spec
 
     if not any(c.op == UpdateOp.ADD for c in commands) or os.path.isdir(spec) \
             or os.environ.get("WIMFS_AHEAD") == "0":       # (off: for A/B runs)
         return None
+    if ACTIVE.get() is not None:
+        return None         # IMAGE:all: one commit for all images, after this run returns
     try:
         path = parse_image_spec(spec).path
     except WimfsError:

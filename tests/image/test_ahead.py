@@ -198,3 +198,12 @@ def test_unreadable_and_vanished_files_are_left_to_the_writer(lzx_wim, tmp_path)
         assert ahead.take(gone, 10) is None
         assert ahead.take(paths[1], 1000) is None
         assert ahead.take(paths[0], 1000) is not None
+
+
+def test_a_closed_ahead_serves_nothing(lzx_wim, tmp_path):
+    [p] = make_files(tmp_path / "src", [1000])
+    ahead = A.CompressAhead(str(lzx_wim), lambda: [p])
+    settled(ahead)
+    ahead.close()
+    assert not ahead.serves(S.COMPRESSION_LZX, CS, 0)     # its threads are gone
+    assert ahead.take(p, 1000) is None
