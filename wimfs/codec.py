@@ -9,7 +9,6 @@ not thread-safe; `Codecs` keeps one per thread and (type, chunk size).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import threading
 
 from wimfs.errors import DependencyError, WimCorruptError
@@ -31,7 +30,8 @@ def libwim() -> ctypes.CDLL:
             # usual names are not found.
             for name in (*LIBWIM_NAMES, None):
                 if name is None:
-                    name = ctypes.util.find_library("wim")
+                    from ctypes.util import find_library
+                    name = find_library("wim")
                     if not name:
                         break
                 try:

@@ -245,3 +245,34 @@ def test_one_chunk_blobs_read_whole_in_one_step(tmp_path, ctype):
         blob = w.image(1).lookup_path("small.txt").inode.data.blob
         with pytest.raises(WimCorruptError):
             w.reader.read(blob, 0, blob.size)
+
+
+def test_libwim_is_found_by_name_then_by_search(monkeypatch):
+    """libwim is loaded by its usual names (no `ldconfig -p` run); the library search is
+    the fallback, and with neither a dependency error says what to install."""
+    import ctypes.util
+
+    import pytest
+
+    from wimfs import codec
+    from wimfs.errors import DependencyError
+
+    searched = []
+    real = ctypes.util.find_library
+
+    def find(name):
+        searched.append(name)
+        return real(name)
+
+    monkeypatch.setattr(ctypes.util, "find_library", find)
+    monkeypatch.setattr(codec, "_lib", None)
+    assert codec.libwim().wimlib_compress
+    assert searched == []
+    monkeypatch.setattr(codec, "_lib", None)
+    monkeypatch.setattr(codec, "LIBWIM_NAMES", ("libwim-not-here.so.99",))
+    assert codec.libwim().wimlib_compress
+    assert searched == ["wim"]
+    monkeypatch.setattr(codec, "_lib", None)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    with pytest.raises(DependencyError, match="apt-get install libwim15"):
+        codec.libwim()
