@@ -166,6 +166,23 @@ class ResourceWriter:
             self.pos += n
             view = view[n:]
 
+    IOV_MAX = 1024      # buffers per pwritev (Linux's IOV_MAX)
+
+    def _write_all(self, pieces: list) -> None:
+        """Write the pieces one after another: a gathered write per IOV_MAX of them, not
+        one call each (a resource is hundreds of chunks)."""
+        for k in range(0, len(pieces), self.IOV_MAX):
+            group = pieces[k:k + self.IOV_MAX]
+            total = sum(len(p) for p in group)
+            n = os.pwritev(self.fd, group, self.pos)
+            self.pos += n
+            if n < total:                   # a short write: the rest one by one
+                for piece in group:
+                    skip = min(n, len(piece))
+                    n -= skip
+                    if skip < len(piece):
+                        self._write(memoryview(piece)[skip:])
+
     def _compress_chunk(self, ctype: int, chunk_size: int, data: bytes) -> bytes:
         if self.memo:           # (an empty memo: no SHA-256 of every chunk for nothing)
             found, out = self.memo.get(chunk_key(ctype, chunk_size, self.level, data))
@@ -357,8 +374,7 @@ class ResourceWriter:
         if csize + table_size >= usize:
             # Compression does not pay: store the resource uncompressed.
             start = self.pos
-            for raw in raws:
-                self._write(raw)
+            self._write_all(raws)
             return ResourceHeader(usize, flags, start, usize)
         offsets = []
         pos = 0
@@ -366,9 +382,8 @@ class ResourceWriter:
             pos += len(c)
             offsets.append(pos)
         start = self.pos
-        self._write(struct.pack(f"<{n - 1}{'I' if esize == 4 else 'Q'}", *offsets))
-        for c in outs:
-            self._write(c)
+        self._write_all([struct.pack(f"<{n - 1}{'I' if esize == 4 else 'Q'}", *offsets),
+                         *outs])
         return ResourceHeader(self.pos - start, flags | S.RESHDR_FLAG_COMPRESSED, start, usize)
 
     def _write_uncompressed(self, src, flags, known, on_error):
