@@ -102,7 +102,6 @@ class WimBuilder:
         self.raw_copy = True
         self.stats: dict[str, int] = {}     # the writer's statistics after write()
         self.memo = None                    # a wimfs.chunkmemo.ChunkMemo to take from
-        self.ahead = None                   # a wimfs.ahead.CompressAhead to take from
 
     def add(self, new: NewImage) -> None:
         self.images.append(new)
@@ -256,7 +255,7 @@ class WimBuilder:
         flushing: _EarlySync | None = None
         progress = Progress(label="writing", callback=self.progress)
         rw = ResourceWriter(fd, offset, self.ctype, self.chunk_size, self.threads, progress,
-                            self.level, ahead=self.ahead)
+                            self.level)
         rw.memo = self.memo
         rw.solid_resources = list(solid)
         rw.solid_usizes = list(solid_usizes)

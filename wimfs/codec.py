@@ -120,22 +120,6 @@ class Compressor:
             self.lib.wimlib_free_compressor(h)
 
 
-_compressors = threading.local()
-
-
-def thread_compressor(ctype: int, chunk_size: int, level: int = 0) -> Compressor:
-    """This thread's compressor for (type, chunk size, level), made once per thread (a
-    compression thread serves every writer and `wimfs.ahead` that share its pool)."""
-    cache = getattr(_compressors, "c", None)
-    if cache is None:
-        cache = _compressors.c = {}
-    key = (ctype, chunk_size, level)
-    c = cache.get(key)
-    if c is None:
-        c = cache[key] = Compressor(ctype, chunk_size, level)
-    return c
-
-
 class Codecs:
     """Per-thread cache of decompressors."""
 

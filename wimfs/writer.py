@@ -29,9 +29,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from wimfs.ahead import BatchItem
 from wimfs.chunkmemo import ChunkMemo, chunk_key
-from wimfs.codec import thread_compressor
+from wimfs.codec import Compressor
 from wimfs.errors import WimfsError
 from wimfs.format import structs as S
 from wimfs.format.blobtable import ZERO_HASH, build_blob_table
@@ -130,7 +129,7 @@ class ResourceWriter:
     """Appends resources to `fd` starting at `offset`."""
 
     def __init__(self, fd: int, offset: int, ctype: int, chunk_size: int, threads: int = 0,
-                 progress: Progress | None = None, level: int = 0, ahead=None) -> None:
+                 progress: Progress | None = None, level: int = 0) -> None:
         self.fd = fd
         self.pos = offset
         self.ctype = ctype
@@ -138,14 +137,9 @@ class ResourceWriter:
         self.level = level
         self.threads = threads or os.cpu_count() or 2
         self.progress = progress or Progress()
-        # Files read and compressed before this write began (wimfs.ahead): their chunks
-        # are taken from it, and its compression threads are this writer's.
-        self.ahead = ahead if ahead is not None and ahead.serves(ctype, chunk_size, level) \
-            else None
-        self._own_pool = self.ahead is None and ctype != S.COMPRESSION_NONE
-        self._pool = self.ahead.pool if self.ahead is not None else \
-            ThreadPoolExecutor(self.threads, thread_name_prefix="wimfs-compress") \
-            if self._own_pool else None
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="wimfs-compress") \
+            if ctype != S.COMPRESSION_NONE else None
+        self._compressors: dict = {}
         self.solid_resources: list[ResourceHeader] = []
         self.solid_usizes: list[int] = []
         self.stats = {"compressed_chunks": 0, "reused_chunks": 0}
@@ -154,7 +148,7 @@ class ResourceWriter:
         self._stats_lock = threading.Lock()
 
     def close(self) -> None:
-        if self._pool and self._own_pool:
+        if self._pool:
             self._pool.shutdown(wait=True)
 
     # -- low level ------------------------------------------------------------
@@ -165,6 +159,13 @@ class ResourceWriter:
             n = os.pwrite(self.fd, view, self.pos)
             self.pos += n
             view = view[n:]
+
+    def _compressor(self, ctype: int, chunk_size: int) -> Compressor:
+        key = (threading.get_ident(), ctype, chunk_size)
+        c = self._compressors.get(key)
+        if c is None:
+            c = self._compressors[key] = Compressor(ctype, chunk_size, self.level)
+        return c
 
     IOV_MAX = 1024      # buffers per pwritev (Linux's IOV_MAX)
 
@@ -188,7 +189,7 @@ class ResourceWriter:
             found, out = self.memo.get(chunk_key(ctype, chunk_size, self.level, data))
             if found:
                 return data if out is None else out
-        out = thread_compressor(ctype, chunk_size, self.level).compress(data)
+        out = self._compressor(ctype, chunk_size).compress(data)
         return data if out is None else out
 
     # -- plain (non-solid) resources -------------------------------------------
@@ -289,26 +290,13 @@ class ResourceWriter:
         def flush():
             fut = self._pool.submit(self._compress_batch, ctype, cs,
                                     [(r, old) for _, r, old in batch])
-            items = [(i, raw, BatchItem(fut, k)) for k, (i, raw, _) in enumerate(batch)]
+            items = [(i, raw, _BatchItem(fut, k)) for k, (i, raw, _) in enumerate(batch)]
             batch.clear()
             return items
 
-        ahead = self.ahead if ctype == self.ctype and cs == self.chunk_size else None
         for i, src in enumerate(sources):
             if src.size == 0:
                 continue
-            if ahead is not None and isinstance(src, FileSource):
-                ready = ahead.take(src.path, src.size)
-                if ready is not None:
-                    if batch:
-                        size = 0
-                        yield from flush()
-                    for raw, handle in ready:
-                        yield i, raw, handle
-                    with self._stats_lock:
-                        self.stats["ahead_chunks"] = self.stats.get("ahead_chunks", 0) \
-                            + len(ready)
-                    continue
             n = 0
             reuse = self._reusable(src, ctype, cs)
             try:
@@ -493,6 +481,19 @@ class ResourceWriter:
             out.append((h, ResourceHeader(s.size, S.RESHDR_FLAG_SOLID, off, s.size)))
             off += s.size
         return out
+
+
+class _BatchItem:
+    """One chunk's share of a batch task's result."""
+
+    __slots__ = ("fut", "k")
+
+    def __init__(self, fut: Future, k: int):
+        self.fut = fut
+        self.k = k
+
+    def result(self) -> bytes:
+        return self.fut.result()[self.k]
 
 
 def blob_table_bytes(entries: list[WrittenBlob], solid: list[ResourceHeader],

@@ -114,82 +114,31 @@ def _command(words: list[str], where: str) -> UpdateCommand:
 
 
 def run(args) -> int:
+    from servicing.session import operation, options_from_args
+    from servicing.target import TargetKind
+
     if not args.commands:
         raise UsageError("nothing to do: give --add, --delete, --rename or --commands")
     config = None
     if args.config:
         from wimfs.capture import CaptureConfig
         config = CaptureConfig.load(args.config)
-    # First, before the imports and the opening of the image it overlaps.
-    ahead = None if args.dry_run else _compress_ahead(args.image, args.commands, config)
-    try:
-        from servicing.session import operation, options_from_args
-        from servicing.target import TargetKind
-
-        opts = options_from_args(args)
-        command = "update " + " ".join(f"{c.op} {' '.join(c.args)}" for c in args.commands)
-        with operation(args.image, opts, command=command, write=True) as target:
-            if target.kind != TargetKind.IMAGE:
-                raise UsageError(f"{args.image}: wimfs update edits an image "
-                                 "(IMAGE.wim[:N]); a directory can be edited directly")
-            target.session.overlay.ahead = ahead
-            Updater(target, unix_data=args.unix_data, config=config).run(args.commands)
-    finally:
-        if ahead is not None:
-            ahead.close()
+    opts = options_from_args(args)
+    command = "update " + " ".join(f"{c.op} {' '.join(c.args)}" for c in args.commands)
+    with operation(args.image, opts, command=command, write=True) as target:
+        if target.kind != TargetKind.IMAGE:
+            raise UsageError(f"{args.image}: wimfs update edits an image "
+                             "(IMAGE.wim[:N]); a directory can be edited directly")
+        Updater(target, unix_data=args.unix_data, config=config).run(args.commands)
     if not opts.dry_run:
         _report(target, opts.json)
     return 0
 
 
-def _compress_ahead(spec: str, commands: list[UpdateCommand], config):
-    """Start reading and compressing the files to add while the image is opened
-    (wimfs.ahead); None when there is nothing to add or no WIM file to read."""
-    from servicing.editions import ACTIVE
-    from wimfs.imagespec import parse_image_spec
-
-    if not any(c.op == UpdateOp.ADD for c in commands) or os.path.isdir(spec) \
-            or os.environ.get("WIMFS_AHEAD") == "0":       # (off: for A/B runs)
-        return None
-    if ACTIVE.get() is not None:
-        return None         # IMAGE:all: one commit for all images, after this run returns
-    try:
-        path = parse_image_spec(spec).path
-    except WimfsError:
-        return None                 # (the command reports it)
-    if not os.path.isfile(path):
-        return None
-    from wimfs.ahead import CompressAhead
-    return CompressAhead(path, lambda: added_files(commands, config))
-
-
-def added_files(commands: list[UpdateCommand], config) -> Iterator[str]:
-    """The local regular files the --add commands stage, in the order they stage them
-    (each file once: a hard link's later names are links in the image)."""
-    seen: set[tuple[int, int]] = set()
-    for c in commands:
-        if c.op != UpdateOp.ADD:
-            continue
-        src = c.args[0]
-        try:
-            st = os.lstat(src)
-        except OSError:
-            return                  # (the command reports it, and stops there)
-        entries = walk(src, config) if stat.S_ISDIR(st.st_mode) else [(src, "", st)]
-        for local, _, st in entries:
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            if st.st_nlink > 1:
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-            yield local
-
-
 def walk(src: str, config, rel: str = "") -> Iterator[tuple[str, str, os.stat_result]]:
     """(local path, path under SRC as "/a/b", lstat) of each entry of the tree SRC not
     excluded by `config`: names sorted, a directory before what it holds. The order the
-    update stages them in (and wimfs.ahead reads them in)."""
+    update stages them in."""
     with os.scandir(src) as it:
         entries = sorted(it, key=lambda e: e.name)
     for e in entries:

@@ -82,7 +82,6 @@ def write_images(overlays: list[Overlay], lives: list[list[Inode]], *, append: b
         b = WimBuilder(first.wim_path, first.wim.header.compression_type,
                        append_to=first.wim, check_integrity=check, progress=progress)
         b.lock = False                  # the session's lock_fd holds the flock
-        b.ahead = first.ahead           # added files read and compressed ahead (update)
         pre = first.precompressor
         if pre is not None:
             pre.cancel_pending()

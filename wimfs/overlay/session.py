@@ -78,9 +78,6 @@ class Overlay:
         self.retired: list[Wim] = []
         self.frozen = False                 # a commit is running: edits fail with EBUSY
         self.precompressor: Precompressor | None = None
-        # Files to be added, read and compressed while the session opened (wimfs.ahead;
-        # set by `wimfs update`): the commit's writer takes their chunks.
-        self.ahead = None
 
     def _load_base(self) -> None:
         # Directories are parsed on first use; those nobody visits are copied through
