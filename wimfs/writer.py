@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = {S.COMPRESSION_NONE: 32768, S.COMPRESSION_XPRESS: 32768,
                       S.COMPRESSION_LZX: 32768, S.COMPRESSION_LZMS: 131072}
 SOLID_CHUNK_SIZE = 64 << 20
-WINDOW_BYTES = 64 << 20           # compressed-chunk pipeline depth per writer
+WINDOW_BYTES = 16 << 20           # chunks in flight per writer (64 batches of 256 KiB)
 
 
 class BlobSource:
