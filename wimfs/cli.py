@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 from wimfs import hooks
 from wimfs.errors import (
+    EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
@@ -250,8 +251,15 @@ def leave(rc: int) -> int:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):       # a closed pipe: nothing more can be said
+        except BrokenPipeError:             # a closed pipe: nothing more can be said
             pass
+        except (OSError, ValueError) as exc:
+            # Output lost (a full disk): as the interpreter's exit would, say so and fail.
+            try:
+                os.write(2, f"wimfs: error: writing output: {exc}\n".encode())
+            except OSError:
+                pass
+            rc = rc or EXIT_ERROR
     logging.shutdown()
     atexit._run_exitfuncs()
     os._exit(rc)

@@ -390,3 +390,44 @@ def test_info_edit_forms(work, tmp_path):
         assert f"Description:            edited {k}" in out, form
     err = one_line_error(run("info", w, "--set-name", "x"), 2)
     assert "choose the one to edit" in err
+
+
+def test_the_program_ends_with_its_output_whole(work, tmp_path):
+    """`wimfs` leaves with os._exit when done (wimfs.cli.leave): its output is flushed
+    first, output that cannot be written fails the command with one line (as Python's own
+    exit would), a reader that goes away early is not an error, and atexit handlers run.
+    The oracle of the output is the same command run in process."""
+    import contextlib
+    import io
+
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(300):
+        (big / f"file-{i:04d}.txt").write_text(str(i))
+    wim = tmp_path / "big.wim"
+    subprocess.run(["wimlib-imagex", "capture", big, wim], check=True, capture_output=True)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["ls", f"{wim}:1", "--long"]) == 0
+    # Buffered output, as a user's shell has it (this suite may run unbuffered).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    r = run("ls", f"{wim}:1", "--long", env=env)
+    assert r.returncode == 0 and r.stdout == out.getvalue() and len(r.stdout) > 6000
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "wimfs", "ls", f"{wim}:1", "--long"],
+                           stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+                           env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and "No space left on device" in r.stderr, r.stderr
+    p = subprocess.Popen([sys.executable, "-m", "wimfs", "ls", f"{wim}:1", "--long"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p.stdout.readline()
+    p.stdout.close()                                  # the reader goes away (| head -1)
+    assert p.wait(120) == 0 and b"Traceback" not in p.stderr.read()
+    # atexit handlers run before the end: a program registering one sees it called.
+    code = ("import atexit, sys; from wimfs.cli import main; "
+            "atexit.register(lambda: print('atexit ran', file=sys.stderr)); "
+            f"sys.argv = ['wimfs', 'info', {str(wim)!r}]; sys.exit(main())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0 and r.stderr == "atexit ran\n", r.stderr
