@@ -251,9 +251,9 @@ def leave(rc: int) -> int:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except BrokenPipeError:             # a closed pipe: nothing more can be said
+        except (BrokenPipeError, ValueError):  # a closed pipe or stream: nothing to say
             pass
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             # Output lost (a full disk): as the interpreter's exit would, say so and fail.
             try:
                 os.write(2, f"wimfs: error: writing output: {exc}\n".encode())
