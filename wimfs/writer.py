@@ -15,6 +15,12 @@ cheaper than compressing) and, when equal, the old compressed bytes are copied.
 Dedup: every blob is hashed with SHA-1 as it is written; a blob whose hash is
 already known (in the WIM being appended to, or written earlier in this run) is
 dropped and the file position rolled back, so each file is read once.
+
+Memory: a blob of up to HOLD_BYTES is held (raw and compressed) until its last chunk
+decides how it is stored; a larger one is written as its chunks arrive (`_Streamed`),
+its chunk table last, and read a second time only if compression did not pay in the
+end and it must be stored raw (as wimlib does). Either way at most WINDOW_BYTES of
+chunks are in flight.
 """
 
 from __future__ import annotations
@@ -242,11 +248,14 @@ class ResourceWriter:
                 window.append(item)
                 window_bytes += cs
 
-        # Per-source accumulation, consumed strictly in order.
+        # Per-source accumulation, consumed strictly in order. A source of up to
+        # HOLD_BYTES is held (raw and compressed) until its end decides how it is stored;
+        # a larger one is streamed to the file behind room left for its chunk table.
         for i, src in enumerate(sources):
             fill()
             chunks_raw: list[bytes] = []
             chunks_out: list[bytes] = []
+            streamed = _Streamed(self, src.size, cs) if src.size > self.HOLD_BYTES else None
             sha = hashlib.sha1()
             failed: BaseException | None = None
             nchunks = -(-src.size // cs)
@@ -260,21 +269,35 @@ class ResourceWriter:
                     failed = fut
                     break
                 sha.update(raw)
-                chunks_raw.append(raw)
-                chunks_out.append(fut.result())
+                if streamed is not None:
+                    streamed.add(fut.result())
+                else:
+                    chunks_raw.append(raw)
+                    chunks_out.append(fut.result())
                 fill()
                 self.progress.add(len(raw))
             if failed is not None:
+                if streamed is not None:
+                    self.pos = streamed.start       # (nothing points at what it wrote)
                 if on_error is not None and on_error(src, failed):
                     results.append((None, None))
                     continue
                 raise failed
             digest = sha.digest() if src.size else ZERO_HASH
             if src.size == 0 or (known is not None and known(digest)):
+                if streamed is not None:
+                    self.pos = streamed.start
                 results.append((None, digest))
                 continue
-            results.append((self._emit_chunked(src, chunks_raw, chunks_out, flags), digest))
+            if streamed is not None:
+                results.append((streamed.finish(src, digest, flags), digest))
+            else:
+                results.append((self._emit_chunked(src, chunks_raw, chunks_out, flags),
+                                digest))
         return results
+
+    # Sources larger than this are not held whole in memory while they are written.
+    HOLD_BYTES = 4 << 20
 
     BATCH_BYTES = 256 << 10    # chunks compressed per worker task (small files: many)
     BATCH_CHUNKS = 64
@@ -481,6 +504,72 @@ class ResourceWriter:
             out.append((h, ResourceHeader(s.size, S.RESHDR_FLAG_SOLID, off, s.size)))
             off += s.size
         return out
+
+
+class _Streamed:
+    """A resource written while its chunks arrive: room for the chunk table first, the
+    compressed chunks after it (in gathered writes), the table last. If compression did
+    not pay in the end, the source is read again and written raw over it, as wimlib does;
+    a source whose bytes differ on that second read is an error (the first read's SHA-1
+    names the blob)."""
+
+    FLUSH_CHUNKS = 64
+
+    def __init__(self, writer: ResourceWriter, usize: int, cs: int) -> None:
+        self.w = writer
+        self.usize = usize
+        self.cs = cs
+        self.n = -(-usize // cs)
+        self.esize = 4 if usize <= 0xFFFFFFFF else 8
+        self.start = writer.pos
+        writer.pos = self.start + (self.n - 1) * self.esize
+        self.sizes: list[int] = []
+        self.pending: list[bytes] = []
+
+    def add(self, out: bytes) -> None:
+        self.sizes.append(len(out))
+        self.pending.append(out)
+        if len(self.pending) >= self.FLUSH_CHUNKS:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.w._write_all(self.pending)
+        self.pending = []
+
+    def finish(self, src: BlobSource, digest: bytes, flags: int) -> ResourceHeader:
+        self._flush()
+        w = self.w
+        table_size = (self.n - 1) * self.esize
+        if sum(self.sizes) + table_size >= self.usize:
+            # Compression does not pay: the resource is stored uncompressed.
+            w.pos = self.start
+            sha = hashlib.sha1()
+            pieces: list[bytes] = []
+            for raw in src.chunks(self.cs):
+                sha.update(raw)
+                pieces.append(raw)
+                if len(pieces) >= self.FLUSH_CHUNKS:
+                    w._write_all(pieces)
+                    pieces = []
+            w._write_all(pieces)
+            if w.pos - self.start != self.usize or sha.digest() != digest:
+                w.pos = self.start
+                raise WimfsError(f"{src.describe()}: changed while being read")
+            return ResourceHeader(self.usize, flags, self.start, self.usize)
+        offsets = []
+        pos = 0
+        for size in self.sizes[:-1]:
+            pos += size
+            offsets.append(pos)
+        table = memoryview(struct.pack(f"<{self.n - 1}{'I' if self.esize == 4 else 'Q'}",
+                                       *offsets))
+        at = self.start
+        while table:
+            k = os.pwrite(w.fd, table, at)
+            at += k
+            table = table[k:]
+        return ResourceHeader(w.pos - self.start, flags | S.RESHDR_FLAG_COMPRESSED,
+                              self.start, self.usize)
 
 
 class _BatchItem:
