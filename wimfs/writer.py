@@ -26,6 +26,7 @@ chunks are in flight.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import struct
@@ -160,11 +161,7 @@ class ResourceWriter:
     # -- low level ------------------------------------------------------------
 
     def _write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.pwrite(self.fd, view, self.pos)
-            self.pos += n
-            view = view[n:]
+        self.pos = _pwrite_all(self.fd, data, self.pos)
 
     def _compressor(self, ctype: int, chunk_size: int) -> Compressor:
         key = (threading.get_ident(), ctype, chunk_size)
@@ -378,41 +375,39 @@ class ResourceWriter:
     def _emit_chunked(self, src: BlobSource, raws: list[bytes], outs: list[bytes],
                       flags: int) -> ResourceHeader:
         usize = src.size
-        n = len(raws)
-        esize = 4 if usize <= 0xFFFFFFFF else 8
-        table_size = (n - 1) * esize
-        csize = sum(len(c) for c in outs)
-        if csize + table_size >= usize:
+        sizes = [len(c) for c in outs]
+        start = self.pos
+        if sum(sizes) + _table_size(len(sizes), usize) >= usize:
             # Compression does not pay: store the resource uncompressed.
-            start = self.pos
             self._write_all(raws)
             return ResourceHeader(usize, flags, start, usize)
-        offsets = []
-        pos = 0
-        for c in outs[:-1]:
-            pos += len(c)
-            offsets.append(pos)
-        start = self.pos
-        self._write_all([struct.pack(f"<{n - 1}{'I' if esize == 4 else 'Q'}", *offsets),
-                         *outs])
+        self._write_all([_chunk_table(sizes, usize), *outs])
         return ResourceHeader(self.pos - start, flags | S.RESHDR_FLAG_COMPRESSED, start, usize)
+
+    def _write_source(self, src: BlobSource, count: bool = True) -> bytes:
+        """Write the source's bytes raw at the current position; return their SHA-1.
+        `count`: add them to the progress (not when they were counted before)."""
+        start = self.pos
+        sha = hashlib.sha1()
+        for raw in src.chunks(1 << 20):
+            sha.update(raw)
+            self._write(raw)
+            if count:
+                self.progress.add(len(raw))
+        if self.pos - start != src.size:
+            raise WimfsError(f"{src.describe()}: size changed while being read")
+        return sha.digest()
 
     def _write_uncompressed(self, src, flags, known, on_error):
         start = self.pos
-        sha = hashlib.sha1()
         try:
-            for raw in src.chunks(1 << 20):
-                sha.update(raw)
-                self._write(raw)
-                self.progress.add(len(raw))
-            if self.pos - start != src.size:
-                raise WimfsError(f"{src.describe()}: size changed while being read")
+            digest = self._write_source(src)
         except (OSError, WimfsError) as exc:
             self.pos = start
             if on_error is not None and on_error(src, exc):
                 return None, None
             raise
-        digest = sha.digest() if src.size else ZERO_HASH
+        digest = digest if src.size else ZERO_HASH
         if src.size == 0 or (known is not None and known(digest)):
             self.pos = start
             return None, digest
@@ -518,11 +513,9 @@ class _Streamed:
     def __init__(self, writer: ResourceWriter, usize: int, cs: int) -> None:
         self.w = writer
         self.usize = usize
-        self.cs = cs
-        self.n = -(-usize // cs)
-        self.esize = 4 if usize <= 0xFFFFFFFF else 8
+        self.table_size = _table_size(-(-usize // cs), usize)
         self.start = writer.pos
-        writer.pos = self.start + (self.n - 1) * self.esize
+        writer.pos = self.start + self.table_size
         self.sizes: list[int] = []
         self.pending: list[bytes] = []
 
@@ -539,37 +532,42 @@ class _Streamed:
     def finish(self, src: BlobSource, digest: bytes, flags: int) -> ResourceHeader:
         self._flush()
         w = self.w
-        table_size = (self.n - 1) * self.esize
-        if sum(self.sizes) + table_size >= self.usize:
+        if sum(self.sizes) + self.table_size >= self.usize:
             # Compression does not pay: the resource is stored uncompressed.
             w.pos = self.start
-            sha = hashlib.sha1()
-            pieces: list[bytes] = []
-            for raw in src.chunks(self.cs):
-                sha.update(raw)
-                pieces.append(raw)
-                if len(pieces) >= self.FLUSH_CHUNKS:
-                    w._write_all(pieces)
-                    pieces = []
-            w._write_all(pieces)
-            if w.pos - self.start != self.usize or sha.digest() != digest:
+            try:
+                if w._write_source(src, count=False) != digest:
+                    raise WimfsError(f"{src.describe()}: changed while being read")
+            except BaseException:
                 w.pos = self.start
-                raise WimfsError(f"{src.describe()}: changed while being read")
+                raise
             return ResourceHeader(self.usize, flags, self.start, self.usize)
-        offsets = []
-        pos = 0
-        for size in self.sizes[:-1]:
-            pos += size
-            offsets.append(pos)
-        table = memoryview(struct.pack(f"<{self.n - 1}{'I' if self.esize == 4 else 'Q'}",
-                                       *offsets))
-        at = self.start
-        while table:
-            k = os.pwrite(w.fd, table, at)
-            at += k
-            table = table[k:]
+        _pwrite_all(w.fd, _chunk_table(self.sizes, self.usize), self.start)
         return ResourceHeader(w.pos - self.start, flags | S.RESHDR_FLAG_COMPRESSED,
                               self.start, self.usize)
+
+
+def _table_size(nchunks: int, usize: int) -> int:
+    """Bytes of a compressed resource's chunk table: an entry per chunk after the first,
+    4 bytes each, 8 for a resource over 4 GiB."""
+    return (nchunks - 1) * (4 if usize <= 0xFFFFFFFF else 8)
+
+
+def _chunk_table(sizes: list[int], usize: int) -> bytes:
+    """The chunk table: where each chunk after the first starts, from the compressed
+    sizes of the chunks."""
+    offsets = list(itertools.accumulate(sizes[:-1]))
+    return struct.pack(f"<{len(offsets)}{'I' if usize <= 0xFFFFFFFF else 'Q'}", *offsets)
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, at: int) -> int:
+    """Write all of `data` at offset `at` (pwrite may write less); the offset after it."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, at)
+        at += n
+        view = view[n:]
+    return at
 
 
 class _BatchItem:

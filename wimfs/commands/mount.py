@@ -282,8 +282,7 @@ def _daemonize(args) -> int:
     logpath = os.path.join(logdir, "mount.log")
     r, w = os.pipe()
     from wimfs import cli
-    forked = cli.RUN_AS_PROGRAM and threading.active_count() == 1
-    if forked:
+    if cli.RUN_AS_PROGRAM and threading.active_count() == 1:
         # The wimfs program (one thread): the daemon is this process forked, so it
         # starts with the interpreter and modules already loaded, not a second Python.
         pid = _fork_daemon(args, logpath, r, w)
@@ -301,13 +300,7 @@ def _daemonize(args) -> int:
     with os.fdopen(r, "rb") as pipe:
         msg = pipe.readline().decode("utf-8", "replace").strip()
     if msg == "READY":
-        if forked:
-            # Nothing is left to do: skip the interpreter's teardown (~10 ms of the
-            # time until the mount is ready, for a script waiting on this command).
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
-        return 0
+        return 0        # (the program then leaves without its teardown: cli.leave)
     if msg.startswith("ERROR "):
         _, code, text = msg.split(" ", 2)
         print(f"wimfs: error: {text}", file=sys.stderr)

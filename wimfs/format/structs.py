@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import struct
 
-
 # --- Header ------------------------------------------------------------------
 
 WIM_MAGIC = b"MSWIM\x00\x00\x00"
@@ -96,7 +95,6 @@ SOLID_HEADER_STRUCT = struct.Struct("<QII")
 
 # --- Metadata resource --------------------------------------------------------
 
-
 DENTRY_DISK_SIZE = 102
 DENTRY_STRUCT = struct.Struct("<QIiQQQQQQ20sI8sHHH")
 REPARSE_UNION_STRUCT = struct.Struct("<IHH")
@@ -111,9 +109,6 @@ TAG_WIMLIB_UNIX_DATA = 0x337DD873
 TAG_WIMLIB_LINUX_XATTRS = 0x337DD874
 
 UNIX_DATA_STRUCT = struct.Struct("<IIII")
-
-# --- Integrity table ----------------------------------------------------------
-
 
 # --- Windows constants ----------------------------------------------------------
 
