@@ -149,3 +149,29 @@ def test_reference_counts_when_reading_the_windows_version_parses_more(tmp_path)
     assert got == want
     wimlib_verify(wim)
 
+
+def test_a_large_source_changing_during_the_commit_leaves_wim_byte_identical(
+        wims, tmp_path, monkeypatch, capsys):
+    """A file over the writer's hold size is streamed into the WIM; random bytes do not
+    compress, so the writer reads it again to store it raw. The file is changed between
+    the two reads: one error line, and the WIM is byte-identical (the appended bytes are
+    cut off again)."""
+    from wimfs import writer
+    from wimfs.cli import main
+
+    ours, _ = wims
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(writer.ResourceWriter.HOLD_BYTES + 100_000))
+    real = writer._Streamed.finish
+
+    def finish(self, src, digest, flags):
+        with open(big, "r+b") as f:                 # same size, other bytes
+            f.write(bytes(4096))
+        return real(self, src, digest, flags)
+
+    monkeypatch.setattr(writer._Streamed, "finish", finish)
+    before = ours.read_bytes()
+    assert main(["update", f"{ours}:1", "--add", str(big), "/big.bin"]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "changed while being read" in err, err
+    assert ours.read_bytes() == before
